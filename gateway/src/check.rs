@@ -1,0 +1,371 @@
+//! The gateway's judgement on one message: the decision `nfp-gateway check`
+//! prints and the daemon acts on. One function, [`judge`], runs the whole
+//! pipeline: outer shape, decryption and verification, signed content,
+//! sender identity, replay, classification and routing.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use sequoia_openpgp::policy::StandardPolicy;
+use serde::Serialize;
+
+use crate::classify::{self, rules::Rules, Kind, Language, Topic};
+use crate::config::Config;
+use crate::directory::{Directory, Party};
+use crate::mime::{inner, outer};
+use crate::openpgp::{self, GatewayKey, Signer, Verifier};
+use crate::reason::{reject, Reason, Rejection};
+use crate::rfc3339;
+use crate::route::{self, Recipient};
+
+/// Everything loaded once: configuration, directory, keys, rules, policy.
+pub struct Gateway {
+    pub config: Config,
+    pub directory: Directory,
+    pub key: GatewayKey,
+    pub rules: Rules,
+    pub policy: StandardPolicy<'static>,
+}
+
+impl Gateway {
+    pub fn load(config_path: &Path) -> Result<Gateway> {
+        let config = Config::load(config_path)?;
+        let directory = Directory::load(&config.directory)?;
+        let key = GatewayKey::load(&config.secret_key)?;
+        let rules = match &config.classify_rules {
+            Some(path) => Rules::load(path)?,
+            None => Rules::builtin(),
+        };
+        if directory.party_of_key(&key.cert.fingerprint()).is_some() {
+            anyhow::bail!(
+                "the gateway's own key is listed as a party's certificate in the directory"
+            )
+        }
+        Ok(Gateway {
+            config,
+            directory,
+            key,
+            rules,
+            policy: StandardPolicy::new(),
+        })
+    }
+}
+
+/// Remembers the signatures of accepted messages, to detect replays.
+pub trait ReplayGuard {
+    /// Records `digest`; false when it was recorded before.
+    fn first_time(&mut self, digest: &str) -> Result<bool>;
+}
+
+/// A replay guard for one `check` run.
+#[derive(Default)]
+pub struct MemoryReplayGuard(HashSet<String>);
+
+impl ReplayGuard for MemoryReplayGuard {
+    fn first_time(&mut self, digest: &str) -> Result<bool> {
+        Ok(self.0.insert(digest.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Accepted,
+    Quarantined,
+}
+
+/// The authenticated sender.
+#[derive(Debug, Clone, Serialize)]
+pub struct SenderInfo {
+    pub party: String,
+    pub email: String,
+    pub fingerprint: String,
+}
+
+/// The decision on one message, as printed by `check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reason: Option<Reason>,
+    pub detail: String,
+    pub sender: Option<SenderInfo>,
+    pub signed_at: Option<String>,
+    pub subject: Option<String>,
+    /// Whether `subject` was signed (protected headers) or only read from the envelope.
+    pub subject_protected: bool,
+    pub language: Option<Language>,
+    pub kind: Option<Kind>,
+    pub topics: Vec<Topic>,
+    pub target: Option<String>,
+    /// The reference the message cites (a reply); the daemon assigns new ones.
+    pub reference: Option<String>,
+    pub attachments: Vec<inner::Attachment>,
+    pub route: Vec<Recipient>,
+    /// SHA-256 of the signature: the replay key.
+    #[serde(skip)]
+    pub signature_digest: Option<String>,
+}
+
+impl Decision {
+    fn quarantined(r: Rejection) -> Decision {
+        Decision {
+            verdict: Verdict::Quarantined,
+            reason: Some(r.reason),
+            detail: r.detail,
+            sender: None,
+            signed_at: None,
+            subject: None,
+            subject_protected: false,
+            language: None,
+            kind: None,
+            topics: Vec::new(),
+            target: None,
+            reference: None,
+            attachments: Vec::new(),
+            route: Vec::new(),
+            signature_digest: None,
+        }
+    }
+}
+
+/// Judges one raw message at time `now`.
+pub fn judge(gw: &Gateway, raw: &[u8], now: SystemTime, replays: &mut dyn ReplayGuard) -> Decision {
+    match judge_inner(gw, raw, now, replays) {
+        Ok(d) => d,
+        Err(r) => Decision::quarantined(r),
+    }
+}
+
+fn judge_inner(
+    gw: &Gateway,
+    raw: &[u8],
+    now: SystemTime,
+    replays: &mut dyn ReplayGuard,
+) -> Result<Decision, Rejection> {
+    let cfg = &gw.config;
+    let envelope = outer::examine(raw, &cfg.limits, &cfg.address)?;
+    let v = Verifier {
+        policy: &gw.policy,
+        now,
+        max_age: cfg.policy.signature_max_age,
+        max_future: cfg.policy.signature_max_future,
+        key: &gw.key,
+        directory: &gw.directory,
+        max_plaintext: cfg.limits.max_decrypted_size,
+    };
+    let decrypted = openpgp::decrypt(&v, &envelope.ciphertext)?;
+    let (signer, content) = signed_content(&v, &envelope, decrypted, cfg)?;
+    let party = gw.directory.party_of_key(&signer.cert).ok_or_else(|| {
+        Rejection::new(
+            Reason::UnknownSigner,
+            "the signing certificate has no party",
+        )
+    })?;
+    check_sender(&envelope, &content, party)?;
+    check_recipients(&content, &cfg.address)?;
+    if !replays
+        .first_time(&signer.signature_digest)
+        .map_err(|e| Rejection::new(Reason::Replay, format!("the replay store failed: {e:#}")))?
+    {
+        return reject(
+            Reason::Replay,
+            format!(
+                "a message with the same signature ({}) was already received",
+                &signer.signature_digest[..16]
+            ),
+        );
+    }
+
+    let protected_subject = content
+        .protected
+        .as_ref()
+        .and_then(|p| p.subject.as_deref());
+    let no_recipients = Vec::new();
+    let input = classify::Input {
+        protected_subject,
+        text: &content.text,
+        has_vcard: content.has_vcard,
+        recipients: content
+            .protected
+            .as_ref()
+            .map_or(&no_recipients, |p| &p.recipients),
+        sender: &party.id,
+        sender_kind: party.kind,
+        sender_language: party.language,
+    };
+    let c = classify::classify(&input, &gw.rules, &gw.directory, &cfg.address);
+    let route = route::route(cfg, &gw.directory, party, &c, None);
+    Ok(Decision {
+        verdict: Verdict::Accepted,
+        reason: None,
+        detail: format!("signed by {} ({}); {}", party.id, signer.cert, c.why),
+        sender: Some(SenderInfo {
+            party: party.id.clone(),
+            email: party.email.clone(),
+            fingerprint: signer.cert.to_hex(),
+        }),
+        signed_at: Some(rfc3339(signer.signed_at)),
+        subject: protected_subject
+            .map(str::to_string)
+            .or(envelope.subject.clone()),
+        subject_protected: protected_subject.is_some(),
+        language: Some(c.language),
+        kind: Some(c.kind),
+        topics: c.topics,
+        target: c.target,
+        reference: c.cited_reference,
+        attachments: content.attachments,
+        route,
+        signature_digest: Some(signer.signature_digest),
+    })
+}
+
+/// The signer and the signed content, for each accepted shape: a signature
+/// inside the encryption (combined), or an encrypted RFC 3156
+/// `multipart/signed` (separate layers) for PGP/MIME.
+fn signed_content(
+    v: &Verifier<'_>,
+    envelope: &outer::Outer,
+    decrypted: openpgp::Decrypted,
+    cfg: &Config,
+) -> Result<(Signer, inner::Content), Rejection> {
+    match envelope.form {
+        outer::Form::Inline => match decrypted.signer {
+            Some(signer) => Ok((signer, inner::inline_content(&decrypted.plaintext))),
+            None => reject(
+                Reason::NotSigned,
+                "encrypted inline PGP without a signature inside",
+            ),
+        },
+        outer::Form::PgpMime => {
+            let layer = inner::signed_layer(&decrypted.plaintext, &cfg.limits)?;
+            match (decrypted.signer, layer) {
+                (Some(signer), None) => Ok((
+                    signer,
+                    inner::mime_content(&decrypted.plaintext, &cfg.limits)?,
+                )),
+                (None, Some(layer)) => {
+                    let signer = openpgp::verify_detached(v, &layer.signed, &layer.signature)?;
+                    Ok((signer, inner::mime_content(&layer.signed, &cfg.limits)?))
+                }
+                (Some(_), Some(_)) => reject(
+                    Reason::Structure,
+                    "signed twice: inside the encryption and by multipart/signed",
+                ),
+                (None, None) => {
+                    reject(Reason::NotSigned, "encrypted, but nothing inside is signed")
+                }
+            }
+        }
+    }
+}
+
+/// The From address must be the signer's registered address, and the
+/// protected From (if any) the same as the outer one.
+fn check_sender(
+    envelope: &outer::Outer,
+    content: &inner::Content,
+    party: &Party,
+) -> Result<(), Rejection> {
+    if let Some(p) = &content.protected {
+        match p.from.as_slice() {
+            [one] if *one == envelope.from => {}
+            [one] => {
+                return reject(
+                    Reason::SenderMismatch,
+                    format!(
+                        "the signed From <{one}> differs from the envelope's From <{}>",
+                        envelope.from
+                    ),
+                )
+            }
+            [] => return reject(Reason::SenderMismatch, "protected headers without a From"),
+            more => {
+                return reject(
+                    Reason::SenderMismatch,
+                    format!("the signed From names {} addresses", more.len()),
+                )
+            }
+        }
+    }
+    if envelope.from != party.email {
+        return reject(
+            Reason::SenderMismatch,
+            format!(
+                "signed by {}, whose registered address is <{}>, but From is <{}>",
+                party.id, party.email, envelope.from
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Signed recipients that do not include the gateway mean the message was
+/// signed for someone else and re-encrypted to us (surreptitious forwarding).
+fn check_recipients(content: &inner::Content, own: &str) -> Result<(), Rejection> {
+    let Some(p) = &content.protected else {
+        return Ok(());
+    };
+    if p.recipients.is_empty() || p.recipients.iter().any(|r| is_own_address(r, own)) {
+        return Ok(());
+    }
+    reject(
+        Reason::NotForUs,
+        "the signed recipients do not include the gateway: signed for someone else",
+    )
+}
+
+/// `own`, or a plus-address of it (`gateway+fr@...`).
+pub fn is_own_address(addr: &str, own: &str) -> bool {
+    let (Some((local, domain)), Some((own_local, own_domain))) =
+        (addr.split_once('@'), own.split_once('@'))
+    else {
+        return false;
+    };
+    domain == own_domain
+        && (local == own_local
+            || local
+                .split_once('+')
+                .is_some_and(|(base, _)| base == own_local))
+}
+
+/// Loads a message file, `-` for standard input.
+pub fn read_message(path: &Path, limit: usize) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let reader: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).with_context(|| format!("Opening {}", path.display()))?)
+    };
+    // Read one byte past the limit so that `judge` sees the message is too large.
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("Reading {}", path.display()))?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_addresses() {
+        assert!(is_own_address("gateway@net.example", "gateway@net.example"));
+        assert!(is_own_address(
+            "gateway+fr@net.example",
+            "gateway@net.example"
+        ));
+        assert!(!is_own_address(
+            "gateway@other.example",
+            "gateway@net.example"
+        ));
+        assert!(!is_own_address(
+            "gatewayx@net.example",
+            "gateway@net.example"
+        ));
+    }
+}

@@ -1,0 +1,34 @@
+//! nfp-gateway: the secure mail gateway of the OSCE network of National
+//! Focal Points for border security and management.
+//!
+//! One message flows one way through the pipeline:
+//!
+//! ```text
+//! raw mail ──> mime::outer   shape: PGP/MIME or inline PGP, or refused
+//!          ──> openpgp       decrypt, verify: one signer from the directory,
+//!                            key valid now, signature inside, time window
+//!          ──> mime::inner   signed layer, protected headers, text, attachments
+//!          ──> check         sender identity, replay, the decision
+//!          ──> classify      kind, topics, language
+//!          ──> route         the Secretariat, an NFP, national services
+//! ```
+//!
+//! Beside the pipeline: [`config`] (gateway.toml), [`directory`] (the
+//! network's parties and their certificates), [`reason`] (the stable
+//! quarantine codes) and [`cli`]. Any stage can refuse a message with a
+//! [`reason::Rejection`]; nothing panics on any input.
+
+pub mod check;
+pub mod classify;
+pub mod cli;
+pub mod config;
+pub mod directory;
+pub mod mime;
+pub mod openpgp;
+pub mod reason;
+pub mod route;
+
+/// A time as RFC 3339 in UTC, to the second.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

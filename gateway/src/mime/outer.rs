@@ -1,0 +1,229 @@
+//! The outer message, as received: which shape it has, and its ciphertext.
+//!
+//! Accepted shapes: RFC 3156 `multipart/encrypted` at the root, or a single
+//! `text/plain` body that is one armored OpenPGP message and nothing else.
+//! Everything else is refused here, before any cryptography runs.
+
+use mail_parser::{HeaderValue, Message, MimeHeaders, PartType};
+
+use super::{addresses, check_tree, mime_type, parse};
+use crate::config::Limits;
+use crate::reason::{reject, Reason, Rejection};
+
+const BEGIN_MESSAGE: &str = "-----BEGIN PGP MESSAGE-----";
+const END_MESSAGE: &str = "-----END PGP MESSAGE-----";
+const BEGIN_SIGNED: &str = "-----BEGIN PGP SIGNED MESSAGE-----";
+
+/// How the ciphertext was carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// RFC 3156 `multipart/encrypted`.
+    PgpMime,
+    /// One armored block as the whole `text/plain` body.
+    Inline,
+}
+
+/// What the gateway reads of the outer message. None of it is authenticated.
+#[derive(Debug, Clone)]
+pub struct Outer {
+    /// The one From address, lower case.
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    pub form: Form,
+    /// The OpenPGP message (armored or binary) to decrypt.
+    pub ciphertext: Vec<u8>,
+}
+
+/// Reads the outer message and refuses every shape but the accepted two.
+pub fn examine(raw: &[u8], limits: &Limits, own_address: &str) -> Result<Outer, Rejection> {
+    if raw.len() > limits.max_message_size {
+        return reject(
+            Reason::Limits,
+            format!(
+                "message of {} bytes exceeds {} bytes",
+                raw.len(),
+                limits.max_message_size
+            ),
+        );
+    }
+    let msg = parse(raw)?;
+    if msg.root_part().headers.is_empty() {
+        return reject(Reason::Malformed, "no header section");
+    }
+    check_tree(&msg, limits)?;
+    check_loop(&msg, own_address)?;
+    let from = single_from(&msg)?;
+    let (form, ciphertext) = payload(&msg)?;
+    Ok(Outer {
+        from,
+        to: addresses(msg.to()),
+        subject: msg.subject().map(str::to_string),
+        message_id: msg.message_id().map(str::to_string),
+        form,
+        ciphertext,
+    })
+}
+
+/// RFC 3834: automatic responses, bounces and reports are never acted on.
+fn check_loop(msg: &Message<'_>, own_address: &str) -> Result<(), Rejection> {
+    let header_text = |name: &str| -> Vec<String> {
+        msg.header_values(name)
+            .filter_map(|v| match v {
+                HeaderValue::Text(t) => Some(t.to_string()),
+                HeaderValue::TextList(l) => Some(l.join(",")),
+                _ => None,
+            })
+            .collect()
+    };
+    for v in header_text("Auto-Submitted") {
+        if !v.trim().eq_ignore_ascii_case("no") {
+            return reject(Reason::Loop, format!("Auto-Submitted: {}", v.trim()));
+        }
+    }
+    if mime_type(msg.root_part()) == "multipart/report" {
+        return reject(
+            Reason::Loop,
+            "a delivery or disposition report (multipart/report)",
+        );
+    }
+    for v in header_text("Precedence") {
+        let v = v.trim().to_ascii_lowercase();
+        if matches!(v.as_str(), "bulk" | "junk" | "list") {
+            return reject(Reason::Loop, format!("Precedence: {v}"));
+        }
+    }
+    let own_local = own_address.split('@').next().unwrap_or(own_address);
+    for v in header_text("X-Loop") {
+        if v.to_ascii_lowercase().contains(own_local) {
+            return reject(Reason::Loop, "X-Loop names this gateway");
+        }
+    }
+    if let Some(rp) = msg.header_raw("Return-Path") {
+        if rp.trim() == "<>" {
+            return reject(Reason::Loop, "null Return-Path: a bounce");
+        }
+    }
+    Ok(())
+}
+
+/// Exactly one From header with exactly one plain address.
+fn single_from(msg: &Message<'_>) -> Result<String, Rejection> {
+    let fields = msg.header_values("From").count();
+    if fields == 0 {
+        return reject(Reason::Malformed, "no From header");
+    }
+    if fields > 1 {
+        return reject(Reason::Malformed, format!("{fields} From headers"));
+    }
+    let from = addresses(msg.from());
+    match from.as_slice() {
+        [one] if super::is_plain_address(one) => Ok(one.clone()),
+        [] | [_] => reject(Reason::Malformed, "the From header holds no usable address"),
+        more => reject(
+            Reason::SenderMismatch,
+            format!("From names {} addresses", more.len()),
+        ),
+    }
+}
+
+/// The ciphertext of an accepted shape, or why the shape is refused.
+fn payload(msg: &Message<'_>) -> Result<(Form, Vec<u8>), Rejection> {
+    let root = msg.root_part();
+    match mime_type(root).as_str() {
+        "multipart/encrypted" => pgp_mime(msg),
+        "text/plain" => inline(msg),
+        "multipart/signed" if !any_encrypted(msg) => reject(
+            Reason::NotEncrypted,
+            "signed (multipart/signed) but not encrypted",
+        ),
+        other if any_encrypted(msg) => reject(
+            Reason::Structure,
+            format!("encrypted content below a {other} root, next to unprotected parts"),
+        ),
+        other => reject(Reason::NotEncrypted, format!("no encryption ({other})")),
+    }
+}
+
+/// RFC 3156 §4: exactly two parts, the control part and the ciphertext.
+fn pgp_mime(msg: &Message<'_>) -> Result<(Form, Vec<u8>), Rejection> {
+    let root = msg.root_part();
+    let protocol = root
+        .content_type()
+        .and_then(|ct| ct.attribute("protocol"))
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if protocol != "application/pgp-encrypted" {
+        return reject(
+            Reason::Structure,
+            format!("multipart/encrypted with protocol {protocol:?}"),
+        );
+    }
+    let PartType::Multipart(children) = &root.body else {
+        return reject(Reason::Malformed, "multipart/encrypted without parts");
+    };
+    let [control, data] = children.as_slice() else {
+        return reject(
+            Reason::Structure,
+            format!(
+                "multipart/encrypted with {} parts instead of 2",
+                children.len()
+            ),
+        );
+    };
+    let (control, data) = (&msg.parts[*control as usize], &msg.parts[*data as usize]);
+    if mime_type(control) != "application/pgp-encrypted"
+        || !String::from_utf8_lossy(control.contents()).contains("Version: 1")
+    {
+        return reject(
+            Reason::Structure,
+            "the first part is not an RFC 3156 control part",
+        );
+    }
+    if mime_type(data) != "application/octet-stream" {
+        return reject(
+            Reason::Structure,
+            format!("the encrypted part is {}", mime_type(data)),
+        );
+    }
+    Ok((Form::PgpMime, data.contents().to_vec()))
+}
+
+/// Inline PGP: the whole body is one armored message, nothing around it.
+fn inline(msg: &Message<'_>) -> Result<(Form, Vec<u8>), Rejection> {
+    let text = String::from_utf8_lossy(msg.root_part().contents());
+    let body = text.trim();
+    if body.starts_with(BEGIN_MESSAGE)
+        && body.ends_with(END_MESSAGE)
+        && body.matches(BEGIN_MESSAGE).count() == 1
+    {
+        return Ok((Form::Inline, body.as_bytes().to_vec()));
+    }
+    if body.contains(BEGIN_MESSAGE) {
+        return reject(
+            Reason::Structure,
+            "inline PGP with unprotected text around the armor",
+        );
+    }
+    if body.contains(BEGIN_SIGNED) {
+        return reject(Reason::NotEncrypted, "clear-signed but not encrypted");
+    }
+    reject(Reason::NotEncrypted, "plain text, no encryption")
+}
+
+/// Whether any part anywhere carries OpenPGP encryption.
+fn any_encrypted(msg: &Message<'_>) -> bool {
+    msg.parts.iter().any(|p| {
+        let t = mime_type(p);
+        t == "multipart/encrypted"
+            || t == "application/pgp-encrypted"
+            || (!p.is_multipart()
+                && p.len() < (64 << 20)
+                && memchr_str(p.contents(), BEGIN_MESSAGE.as_bytes()))
+    })
+}
+
+fn memchr_str(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,493 @@
+//! OpenPGP with Sequoia: decryption, verification and the security policy.
+//!
+//! Synchronous by design (callers on tokio use `spawn_blocking`). The policy
+//! and the clock are passed in, never read from the environment, so every
+//! time-dependent rule is reproducible with `check --now`.
+//!
+//! What is accepted: integrity-protected encryption to the gateway's key,
+//! containing exactly one signature group with exactly one signature that
+//! verifies against a directory certificate; the signing key valid and
+//! unrevoked both when it signed and now; the signature made within the
+//! configured window around now.
+
+use std::cell::Cell;
+use std::io::Read;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, Result};
+use openpgp::cert::prelude::*;
+use openpgp::crypto::{KeyPair, SessionKey};
+use openpgp::packet::{Signature, PKESK, SKESK};
+use openpgp::parse::stream::{
+    DecryptionHelper, DecryptorBuilder, DetachedVerifierBuilder, GoodChecksum, MessageLayer,
+    MessageStructure, VerificationError, VerificationHelper,
+};
+use openpgp::parse::Parse;
+use openpgp::policy::Policy;
+use openpgp::serialize::MarshalInto;
+use openpgp::types::{HashAlgorithm, RevocationStatus, SymmetricAlgorithm};
+use openpgp::{Cert, Fingerprint, KeyHandle};
+use sequoia_openpgp as openpgp;
+
+use crate::directory::Directory;
+use crate::reason::{reject, Reason, Rejection};
+
+/// The gateway's own secret key material, loaded once.
+pub struct GatewayKey {
+    pub cert: Cert,
+    /// Every secret key that can decrypt, whatever its flags or expiry:
+    /// mail encrypted before a key expired must still be readable.
+    decryptors: Vec<(KeyHandle, KeyPair)>,
+}
+
+impl GatewayKey {
+    /// Reads an armored TSK (`gpg --export-secret-keys --armor`), unprotected.
+    pub fn load(path: &std::path::Path) -> Result<GatewayKey> {
+        let cert = Cert::from_file(path)
+            .with_context(|| format!("Reading the gateway key {}", path.display()))?;
+        GatewayKey::new(cert).with_context(|| format!("Using the gateway key {}", path.display()))
+    }
+
+    pub fn new(cert: Cert) -> Result<GatewayKey> {
+        let mut decryptors = Vec::new();
+        for ka in cert.keys().unencrypted_secret() {
+            if ka.key().pk_algo().for_encryption() {
+                let pair = ka
+                    .key()
+                    .clone()
+                    .into_keypair()
+                    .context("Preparing a decryption key")?;
+                decryptors.push((ka.key().key_handle(), pair));
+            }
+        }
+        if decryptors.is_empty() {
+            anyhow::bail!("no unprotected secret encryption key (is it passphrase-protected, or public only?)");
+        }
+        Ok(GatewayKey { cert, decryptors })
+    }
+}
+
+/// Everything a verification depends on.
+pub struct Verifier<'a> {
+    pub policy: &'a dyn Policy,
+    pub now: SystemTime,
+    pub max_age: Duration,
+    pub max_future: Duration,
+    pub key: &'a GatewayKey,
+    pub directory: &'a Directory,
+    pub max_plaintext: usize,
+}
+
+/// Who signed, established cryptographically.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    /// The primary fingerprint of the signer's directory certificate.
+    pub cert: Fingerprint,
+    /// The (sub)key that made the signature.
+    pub key: Fingerprint,
+    pub signed_at: SystemTime,
+    /// SHA-256 of the signature packet: the replay key.
+    pub signature_digest: String,
+}
+
+/// A decrypted message: the plaintext, and its signer if it was signed inside.
+#[derive(Debug)]
+pub struct Decrypted {
+    pub plaintext: Vec<u8>,
+    pub signer: Option<Signer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decryption {
+    NotAttempted,
+    NoKeyOfOurs,
+    Failed,
+    Done,
+}
+
+struct Helper<'v, 'a> {
+    v: &'v Verifier<'a>,
+    /// Shared with the caller: Sequoia consumes the helper when it fails early.
+    decryption: &'v Cell<Decryption>,
+    outcome: Option<Result<Option<Signer>, Rejection>>,
+    expect_encryption: bool,
+}
+
+/// Decrypts and verifies an OpenPGP message (armored or binary).
+pub fn decrypt(v: &Verifier<'_>, ciphertext: &[u8]) -> Result<Decrypted, Rejection> {
+    let state = Cell::new(Decryption::NotAttempted);
+    let helper = Helper {
+        v,
+        decryption: &state,
+        outcome: None,
+        expect_encryption: true,
+    };
+    // Signatures are checked for liveness at this time; the exact window is
+    // enforced on the creation time afterwards.
+    let horizon = v.now + v.max_future;
+    let mut decryptor = match DecryptorBuilder::from_bytes(ciphertext)
+        .and_then(|b| b.with_policy(v.policy, horizon, helper))
+    {
+        Ok(d) => d,
+        Err(e) => return Err(decryption_error(&e, state.get())),
+    };
+    let mut plaintext = Vec::new();
+    let read = (&mut decryptor)
+        .take(v.max_plaintext as u64 + 1)
+        .read_to_end(&mut plaintext);
+    if let Err(e) = read {
+        return Err(decryption_error(&anyhow::Error::from(e), state.get()));
+    }
+    if plaintext.len() > v.max_plaintext {
+        return reject(
+            Reason::Limits,
+            format!("decrypted content exceeds {} bytes", v.max_plaintext),
+        );
+    }
+    if !decryptor.message_processed() {
+        return reject(Reason::Malformed, "the OpenPGP message did not end");
+    }
+    let helper = decryptor.into_helper();
+    match helper.outcome {
+        Some(Ok(signer)) => Ok(Decrypted { plaintext, signer }),
+        Some(Err(rejection)) => Err(rejection),
+        None => reject(
+            Reason::Malformed,
+            "the OpenPGP message was not processed to its end",
+        ),
+    }
+}
+
+/// Verifies an RFC 3156 detached signature over `data` (already canonical).
+pub fn verify_detached(
+    v: &Verifier<'_>,
+    data: &[u8],
+    signature: &[u8],
+) -> Result<Signer, Rejection> {
+    let state = Cell::new(Decryption::Done);
+    let helper = Helper {
+        v,
+        decryption: &state,
+        outcome: None,
+        expect_encryption: false,
+    };
+    let horizon = v.now + v.max_future;
+    let mut verifier = DetachedVerifierBuilder::from_bytes(signature)
+        .and_then(|b| b.with_policy(v.policy, horizon, helper))
+        .map_err(|e| {
+            Rejection::new(
+                Reason::BadSignature,
+                format!("unreadable detached signature: {e}"),
+            )
+        })?;
+    verifier
+        .verify_bytes(data)
+        .map_err(|e| Rejection::new(Reason::BadSignature, format!("detached signature: {e}")))?;
+    match verifier.into_helper().outcome {
+        Some(Ok(Some(signer))) => Ok(signer),
+        Some(Ok(None)) => reject(Reason::NotSigned, "multipart/signed without a signature"),
+        Some(Err(rejection)) => Err(rejection),
+        None => reject(
+            Reason::BadSignature,
+            "the detached signature was not checked",
+        ),
+    }
+}
+
+/// Maps an error from Sequoia's decryptor to a reason.
+fn decryption_error(e: &anyhow::Error, state: Decryption) -> Rejection {
+    use openpgp::Error as E;
+    let text = format!("{e:#}");
+    if let Some(err) = e.chain().find_map(|c| c.downcast_ref::<E>()) {
+        match err {
+            E::ManipulatedMessage => {
+                return Rejection::new(
+                    Reason::IntegrityFailure,
+                    "the integrity check (MDC) failed: the ciphertext was modified",
+                )
+            }
+            E::PolicyViolation(what, _)
+                if what.contains("SED") || what.contains("Symmetrically Encrypted Data") =>
+            {
+                return Rejection::new(
+                    Reason::IntegrityFailure,
+                    "encrypted without integrity protection (SED packet)",
+                )
+            }
+            _ => {}
+        }
+    }
+    match state {
+        Decryption::NoKeyOfOurs => {
+            Rejection::new(Reason::NotForUs, "not encrypted to the gateway's key")
+        }
+        Decryption::Failed | Decryption::Done => Rejection::new(
+            Reason::IntegrityFailure,
+            format!("decryption failed: {text}"),
+        ),
+        Decryption::NotAttempted if text.contains("SED") => Rejection::new(
+            Reason::IntegrityFailure,
+            "encrypted without integrity protection (SED packet)",
+        ),
+        Decryption::NotAttempted => Rejection::new(
+            Reason::Malformed,
+            format!("not a valid OpenPGP message: {text}"),
+        ),
+    }
+}
+
+/// The error a decryption helper returns when no key of ours fits.
+#[derive(Debug, thiserror::Error)]
+#[error("not encrypted to the gateway key")]
+struct NotForUs;
+
+impl DecryptionHelper for Helper<'_, '_> {
+    fn decrypt(
+        &mut self,
+        pkesks: &[PKESK],
+        _skesks: &[SKESK],
+        sym_algo: Option<SymmetricAlgorithm>,
+        decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> openpgp::Result<Option<Cert>> {
+        let mut ours = false;
+        for pkesk in pkesks {
+            for (handle, pair) in &self.v.key.decryptors {
+                // A wildcard recipient (None) could be any key: try ours.
+                if pkesk.recipient().is_some_and(|r| !r.aliases(handle)) {
+                    continue;
+                }
+                ours = true;
+                let mut pair = pair.clone();
+                if let Some((algo, session_key)) = pkesk.decrypt(&mut pair, sym_algo) {
+                    if decrypt(algo, &session_key) {
+                        self.decryption.set(Decryption::Done);
+                        return Ok(Some(self.v.key.cert.clone()));
+                    }
+                }
+            }
+        }
+        self.decryption.set(if ours {
+            Decryption::Failed
+        } else {
+            Decryption::NoKeyOfOurs
+        });
+        Err(NotForUs.into())
+    }
+}
+
+impl VerificationHelper for Helper<'_, '_> {
+    fn get_certs(&mut self, ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+        Ok(self.v.directory.certs_for(ids))
+    }
+
+    fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
+        // Decide here, report after the whole message was read: a bad
+        // verdict must not cut the plaintext short in a way that looks
+        // like a transport error.
+        self.outcome = Some(self.judge_structure(structure));
+        Ok(())
+    }
+}
+
+impl Helper<'_, '_> {
+    fn judge_structure(&self, structure: MessageStructure) -> Result<Option<Signer>, Rejection> {
+        let mut layers = structure.into_iter().peekable();
+        if self.expect_encryption {
+            match layers.next() {
+                Some(MessageLayer::Encryption { .. }) => {}
+                Some(MessageLayer::SignatureGroup { .. })
+                | Some(MessageLayer::Compression { .. })
+                | None => {
+                    return reject(
+                        Reason::NotEncrypted,
+                        "an OpenPGP message that is signed but not encrypted",
+                    )
+                }
+            }
+        }
+        let mut signer = None;
+        let mut groups = 0;
+        for layer in layers {
+            match layer {
+                MessageLayer::Compression { .. } => {}
+                MessageLayer::Encryption { .. } => {
+                    return reject(Reason::Structure, "encryption nested inside encryption")
+                }
+                MessageLayer::SignatureGroup { results } => {
+                    groups += 1;
+                    if groups > 1 {
+                        return reject(
+                            Reason::Structure,
+                            "several signature layers (notarization or nesting)",
+                        );
+                    }
+                    match results.len() {
+                        0 => {}
+                        1 => {
+                            let result = results.into_iter().next().expect("one result");
+                            signer = Some(self.judge_signature(result)?);
+                        }
+                        n => {
+                            return reject(
+                                Reason::Structure,
+                                format!("{n} signatures: exactly one signer is accepted"),
+                            )
+                        }
+                    }
+                }
+            }
+        }
+        Ok(signer)
+    }
+
+    fn judge_signature(
+        &self,
+        result: Result<GoodChecksum<'_>, VerificationError<'_>>,
+    ) -> Result<Signer, Rejection> {
+        let v = self.v;
+        match result {
+            Ok(GoodChecksum { sig, ka }) => {
+                let cert = ka.cert();
+                key_valid_now(v, cert, &ka.key().fingerprint())?;
+                let signed_at = in_window(v, sig)?;
+                Ok(Signer {
+                    cert: cert.fingerprint(),
+                    key: ka.key().fingerprint(),
+                    signed_at,
+                    signature_digest: digest(sig)?,
+                })
+            }
+            Err(VerificationError::MissingKey { sig }) => {
+                let issuers: Vec<String> = sig.get_issuers().iter().map(|i| i.to_hex()).collect();
+                reject(
+                    Reason::UnknownSigner,
+                    format!(
+                        "signed by {}, not a key in the directory",
+                        issuers.join(", ")
+                    ),
+                )
+            }
+            Err(VerificationError::UnboundKey { cert, error, .. }) => reject(
+                Reason::BadSignature,
+                format!(
+                    "the signing key is not validly bound to {} when it signed: {error}",
+                    cert.fingerprint()
+                ),
+            ),
+            Err(VerificationError::BadKey { ka, error, .. }) => {
+                let revoked = matches!(
+                    ka.valid_cert().revocation_status(),
+                    RevocationStatus::Revoked(_)
+                ) || matches!(ka.revocation_status(), RevocationStatus::Revoked(_));
+                let reason = if revoked {
+                    Reason::KeyRevoked
+                } else {
+                    Reason::KeyExpired
+                };
+                reject(
+                    reason,
+                    format!(
+                        "key {} of {}: {error}",
+                        ka.key().fingerprint(),
+                        ka.cert().fingerprint()
+                    ),
+                )
+            }
+            Err(VerificationError::BadSignature { sig, error, .. }) => {
+                in_window(v, sig)?;
+                reject(
+                    Reason::BadSignature,
+                    format!("the signature does not verify: {error}"),
+                )
+            }
+            Err(VerificationError::MalformedSignature { error, .. }) => reject(
+                Reason::BadSignature,
+                format!("malformed signature: {error}"),
+            ),
+            Err(VerificationError::UnknownSignature { .. }) => {
+                reject(Reason::BadSignature, "unparsable signature")
+            }
+            Err(e) => reject(Reason::BadSignature, format!("{e}")),
+        }
+    }
+}
+
+/// The signer's certificate and signing key must be usable now, not only when it signed.
+fn key_valid_now(v: &Verifier<'_>, cert: &Cert, key: &Fingerprint) -> Result<(), Rejection> {
+    let fpr = cert.fingerprint();
+    let vc = cert.with_policy(v.policy, v.now).map_err(|e| {
+        Rejection::new(
+            Reason::KeyExpired,
+            format!("certificate {fpr} is not valid now: {e}"),
+        )
+    })?;
+    if let RevocationStatus::Revoked(_) = vc.revocation_status() {
+        return reject(Reason::KeyRevoked, format!("certificate {fpr} is revoked"));
+    }
+    if let Err(e) = vc.alive() {
+        return reject(
+            Reason::KeyExpired,
+            format!("certificate {fpr} is not alive now: {e}"),
+        );
+    }
+    let Some(ka) = vc.keys().key_handle(key.clone()).next() else {
+        return reject(
+            Reason::KeyExpired,
+            format!("signing key {key} is not valid now"),
+        );
+    };
+    if let RevocationStatus::Revoked(_) = ka.revocation_status() {
+        return reject(Reason::KeyRevoked, format!("signing key {key} is revoked"));
+    }
+    if let Err(e) = ka.alive() {
+        return reject(
+            Reason::KeyExpired,
+            format!("signing key {key} is not alive now: {e}"),
+        );
+    }
+    if !ka.for_signing() {
+        return reject(
+            Reason::BadSignature,
+            format!("key {key} is not a signing key"),
+        );
+    }
+    Ok(())
+}
+
+/// The signature's creation time must lie within [now - max_age, now + max_future].
+fn in_window(v: &Verifier<'_>, sig: &Signature) -> Result<SystemTime, Rejection> {
+    let Some(t) = sig.signature_creation_time() else {
+        return reject(Reason::BadSignature, "the signature has no creation time");
+    };
+    if t + v.max_age < v.now {
+        return reject(
+            Reason::StaleSignature,
+            format!(
+                "signed {}, more than {} before now",
+                crate::rfc3339(t),
+                humantime::format_duration(v.max_age)
+            ),
+        );
+    }
+    if t > v.now + v.max_future {
+        return reject(
+            Reason::StaleSignature,
+            format!(
+                "signed {}, more than {} in the future",
+                crate::rfc3339(t),
+                humantime::format_duration(v.max_future)
+            ),
+        );
+    }
+    Ok(t)
+}
+
+/// A stable identifier of a signature: SHA-256 over its serialized packet.
+fn digest(sig: &Signature) -> Result<String, Rejection> {
+    let fail =
+        |e: anyhow::Error| Rejection::new(Reason::Malformed, format!("hashing the signature: {e}"));
+    let bytes = sig.to_vec().map_err(fail)?;
+    let mut ctx = HashAlgorithm::SHA256.context().map_err(fail)?.for_digest();
+    ctx.update(&bytes);
+    Ok(openpgp::fmt::hex::encode(ctx.into_digest().map_err(fail)?))
+}

@@ -1,0 +1,129 @@
+//! The stable reason codes of a quarantine decision.
+//!
+//! The codes are part of the gateway's interface: operators filter on them,
+//! the daemon stores them, tests assert them. A code never changes meaning;
+//! new ones are only ever added. The README documents each.
+
+use serde::Serialize;
+
+/// Why a message was quarantined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// No OpenPGP encryption at all.
+    NotEncrypted,
+    /// Encrypted, but no signature inside the encryption.
+    NotSigned,
+    /// A signature that does not verify, is malformed, or uses an algorithm the policy rejects.
+    BadSignature,
+    /// Signed by a certificate that is not in the directory.
+    UnknownSigner,
+    /// The From address is not the signer's registered address, or the
+    /// protected From differs from the outer one.
+    SenderMismatch,
+    /// The signer's key is expired (or not yet valid) now.
+    KeyExpired,
+    /// The signer's key or certificate is revoked.
+    KeyRevoked,
+    /// Ciphertext without integrity protection, or manipulated ciphertext.
+    IntegrityFailure,
+    /// A shape the gateway does not accept: mixed protected and unprotected
+    /// parts, several encrypted parts, several signatures, text around inline armor.
+    Structure,
+    /// The signature's creation time is outside the accepted window around now.
+    StaleSignature,
+    /// The same signed content was already received.
+    Replay,
+    /// A size, depth or count limit was exceeded.
+    Limits,
+    /// The message or its OpenPGP data cannot be parsed.
+    Malformed,
+    /// Encrypted, but not to the gateway's key, or signed for other recipients.
+    NotForUs,
+    /// Auto-submitted mail, a bounce or a delivery report (RFC 3834).
+    Loop,
+}
+
+impl Reason {
+    /// Every reason, in documentation order.
+    pub const ALL: [Reason; 15] = [
+        Reason::NotEncrypted,
+        Reason::NotSigned,
+        Reason::BadSignature,
+        Reason::UnknownSigner,
+        Reason::SenderMismatch,
+        Reason::KeyExpired,
+        Reason::KeyRevoked,
+        Reason::IntegrityFailure,
+        Reason::Structure,
+        Reason::StaleSignature,
+        Reason::Replay,
+        Reason::Limits,
+        Reason::Malformed,
+        Reason::NotForUs,
+        Reason::Loop,
+    ];
+
+    /// The stable code, as printed in JSON and stored.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::NotEncrypted => "not_encrypted",
+            Reason::NotSigned => "not_signed",
+            Reason::BadSignature => "bad_signature",
+            Reason::UnknownSigner => "unknown_signer",
+            Reason::SenderMismatch => "sender_mismatch",
+            Reason::KeyExpired => "key_expired",
+            Reason::KeyRevoked => "key_revoked",
+            Reason::IntegrityFailure => "integrity_failure",
+            Reason::Structure => "structure",
+            Reason::StaleSignature => "stale_signature",
+            Reason::Replay => "replay",
+            Reason::Limits => "limits",
+            Reason::Malformed => "malformed",
+            Reason::NotForUs => "not_for_us",
+            Reason::Loop => "loop",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A quarantine decision taken by one pipeline stage: the stable code and
+/// a human-readable explanation for the security officer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct Rejection {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Shorthand for `Err(Rejection::new(..))`.
+pub fn reject<T>(reason: Reason, detail: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection::new(reason, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_serde_names() {
+        for r in Reason::ALL {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.code()));
+        }
+    }
+}
