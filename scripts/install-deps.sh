@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, what nfp-gateway's build, demo and tests
+# need and this machine lacks. Safe to run again: it installs only what is missing.
+#
+# The Rust toolchain itself (cargo, rustc >= 1.85) must already be on PATH:
+# Debian 12's own rustc is too old, and rustup is how the toolchain arrives.
+set -euo pipefail
+
+packages=(
+  # build: Sequoia's OpenSSL backend, C compiler for -sys crates
+  build-essential pkg-config libssl-dev libclang-dev
+  # real OpenPGP peers for the fixtures: GnuPG and Sequoia's sq
+  gnupg gpg-agent sq
+)
+# The fixture generator needs a python3 (3.9 or later); any on PATH will do.
+command -v python3 >/dev/null 2>&1 || packages+=(python3)
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: cargo is not on PATH; install a Rust toolchain >= 1.85 (rustup) first" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,191 @@
+//! `nfp-gateway check` on real mail: every fixture made by GnuPG (and
+//! Sequoia's `sq`) as NFP staff would send it, judged by the real binary.
+//!
+//! The fixtures and their expected decisions come from
+//! `tests/fixtures/make_fixtures.py`, run once per test process into
+//! Cargo's target tmpdir. It needs `gpg`, `sq` and `python3` (installed by
+//! `scripts/test.sh`); a missing tool fails the tests, it never skips them.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use common::{fixtures, run_check};
+
+/// Each manifest case: the decision printed for the case's file matches
+/// every expectation the generator wrote down, and the exit status matches
+/// the verdict.
+#[test]
+fn every_fixture_gets_its_expected_decision() {
+    let fx = fixtures();
+    let mut failures = Vec::new();
+    for case in fx.cases() {
+        let name = case["name"].as_str().unwrap();
+        let mut files: Vec<String> = case["check_with"]
+            .as_array()
+            .map(|a| a.iter().map(|f| f.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        files.push(case["file"].as_str().unwrap().to_string());
+        let (status, decisions) = run_check(&fx, case["config"].as_str().unwrap(), &files);
+        let decision = decisions.last().expect("one decision per message");
+        let expect = &case["expect"];
+        let mut wrong = Vec::new();
+        for (key, want) in expect.as_object().unwrap() {
+            let got = project(decision, key);
+            if !matches(&got, want) {
+                wrong.push(format!("{key}: want {want}, got {got}"));
+            }
+        }
+        let want_status = if expect["verdict"] == "accepted" && status_all_accepted(&decisions) {
+            0
+        } else {
+            1
+        };
+        if status != want_status {
+            wrong.push(format!("exit status {status}, want {want_status}"));
+        }
+        if !wrong.is_empty() {
+            failures.push(format!(
+                "{name}: {}\n    detail: {}",
+                wrong.join("; "),
+                decision["detail"]
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        fx.cases().len(),
+        failures.join("\n")
+    );
+}
+
+fn status_all_accepted(decisions: &[Value]) -> bool {
+    decisions.iter().all(|d| d["verdict"] == "accepted")
+}
+
+/// The value a manifest key is compared with: `sender` is the party id,
+/// `route` the list of party ids, `attachments` name and type.
+fn project(decision: &Value, key: &str) -> Value {
+    match key {
+        "sender" => decision["sender"]["party"].clone(),
+        "route" => Value::Array(
+            decision["route"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["party"].clone())
+                .collect(),
+        ),
+        "attachments" => Value::Array(
+            decision["attachments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| serde_json::json!({"name": a["name"], "type": a["type"]}))
+                .collect(),
+        ),
+        other => decision[other].clone(),
+    }
+}
+
+fn matches(got: &Value, want: &Value) -> bool {
+    got == want
+}
+
+/// Every stable reason code is proven by at least one real message.
+#[test]
+fn every_reason_code_has_a_fixture() {
+    let fx = fixtures();
+    let covered: BTreeSet<&str> = fx
+        .cases()
+        .iter()
+        .filter_map(|c| c["expect"]["reason"].as_str())
+        .collect();
+    let all: BTreeSet<&str> = nfp_gateway::reason::Reason::ALL
+        .iter()
+        .map(|r| r.code())
+        .collect();
+    let missing: Vec<_> = all.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "reason codes without a fixture: {missing:?}"
+    );
+}
+
+/// Both forms, all six languages and every kind appear among accepted fixtures.
+#[test]
+fn accepted_fixtures_cover_every_language_and_kind() {
+    let fx = fixtures();
+    let accepted: Vec<&Value> = fx
+        .cases()
+        .iter()
+        .filter(|c| c["expect"]["verdict"] == "accepted")
+        .collect();
+    let langs: BTreeSet<&str> = accepted
+        .iter()
+        .filter_map(|c| c["expect"]["language"].as_str())
+        .collect();
+    assert_eq!(langs.len(), 6, "languages covered: {langs:?}");
+    let kinds: BTreeSet<&str> = accepted
+        .iter()
+        .filter_map(|c| c["expect"]["kind"].as_str())
+        .collect();
+    for k in [
+        "assistance_request",
+        "best_practice",
+        "contact_update",
+        "information_request",
+        "information_reply",
+        "circular",
+        "unclassified",
+    ] {
+        assert!(kinds.contains(k), "no accepted fixture of kind {k}");
+    }
+}
+
+/// `--now` makes decisions reproducible: a message accepted now is stale a
+/// month later and not yet valid a month earlier (the key did not exist).
+#[test]
+fn the_clock_is_an_input() {
+    let fx = fixtures();
+    let case = fx
+        .cases()
+        .iter()
+        .find(|c| c["expect"]["verdict"] == "accepted")
+        .unwrap();
+    let file = case["file"].as_str().unwrap();
+    let config = case["config"].as_str().unwrap();
+    let later = common::shift(&fx.now, 30 * 86400);
+    let (status, d) = common::run_check_at(&fx, config, &[file.to_string()], &later);
+    assert_eq!(status, 1);
+    assert_eq!(d[0]["reason"], "stale_signature", "{}", d[0]);
+    assert!(
+        d[0]["sender"].is_null(),
+        "nothing about a quarantined message is reported"
+    );
+    assert!(d[0]["route"].as_array().unwrap().is_empty());
+}
+
+/// A configuration error is exit status 2 with a message naming the key.
+#[test]
+fn a_bad_config_is_exit_2() {
+    let fx = fixtures();
+    let cfg = fx.dir.join("bad.toml");
+    let good = std::fs::read_to_string(fx.dir.join("secretariat/gateway.toml")).unwrap();
+    std::fs::write(&cfg, format!("{good}\nsecret-keys = \"x\"\n")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
+        .args(["--config", cfg.to_str().unwrap(), "check", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("secret-keys") && err.contains("bad.toml"),
+        "{err}"
+    );
+}
