@@ -131,10 +131,19 @@ impl Decision {
 }
 
 /// Judges one raw message at time `now`.
+///
+/// Never panics: a panic in a parser below is caught and becomes `malformed`.
 pub fn judge(gw: &Gateway, raw: &[u8], now: SystemTime, replays: &mut dyn ReplayGuard) -> Decision {
-    match judge_inner(gw, raw, now, replays) {
-        Ok(d) => d,
-        Err(r) => Decision::quarantined(r),
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        judge_inner(gw, raw, now, replays)
+    }));
+    match outcome {
+        Ok(Ok(d)) => d,
+        Ok(Err(r)) => Decision::quarantined(r),
+        Err(_) => Decision::quarantined(Rejection::new(
+            Reason::Malformed,
+            "a parser failed on this input (failure caught)",
+        )),
     }
 }
 

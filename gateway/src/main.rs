@@ -13,6 +13,15 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    // Parsers below may panic on hostile input; the pipeline catches that and
+    // quarantines the message. Report it in one line, without the payload.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(location = %at, "internal failure caught on hostile input");
+    }));
     match nfp_gateway::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -116,9 +116,33 @@ struct Helper<'v, 'a> {
 /// Decrypts and verifies an OpenPGP message (armored or binary).
 pub fn decrypt(v: &Verifier<'_>, ciphertext: &[u8]) -> Result<Decrypted, Rejection> {
     let state = Cell::new(Decryption::NotAttempted);
+    // Sequoia 2.4 panics on some truncated SEIPDv1 packets (an `unwrap` in
+    // its parser, found by our property test): a panic is a refusal too.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decrypt_unguarded(v, ciphertext, &state)
+    }));
+    outcome.unwrap_or_else(|_| {
+        Err(match state.get() {
+            Decryption::Done => Rejection::new(
+                Reason::IntegrityFailure,
+                "the decrypted data is truncated or corrupt (parser failure caught)",
+            ),
+            _ => Rejection::new(
+                Reason::Malformed,
+                "the OpenPGP data is corrupt (parser failure caught)",
+            ),
+        })
+    })
+}
+
+fn decrypt_unguarded(
+    v: &Verifier<'_>,
+    ciphertext: &[u8],
+    state: &Cell<Decryption>,
+) -> Result<Decrypted, Rejection> {
     let helper = Helper {
         v,
-        decryption: &state,
+        decryption: state,
         outcome: None,
         expect_encryption: true,
     };

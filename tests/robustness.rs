@@ -1,0 +1,150 @@
+//! No input makes the gateway panic, and no change to a real message makes
+//! it accept something it would not have accepted: property tests over
+//! arbitrary bytes and over mutations of the GnuPG-made fixtures.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+use nfp_gateway::check::{judge, Gateway, MemoryReplayGuard, Verdict};
+
+struct World {
+    gw: Gateway,
+    now: SystemTime,
+    /// Small fixtures of the Secretariat's network, with their original decision.
+    messages: Vec<(String, Vec<u8>, Value)>,
+}
+
+fn world() -> &'static World {
+    static W: OnceLock<World> = OnceLock::new();
+    W.get_or_init(|| {
+        let fx = common::fixtures();
+        let gw =
+            Gateway::load(&fx.dir.join("secretariat/gateway.toml")).expect("fixture config loads");
+        let now: SystemTime = chrono::DateTime::parse_from_rfc3339(&fx.now)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+            .into();
+        let mut messages = Vec::new();
+        for case in fx.cases() {
+            if case["config"] != "secretariat/gateway.toml" {
+                continue;
+            }
+            let path: PathBuf = fx.dir.join(case["file"].as_str().unwrap());
+            let raw = std::fs::read(&path).unwrap();
+            if raw.len() > 256 * 1024 || case["name"].as_str().unwrap().contains("bomb") {
+                continue;
+            }
+            let decision =
+                serde_json::to_value(judge(&gw, &raw, now, &mut MemoryReplayGuard::default()))
+                    .unwrap();
+            messages.push((case["name"].as_str().unwrap().to_string(), raw, decision));
+        }
+        assert!(messages.len() > 20, "enough fixtures to mutate");
+        World { gw, now, messages }
+    })
+}
+
+/// The parts of a decision that may only come from authenticated content.
+fn authenticated_view(d: &Value) -> Value {
+    serde_json::json!({
+        "sender": d["sender"], "signed_at": d["signed_at"], "kind": d["kind"], "topics": d["topics"],
+        "target": d["target"], "route": d["route"], "attachments": d["attachments"], "language": d["language"],
+    })
+}
+
+/// Refusals that no change to the message can overturn without the signer's key.
+const CRYPTOGRAPHIC: [&str; 9] = [
+    "not_encrypted",
+    "not_signed",
+    "bad_signature",
+    "unknown_signer",
+    "key_expired",
+    "key_revoked",
+    "integrity_failure",
+    "not_for_us",
+    "stale_signature",
+];
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip { at: usize, bit: u8 },
+    Set { at: usize, byte: u8 },
+    Delete { at: usize, len: usize },
+    Insert { at: usize, bytes: Vec<u8> },
+    Truncate { at: usize },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
+        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
+        (any::<usize>(), 1usize..64).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..32)
+        )
+            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
+    ]
+}
+
+fn apply(raw: &mut Vec<u8>, m: &Mutation) {
+    if raw.is_empty() {
+        return;
+    }
+    let n = raw.len();
+    match m {
+        Mutation::Flip { at, bit } => raw[at % n] ^= 1 << bit,
+        Mutation::Set { at, byte } => raw[at % n] = *byte,
+        Mutation::Delete { at, len } => {
+            let s = at % n;
+            raw.drain(s..(s + len).min(n));
+        }
+        Mutation::Insert { at, bytes } => {
+            let s = at % n;
+            raw.splice(s..s, bytes.iter().copied());
+        }
+        Mutation::Truncate { at } => raw.truncate(at % n),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_are_quarantined_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..8192)) {
+        let w = world();
+        let d = judge(&w.gw, &bytes, w.now, &mut MemoryReplayGuard::default());
+        prop_assert_eq!(d.verdict, Verdict::Quarantined);
+    }
+
+    #[test]
+    fn a_mutated_message_is_quarantined_or_says_exactly_what_the_original_said(
+        pick in any::<usize>(),
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let w = world();
+        let (name, original, before) = &w.messages[pick % w.messages.len()];
+        let mut raw = original.clone();
+        for m in &mutations {
+            apply(&mut raw, m);
+        }
+        let after = serde_json::to_value(judge(&w.gw, &raw, w.now, &mut MemoryReplayGuard::default())).unwrap();
+        if after["verdict"] == "accepted" {
+            // Unauthenticated wrapping can be repaired by a mutation (an
+            // Auto-Submitted header deleted, an extra part cut off); a
+            // cryptographic refusal never can.
+            let reason = before["reason"].as_str().unwrap_or("");
+            prop_assert!(!CRYPTOGRAPHIC.contains(&reason), "{}: a mutation turned {} into accepted", name, reason);
+            if before["verdict"] == "accepted" {
+                prop_assert_eq!(authenticated_view(before), authenticated_view(&after), "{}: a mutation changed authenticated content", name);
+            }
+        }
+    }
+}
