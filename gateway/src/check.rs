@@ -249,15 +249,13 @@ fn signed_content(
             ),
         },
         outer::Form::PgpMime => {
-            let layer = inner::signed_layer(&decrypted.plaintext, &cfg.limits)?;
-            match (decrypted.signer, layer) {
-                (Some(signer), None) => Ok((
-                    signer,
-                    inner::mime_content(&decrypted.plaintext, &cfg.limits)?,
-                )),
+            let entity = inner::parse_entity(&decrypted.plaintext, &cfg.limits)?;
+            match (decrypted.signer, inner::signed_layer(&entity)?) {
+                (Some(signer), None) => Ok((signer, inner::mime_content(&entity)?)),
                 (None, Some(layer)) => {
                     let signer = openpgp::verify_detached(v, &layer.signed, &layer.signature)?;
-                    Ok((signer, inner::mime_content(&layer.signed, &cfg.limits)?))
+                    let signed = inner::parse_entity(&layer.signed, &cfg.limits)?;
+                    Ok((signer, inner::mime_content(&signed)?))
                 }
                 (Some(_), Some(_)) => reject(
                     Reason::Structure,

@@ -130,7 +130,11 @@ pub fn classify(
     };
     let tags = bracket_tags(&tag_line);
     let cited_reference = find_reference(&tag_line);
-    let content = format!("{}\n{}", input.protected_subject.unwrap_or(""), input.text);
+    let content = format!(
+        "{}\n{}",
+        input.protected_subject.unwrap_or(""),
+        prefix(input.text, MAX_CLASSIFIED_BYTES)
+    );
     let normalized = normalize(&content);
 
     let tagged_kind = tags
@@ -175,6 +179,22 @@ pub fn classify(
         cited_reference,
         why,
     }
+}
+
+/// How much of the text classification reads: enough for any letter, and
+/// it keeps the cost of a message with a huge text part flat.
+const MAX_CLASSIFIED_BYTES: usize = 64 * 1024;
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// The contents of every `[...]` group, normalized (upper case, no accents, single spaces).

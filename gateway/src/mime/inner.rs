@@ -46,10 +46,16 @@ pub struct Content {
     pub has_vcard: bool,
 }
 
-/// If the entity is `multipart/signed`, splits it into signed bytes and signature.
-pub fn signed_layer(entity: &[u8], limits: &Limits) -> Result<Option<SignedLayer>, Rejection> {
-    let msg = parse(entity)?;
+/// Parses a decrypted MIME entity and checks it against the limits.
+pub fn parse_entity<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Rejection> {
+    let msg = parse(bytes)?;
     check_tree(&msg, limits)?;
+    Ok(msg)
+}
+
+/// If the entity is `multipart/signed`, splits it into signed bytes and signature.
+pub fn signed_layer(msg: &Message<'_>) -> Result<Option<SignedLayer>, Rejection> {
+    let entity = msg.raw_message();
     let root = msg.root_part();
     if mime_type(root) != "multipart/signed" {
         return Ok(None);
@@ -68,7 +74,9 @@ pub fn signed_layer(entity: &[u8], limits: &Limits) -> Result<Option<SignedLayer
     let Some(boundary) = ct.and_then(|c| c.attribute("boundary")) else {
         return reject(Reason::Malformed, "multipart/signed without a boundary");
     };
-    let body = &entity[root.raw_body_offset() as usize..];
+    let body = entity
+        .get(root.raw_body_offset() as usize..)
+        .unwrap_or_default();
     let parts = split_multipart(body, boundary)?;
     let [signed, signature] = parts.as_slice() else {
         return reject(
@@ -151,10 +159,8 @@ pub fn to_crlf(data: &[u8]) -> Vec<u8> {
 }
 
 /// Reads a signed MIME entity (PGP/MIME).
-pub fn mime_content(entity: &[u8], limits: &Limits) -> Result<Content, Rejection> {
-    let msg = parse(entity)?;
-    check_tree(&msg, limits)?;
-    refuse_nested_openpgp(&msg)?;
+pub fn mime_content(msg: &Message<'_>) -> Result<Content, Rejection> {
+    refuse_nested_openpgp(msg)?;
     let root = msg.root_part();
     let marked = root.content_type().is_some_and(|ct| {
         ct.attribute("protected-headers")

@@ -94,9 +94,8 @@ fn check_loop(msg: &Message<'_>, own_address: &str) -> Result<(), Rejection> {
             return reject(Reason::Loop, format!("Precedence: {v}"));
         }
     }
-    let own_local = own_address.split('@').next().unwrap_or(own_address);
     for v in header_text("X-Loop") {
-        if v.to_ascii_lowercase().contains(own_local) {
+        if v.to_ascii_lowercase().contains(own_address) {
             return reject(Reason::Loop, "X-Loop names this gateway");
         }
     }
@@ -225,5 +224,5 @@ fn any_encrypted(msg: &Message<'_>) -> bool {
 }
 
 fn memchr_str(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
