@@ -262,6 +262,8 @@ fn signed_content(
                     "signed twice: inside the encryption and by multipart/signed",
                 ),
                 (None, None) => {
+                    // A signed part below the root signs only part of the content.
+                    inner::refuse_nested_openpgp(&entity)?;
                     reject(Reason::NotSigned, "encrypted, but nothing inside is signed")
                 }
             }

@@ -421,7 +421,7 @@ impl Helper<'_, '_> {
                 in_window(v, sig)?;
                 reject(
                     Reason::BadSignature,
-                    format!("the signature does not verify: {error}"),
+                    format!("the signature does not verify, or the policy refuses it: {error}"),
                 )
             }
             Err(VerificationError::MalformedSignature { error, .. }) => reject(

@@ -235,9 +235,10 @@ fn is_legacy_display(part: &MessagePart<'_>) -> bool {
             && part.raw_header_offset() != 0)
 }
 
-/// Encryption or signatures below the signed root: several layers of
-/// protection that could mix content from different origins.
-fn refuse_nested_openpgp(msg: &Message<'_>) -> Result<(), Rejection> {
+/// Encryption or signatures below the root of the content: several layers
+/// of protection that could mix content from different origins, or a
+/// signature that covers only part of it.
+pub fn refuse_nested_openpgp(msg: &Message<'_>) -> Result<(), Rejection> {
     for part in &msg.parts {
         let t = mime_type(part);
         if matches!(
@@ -249,7 +250,7 @@ fn refuse_nested_openpgp(msg: &Message<'_>) -> Result<(), Rejection> {
         ) {
             return reject(
                 Reason::Structure,
-                format!("a nested {t} part inside the signed content"),
+                format!("a nested {t} part inside the encrypted content"),
             );
         }
         if matches!(part.body, PartType::Text(_)) {
@@ -259,7 +260,7 @@ fn refuse_nested_openpgp(msg: &Message<'_>) -> Result<(), Rejection> {
             {
                 return reject(
                     Reason::Structure,
-                    "an armored OpenPGP message inside the signed content",
+                    "an armored OpenPGP message inside the encrypted content",
                 );
             }
         }

@@ -137,6 +137,10 @@ fn payload(msg: &Message<'_>) -> Result<(Form, Vec<u8>), Rejection> {
             Reason::NotEncrypted,
             "signed (multipart/signed) but not encrypted",
         ),
+        "multipart/signed" => reject(
+            Reason::Structure,
+            "a signature outside the encryption: multipart/signed around encrypted content",
+        ),
         other if any_encrypted(msg) => reject(
             Reason::Structure,
             format!("encrypted content below a {other} root, next to unprotected parts"),
