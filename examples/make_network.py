@@ -79,9 +79,9 @@ def personas() -> dict[str, DemoPersona]:
                 contacts=[
                     Contact("Anna Keller", "Network Coordinator",
                             ["anna.keller@secretariat.example", "bsmu@secretariat.example"],
-                            ["+43 1 514 36 6701", "+43 664 555 0142"]),
+                            ["+43 1 555 36 6701", "+43 664 555 0142"]),
                     Contact("Tomás Herrera Vidal", "Senior Border Security Adviser",
-                            ["tomas.herrera@secretariat.example"], ["+43 1 514 36 6712"]),
+                            ["tomas.herrera@secretariat.example"], ["+43 1 555 36 6712"]),
                 ]),
 
         # --- the National Focal Points ------------------------------------------
@@ -92,9 +92,9 @@ def personas() -> dict[str, DemoPersona]:
                 contacts=[
                     Contact("Mag. Lukas Gruber", "Leiter der Kontaktstelle",
                             ["lukas.gruber@bmi.at.example", "nfp@bmi.at.example"],
-                            ["+43 1 531 26 90 4410", "+43 664 555 0187"]),
+                            ["+43 1 555 26 90 4410", "+43 664 555 0187"]),
                     Contact("Oberst Sabine Hofer, BA", "Stellvertretende Leiterin",
-                            ["sabine.hofer@bmi.at.example"], ["+43 1 531 26 90 4412"]),
+                            ["sabine.hofer@bmi.at.example"], ["+43 1 555 26 90 4412"]),
                 ]),
         persona("DE", "Nationale Kontaktstelle Deutschland, Bundespolizeipräsidium",
                 "nfp@bpol.de.example", "de", "nfp", "DE", algo="rsa3072", languages=["en"],
@@ -173,7 +173,7 @@ def personas() -> dict[str, DemoPersona]:
                 postal_address="Herrengasse 7, 1010 Wien, Österreich",
                 timezone="Europe/Vienna", working_hours="rund um die Uhr (Lagezentrum)",
                 contacts=[Contact("Oberstleutnant Martin Pichler", "Referatsleiter Grenzkontrolle",
-                                  ["martin.pichler@bmi.at.example"], ["+43 1 531 26 90 5520"])]),
+                                  ["martin.pichler@bmi.at.example"], ["+43 1 555 26 90 5520"])]),
         persona("at-migration", "Bundesamt für Fremdenwesen und Asyl",
                 "migration@bfa.at.example", "de", "service", "AT", ["migration"],
                 postal_address="Modecenterstraße 22, 1030 Wien, Österreich",

@@ -382,7 +382,18 @@ impl Helper<'_, '_> {
                 })
             }
             Err(VerificationError::MissingKey { sig }) => {
-                let issuers: Vec<String> = sig.get_issuers().iter().map(|i| i.to_hex()).collect();
+                // Name the signer by fingerprint when the signature carries one.
+                let handles = sig.get_issuers();
+                let fingerprints: Vec<String> = handles
+                    .iter()
+                    .filter(|h| matches!(h, KeyHandle::Fingerprint(_)))
+                    .map(|h| h.to_hex())
+                    .collect();
+                let issuers = if fingerprints.is_empty() {
+                    handles.iter().map(|h| h.to_hex()).collect()
+                } else {
+                    fingerprints
+                };
                 reject(
                     Reason::UnknownSigner,
                     format!(
