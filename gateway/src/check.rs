@@ -109,6 +109,20 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The same message, seen again: everything it said is withdrawn.
+    pub fn into_replay(self) -> Decision {
+        let digest = self.signature_digest.unwrap_or_default();
+        let mut d = Decision::quarantined(Rejection::new(
+            Reason::Replay,
+            format!(
+                "a message with the same signature ({}) was already received",
+                digest.get(..16).unwrap_or("")
+            ),
+        ));
+        d.signature_digest = Some(digest);
+        d
+    }
+
     fn quarantined(r: Rejection) -> Decision {
         Decision {
             verdict: Verdict::Quarantined,
@@ -130,17 +144,49 @@ impl Decision {
     }
 }
 
+/// The signed content of an accepted message, exactly as the signer signed it.
+#[derive(Debug, Clone)]
+pub struct SignedContent {
+    /// The MIME entity (PGP/MIME) or the text (inline PGP).
+    pub bytes: Vec<u8>,
+    pub form: outer::Form,
+}
+
+/// A decision and, for an accepted message, what it authenticates.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    pub decision: Decision,
+    pub content: Option<SignedContent>,
+}
+
 /// Judges one raw message at time `now`.
 ///
 /// Never panics: a panic in a parser below is caught and becomes `malformed`.
 pub fn judge(gw: &Gateway, raw: &[u8], now: SystemTime, replays: &mut dyn ReplayGuard) -> Decision {
+    judge_full(gw, raw, now, replays).decision
+}
+
+/// [`judge`], keeping the signed content of an accepted message for the daemon.
+pub fn judge_full(
+    gw: &Gateway,
+    raw: &[u8],
+    now: SystemTime,
+    replays: &mut dyn ReplayGuard,
+) -> Judgement {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         judge_inner(gw, raw, now, replays)
     }));
+    let quarantined = |r| Judgement {
+        decision: Decision::quarantined(r),
+        content: None,
+    };
     match outcome {
-        Ok(Ok(d)) => d,
-        Ok(Err(r)) => Decision::quarantined(r),
-        Err(_) => Decision::quarantined(Rejection::new(
+        Ok(Ok((decision, content))) => {
+            let content = (decision.verdict == Verdict::Accepted).then_some(content);
+            Judgement { decision, content }
+        }
+        Ok(Err(r)) => quarantined(r),
+        Err(_) => quarantined(Rejection::new(
             Reason::Malformed,
             "a parser failed on this input (failure caught)",
         )),
@@ -152,7 +198,7 @@ fn judge_inner(
     raw: &[u8],
     now: SystemTime,
     replays: &mut dyn ReplayGuard,
-) -> Result<Decision, Rejection> {
+) -> Result<(Decision, SignedContent), Rejection> {
     let cfg = &gw.config;
     let envelope = outer::examine(raw, &cfg.limits, &cfg.address)?;
     let v = Verifier {
@@ -165,7 +211,7 @@ fn judge_inner(
         max_plaintext: cfg.limits.max_decrypted_size,
     };
     let decrypted = openpgp::decrypt(&v, &envelope.ciphertext)?;
-    let (signer, content) = signed_content(&v, &envelope, decrypted, cfg)?;
+    let (signer, content, signed_bytes) = signed_content(&v, &envelope, decrypted, cfg)?;
     let party = gw.directory.party_of_key(&signer.cert).ok_or_else(|| {
         Rejection::new(
             Reason::UnknownSigner,
@@ -174,18 +220,9 @@ fn judge_inner(
     })?;
     check_sender(&envelope, &content, party)?;
     check_recipients(&content, &cfg.address)?;
-    if !replays
+    let first_time = replays
         .first_time(&signer.signature_digest)
-        .map_err(|e| Rejection::new(Reason::Replay, format!("the replay store failed: {e:#}")))?
-    {
-        return reject(
-            Reason::Replay,
-            format!(
-                "a message with the same signature ({}) was already received",
-                &signer.signature_digest[..16]
-            ),
-        );
-    }
+        .map_err(|e| Rejection::new(Reason::Replay, format!("the replay store failed: {e:#}")))?;
 
     let protected_subject = content
         .protected
@@ -206,7 +243,7 @@ fn judge_inner(
     };
     let c = classify::classify(&input, &gw.rules, &gw.directory, &cfg.address);
     let route = route::route(cfg, &gw.directory, party, &c, None);
-    Ok(Decision {
+    let mut decision = Decision {
         verdict: Verdict::Accepted,
         reason: None,
         detail: format!("signed by {} ({}); {}", party.id, signer.cert, c.why),
@@ -228,7 +265,17 @@ fn judge_inner(
         attachments: content.attachments,
         route,
         signature_digest: Some(signer.signature_digest),
-    })
+    };
+    if !first_time {
+        decision = decision.into_replay();
+    }
+    Ok((
+        decision,
+        SignedContent {
+            bytes: signed_bytes,
+            form: envelope.form,
+        },
+    ))
 }
 
 /// The signer and the signed content, for each accepted shape: a signature
@@ -239,10 +286,13 @@ fn signed_content(
     envelope: &outer::Outer,
     decrypted: openpgp::Decrypted,
     cfg: &Config,
-) -> Result<(Signer, inner::Content), Rejection> {
+) -> Result<(Signer, inner::Content, Vec<u8>), Rejection> {
     match envelope.form {
         outer::Form::Inline => match decrypted.signer {
-            Some(signer) => Ok((signer, inner::inline_content(&decrypted.plaintext))),
+            Some(signer) => {
+                let content = inner::inline_content(&decrypted.plaintext);
+                Ok((signer, content, decrypted.plaintext))
+            }
             None => reject(
                 Reason::NotSigned,
                 "encrypted inline PGP without a signature inside",
@@ -251,11 +301,17 @@ fn signed_content(
         outer::Form::PgpMime => {
             let entity = inner::parse_entity(&decrypted.plaintext, &cfg.limits)?;
             match (decrypted.signer, inner::signed_layer(&entity)?) {
-                (Some(signer), None) => Ok((signer, inner::mime_content(&entity)?)),
+                (Some(signer), None) => {
+                    let content = inner::mime_content(&entity)?;
+                    drop(entity);
+                    Ok((signer, content, decrypted.plaintext))
+                }
                 (None, Some(layer)) => {
                     let signer = openpgp::verify_detached(v, &layer.signed, &layer.signature)?;
                     let signed = inner::parse_entity(&layer.signed, &cfg.limits)?;
-                    Ok((signer, inner::mime_content(&signed)?))
+                    let content = inner::mime_content(&signed)?;
+                    drop(signed);
+                    Ok((signer, content, layer.signed))
                 }
                 (Some(_), Some(_)) => reject(
                     Reason::Structure,
