@@ -11,6 +11,9 @@ packages=(
   build-essential pkg-config libssl-dev libclang-dev
   # real OpenPGP peers for the fixtures: GnuPG and Sequoia's sq
   gnupg gpg-agent sq
+  # the private mail stack of the integration tests, demo and benchmarks
+  # (tests/mailstack): a real Dovecot (IMAP, LMTP) and Postfix on loopback
+  dovecot-imapd dovecot-lmtpd postfix openssl
 )
 # The fixture generator needs a python3 (3.9 or later); any on PATH will do.
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
@@ -30,6 +33,12 @@ if ((${#missing[@]})); then
   [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "install-deps: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # Without this answer Postfix's package configures itself as an "Internet Site"
+  # listening on every interface. The tests run private instances (postfix -c DIR)
+  # and need nothing under /etc/postfix.
+  if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+  fi
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
