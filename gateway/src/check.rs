@@ -123,7 +123,8 @@ impl Decision {
         d
     }
 
-    fn quarantined(r: Rejection) -> Decision {
+    /// A refusal, with nothing else said about the message.
+    pub fn quarantined(r: Rejection) -> Decision {
         Decision {
             verdict: Verdict::Quarantined,
             reason: Some(r.reason),
@@ -325,6 +326,31 @@ fn signed_content(
             }
         }
     }
+}
+
+/// Routes an accepted reply again, now that the store knows who sent the
+/// request it cites (`asked_by`).
+pub fn reroute_reply(gw: &Gateway, decision: &mut Decision, asked_by: Option<&str>) {
+    let (Some(kind), Some(sender), Some(language)) =
+        (decision.kind, &decision.sender, decision.language)
+    else {
+        return;
+    };
+    if kind != Kind::InformationReply {
+        return;
+    }
+    let Some(party) = gw.directory.get(&sender.party) else {
+        return;
+    };
+    let c = classify::Classification {
+        kind,
+        topics: decision.topics.clone(),
+        language,
+        target: decision.target.clone(),
+        cited_reference: decision.reference.clone(),
+        why: String::new(),
+    };
+    decision.route = route::route(&gw.config, &gw.directory, party, &c, asked_by);
 }
 
 /// The From address must be the signer's registered address, and the

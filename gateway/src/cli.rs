@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::check::{self, Gateway, MemoryReplayGuard, Verdict};
+use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,6 +49,43 @@ pub enum Command {
         #[arg(required = true)]
         messages: Vec<PathBuf>,
     },
+    /// Run the gateway: watch the mailbox, judge, store, forward (until SIGTERM).
+    Run,
+    /// Counts, the outbox and the latest errors.
+    Status,
+    /// Quarantined messages.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+    /// Outgoing mail.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// The latest quarantined messages.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One quarantined message: its decision and envelope (no content).
+    Show { id: i64 },
+    /// Judge a quarantined message again, now; forward it if it is accepted.
+    Release { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Outgoing mail, oldest first.
+    List {
+        /// pending, sending, sent, failed or held.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Make a pending or failed mail due now (a running daemon sends it).
+    Retry { id: i64 },
 }
 
 fn parse_time(s: &str) -> Result<SystemTime, String> {
@@ -87,5 +125,128 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Run => {
+            let gw = Gateway::load(&cli.config)?;
+            runtime()?.block_on(crate::daemon::run(gw))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => runtime()?.block_on(status(&cli.config)),
+        Command::Quarantine(q) => runtime()?.block_on(quarantine(&cli.config, q)),
+        Command::Outbox(o) => runtime()?.block_on(outbox(&cli.config, o)),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("Starting the async runtime")
+}
+
+async fn open_store(config: &std::path::Path) -> Result<Store> {
+    let cfg = crate::config::Config::load(config)?;
+    Store::open(&cfg.database).await
+}
+
+async fn status(config: &std::path::Path) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    println!("messages:");
+    for (verdict, reason, n) in store.inbound_counts().await? {
+        println!("  {verdict:<12} {:<18} {n}", reason.unwrap_or_default());
+    }
+    println!("outbox:");
+    for (state, n) in store.outbox_states().await? {
+        println!("  {state:<12} {n}");
+    }
+    let (depth, oldest) = store.outbox_depth().await?;
+    let since = oldest
+        .map(|t| format!(" (oldest since {t})"))
+        .unwrap_or_default();
+    println!("  waiting: {depth}{since}");
+    let failed = store.outbox_list(Some("failed"), 10).await?;
+    if !failed.is_empty() {
+        println!("latest failures:");
+        for item in failed.iter().rev() {
+            println!(
+                "  #{} {} to <{}>: {}",
+                item.id, item.purpose, item.recipient_email, item.last_error
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn quarantine(config: &std::path::Path, command: QuarantineCommand) -> Result<ExitCode> {
+    match command {
+        QuarantineCommand::List { limit } => {
+            let store = open_store(config).await?;
+            for m in store.inbound_list("quarantined", limit).await? {
+                let reason = m.reason.unwrap_or_default();
+                println!(
+                    "{:>6}  {}  {reason:<18} {}  {}",
+                    m.id, m.received_at, m.envelope_from, m.detail
+                );
+            }
+        }
+        QuarantineCommand::Show { id } => {
+            let store = open_store(config).await?;
+            let m = store
+                .inbound(id)
+                .await?
+                .with_context(|| format!("No stored message {id}"))?;
+            println!("id:            {}", m.id);
+            println!("received:      {}", m.received_at);
+            println!(
+                "verdict:       {} {}",
+                m.verdict,
+                m.reason.unwrap_or_default()
+            );
+            println!("detail:        {}", m.detail);
+            println!("envelope from: {} (unverified)", m.envelope_from);
+            println!("message-id:    {} (unverified)", m.message_id);
+            println!("size:          {} bytes", m.raw_size);
+            println!("inbox state:   {}", m.imap_state);
+        }
+        QuarantineCommand::Release { id } => {
+            let gw = Gateway::load(config)?;
+            let store = Store::open(&gw.config.database).await?;
+            let ctx = std::sync::Arc::new(crate::intake::Ctx::new(gw, store).await?);
+            let decision = crate::intake::release(&ctx, id).await?;
+            println!("{}", serde_json::to_string(&decision)?);
+            if decision.verdict != Verdict::Accepted {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn outbox(config: &std::path::Path, command: OutboxCommand) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    match command {
+        OutboxCommand::List { state, limit } => {
+            for item in store.outbox_list(state.as_deref(), limit).await? {
+                println!(
+                    "{:>6}  {:<8} {:<18} {:<12} <{}>  attempts={} next={} {}",
+                    item.id,
+                    item.state,
+                    item.purpose,
+                    item.recipient_party,
+                    item.recipient_email,
+                    item.attempts,
+                    item.next_attempt_at,
+                    item.last_error
+                );
+            }
+        }
+        OutboxCommand::Retry { id } => {
+            if !store.retry_now(id, SystemTime::now()).await? {
+                anyhow::bail!(
+                    "mail {id} is not pending or failed (or holds no message: waiting for a key)"
+                );
+            }
+            println!("mail {id} is due now");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

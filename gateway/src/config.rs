@@ -28,10 +28,122 @@ struct RawConfig {
     directory: PathBuf,
     database: Option<String>,
     classify_rules: Option<PathBuf>,
+    templates: Option<PathBuf>,
     #[serde(default)]
     policy: Policy,
     #[serde(default)]
     limits: Limits,
+    imap: Option<Imap>,
+    smtp: Option<Smtp>,
+    #[serde(default)]
+    daemon: Daemon,
+}
+
+/// How to protect a connection to a mail server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Security {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+    /// Plain connection upgraded with STARTTLS before anything else is said.
+    Starttls,
+    /// No TLS at all: only to a loopback address, for tests.
+    Plaintext,
+}
+
+/// A password, from a file or from a command's output; never inline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Credentials {
+    pub username: String,
+    pub password_file: Option<PathBuf>,
+    pub password_command: Option<Vec<String>>,
+}
+
+/// The mailbox the gateway watches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Imap {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    #[serde(flatten)]
+    pub credentials: Credentials,
+    #[serde(default = "default_inbox")]
+    pub folder: String,
+    #[serde(default = "default_processed")]
+    pub processed_folder: String,
+    #[serde(default = "default_quarantine")]
+    pub quarantine_folder: String,
+    /// Without IDLE: how often to look for new mail.
+    #[serde(with = "humantime_serde", default = "default_poll")]
+    pub poll_interval: Duration,
+    /// With IDLE: re-issue it this often (RFC 2177: servers may drop it after 30 minutes).
+    #[serde(with = "humantime_serde", default = "default_idle")]
+    pub idle_timeout: Duration,
+    /// A PEM CA certificate to trust besides the usual roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The submission server the gateway sends through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    #[serde(flatten)]
+    pub credentials: Credentials,
+    pub ca_file: Option<PathBuf>,
+    /// Waits between attempts; after the last, the mail fails and the Secretariat is alerted.
+    #[serde(default = "default_retry")]
+    pub retry: Vec<HumanDuration>,
+}
+
+/// A duration written like "5m".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct HumanDuration(#[serde(with = "humantime_serde")] pub Duration);
+
+/// The daemon's own settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Daemon {
+    /// Where /healthz and /metrics answer (loopback).
+    pub listen: Option<std::net::SocketAddr>,
+    /// How long a shutdown waits for the work in hand.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Daemon {
+            listen: None,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+fn default_inbox() -> String {
+    "INBOX".into()
+}
+fn default_processed() -> String {
+    "Processed".into()
+}
+fn default_quarantine() -> String {
+    "Quarantine".into()
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_idle() -> Duration {
+    Duration::from_secs(20 * 60)
+}
+fn default_retry() -> Vec<HumanDuration> {
+    [60, 300, 1800, 7200, 21600]
+        .into_iter()
+        .map(|s| HumanDuration(Duration::from_secs(s)))
+        .collect()
 }
 
 /// The time rules of the security policy.
@@ -93,8 +205,13 @@ pub struct Config {
     pub directory: PathBuf,
     pub database: String,
     pub classify_rules: Option<PathBuf>,
+    /// A folder of templates overriding the shipped ones.
+    pub templates: Option<PathBuf>,
     pub policy: Policy,
     pub limits: Limits,
+    pub imap: Option<Imap>,
+    pub smtp: Option<Smtp>,
+    pub daemon: Daemon,
 }
 
 impl Config {
@@ -152,10 +269,95 @@ impl Config {
             directory: at(&raw.directory),
             database,
             classify_rules: raw.classify_rules.as_deref().map(at),
+            templates: raw.templates.as_deref().map(at),
             policy: raw.policy,
             limits: raw.limits,
-        })
+            imap: raw.imap.map(|mut i| {
+                i.credentials.resolve_paths(base);
+                i.ca_file = i.ca_file.as_deref().map(at);
+                i
+            }),
+            smtp: raw.smtp.map(|mut s| {
+                s.credentials.resolve_paths(base);
+                s.ca_file = s.ca_file.as_deref().map(at);
+                s
+            }),
+            daemon: raw.daemon,
+        }
+        .validated()?)
     }
+}
+
+impl Config {
+    fn validated(self) -> Result<Config> {
+        let file = self.path.display();
+        for (section, host, security, creds) in [
+            (
+                "imap",
+                self.imap.as_ref().map(|i| &i.host),
+                self.imap.as_ref().map(|i| i.security),
+                self.imap.as_ref().map(|i| &i.credentials),
+            ),
+            (
+                "smtp",
+                self.smtp.as_ref().map(|s| &s.host),
+                self.smtp.as_ref().map(|s| s.security),
+                self.smtp.as_ref().map(|s| &s.credentials),
+            ),
+        ] {
+            let (Some(host), Some(security), Some(creds)) = (host, security, creds) else {
+                continue;
+            };
+            if security == Security::Plaintext && !is_loopback(host) {
+                bail!("{file}: [{section}] security = \"plaintext\" is only allowed to a loopback address, not {host:?}");
+            }
+            if creds.password_file.is_some() == creds.password_command.is_some() {
+                bail!("{file}: [{section}] needs exactly one of `password-file` and `password-command`");
+            }
+        }
+        if let Some(smtp) = &self.smtp {
+            if smtp.retry.is_empty() {
+                bail!("{file}: [smtp] `retry` needs at least one wait");
+            }
+        }
+        Ok(self)
+    }
+}
+
+impl Credentials {
+    fn resolve_paths(&mut self, base: &Path) {
+        self.password_file = self.password_file.as_deref().map(|p| base.join(p));
+    }
+
+    /// Reads the password: the file's first line, or the command's output's first line.
+    pub fn password(&self) -> Result<String> {
+        let text = match (&self.password_file, &self.password_command) {
+            (Some(file), _) => std::fs::read_to_string(file)
+                .with_context(|| format!("Reading the password file {}", file.display()))?,
+            (None, Some(cmd)) => {
+                let (program, args) = cmd.split_first().context("`password-command` is empty")?;
+                let out = std::process::Command::new(program)
+                    .args(args)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .with_context(|| format!("Running the password command {program}"))?;
+                if !out.status.success() {
+                    bail!("the password command {program} failed ({})", out.status);
+                }
+                String::from_utf8(out.stdout).context("The password command printed non-UTF-8")?
+            }
+            (None, None) => bail!("no password configured"),
+        };
+        Ok(text.lines().next().unwrap_or("").to_string())
+    }
+}
+
+/// localhost, 127.0.0.0/8 or ::1.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Two ASCII letters.
@@ -220,6 +422,65 @@ directory = "directory.toml"
         let text = format!("{text}state = \"at\"\n");
         let c = Config::parse(&text, Path::new("g.toml")).unwrap();
         assert_eq!(c.state.as_deref(), Some("AT"));
+    }
+
+    const SERVERS: &str = r#"
+[imap]
+host = "127.0.0.1"
+port = 1143
+security = "plaintext"
+username = "gateway@example.org"
+password-file = "secrets/imap"
+
+[smtp]
+host = "mail.example.org"
+port = 587
+security = "starttls"
+username = "gateway@example.org"
+password-command = ["pass", "show", "smtp"]
+retry = ["1m", "5m"]
+"#;
+
+    #[test]
+    fn server_sections_parse() {
+        let c = Config::parse(
+            &format!("{MINIMAL}{SERVERS}"),
+            Path::new("/etc/nfp/gateway.toml"),
+        )
+        .unwrap();
+        let imap = c.imap.unwrap();
+        assert_eq!(
+            imap.credentials.password_file.as_deref(),
+            Some(Path::new("/etc/nfp/secrets/imap"))
+        );
+        assert_eq!(imap.folder, "INBOX");
+        assert_eq!(c.smtp.unwrap().retry.len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_in_server_sections_are_errors() {
+        let text = format!(
+            "{MINIMAL}{}",
+            SERVERS.replace("port = 1143", "port = 1143\npasword-file = \"x\"")
+        );
+        let msg = format!(
+            "{:#}",
+            Config::parse(&text, Path::new("g.toml")).unwrap_err()
+        );
+        assert!(msg.contains("pasword-file"), "{msg}");
+    }
+
+    #[test]
+    fn plaintext_only_to_loopback() {
+        let text = format!(
+            "{MINIMAL}{}",
+            SERVERS.replace("host = \"127.0.0.1\"", "host = \"imap.example.org\"")
+        );
+        let msg = format!(
+            "{:#}",
+            Config::parse(&text, Path::new("g.toml")).unwrap_err()
+        );
+        assert!(msg.contains("loopback"), "{msg}");
     }
 
     #[test]

@@ -22,11 +22,17 @@ pub mod check;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod directory;
+pub mod intake;
+pub mod mailbox;
 pub mod mime;
 pub mod openpgp;
+pub mod outbound;
 pub mod reason;
 pub mod route;
+pub mod store;
+pub mod tls;
 
 /// A time as RFC 3339 in UTC, to the second.
 pub fn rfc3339(t: std::time::SystemTime) -> String {

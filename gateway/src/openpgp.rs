@@ -10,6 +10,8 @@
 //! unrevoked both when it signed and now; the signature made within the
 //! configured window around now.
 
+pub mod seal;
+
 use std::cell::Cell;
 use std::io::Read;
 use std::time::{Duration, SystemTime};

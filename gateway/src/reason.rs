@@ -86,6 +86,30 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// A fixed explanation of the code, for notices: it never carries text
+    /// from the message itself.
+    pub fn description(self) -> &'static str {
+        match self {
+            Reason::NotEncrypted => "the message was not encrypted",
+            Reason::NotSigned => "the message was encrypted but not signed inside the encryption",
+            Reason::BadSignature => "the signature did not verify or used an algorithm the policy rejects",
+            Reason::UnknownSigner => "the message was signed by a key that is not in the directory",
+            Reason::SenderMismatch => "the From address does not belong to the signer",
+            Reason::KeyExpired => "the signer's key is expired",
+            Reason::KeyRevoked => "the signer's key is revoked",
+            Reason::IntegrityFailure => "the ciphertext was not integrity-protected or was modified",
+            Reason::Structure => "the message has a shape the gateway refuses (mixed protected and unprotected parts)",
+            Reason::StaleSignature => "the signature was made outside the accepted time window",
+            Reason::Replay => "the same signed content had already been received",
+            Reason::Limits => "the message exceeded a size or complexity limit",
+            Reason::Malformed => "the message or its OpenPGP data could not be parsed",
+            Reason::NotForUs => "the message was not encrypted to, or not signed for, the gateway",
+            Reason::Loop => "the message was an automatic reply, bounce or report",
+        }
+    }
+}
+
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.code())

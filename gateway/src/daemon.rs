@@ -1,0 +1,491 @@
+//! `nfp-gateway run`: the daemon's tasks, signals and shutdown.
+//!
+//! Two long-running tasks share one [`Ctx`]: the inbox watcher (IMAP ->
+//! intake -> file) and the outbox sender (outbox -> SMTP). Each watches the
+//! same cancellation token; SIGTERM or SIGINT cancels it, the tasks finish
+//! the message in hand, and after `shutdown-timeout` whatever is left is
+//! aborted (the store makes that safe).
+
+pub mod http;
+pub mod notify;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use rand::Rng as _;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::check::Gateway;
+use crate::config::Imap;
+use crate::intake::{self, Ctx, Source};
+use crate::mailbox::{Connection, Mailbox, Woken};
+use crate::outbound::smtp::{Delivery, Relay};
+use crate::store::outbox::{Attempt, OutboxItem};
+use crate::store::Store;
+
+/// Live state for health and metrics.
+pub struct State {
+    ctx: Arc<Ctx>,
+    imap_connected: AtomicBool,
+    /// Unix seconds of the last sign of life of each loop.
+    inbox_alive: AtomicU64,
+    outbox_alive: AtomicU64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl State {
+    async fn health(&self) -> Result<(), String> {
+        if !self.imap_connected.load(Ordering::Relaxed) {
+            return Err("IMAP is not connected".into());
+        }
+        self.ctx
+            .store
+            .outbox_depth()
+            .await
+            .map_err(|e| format!("the store does not answer: {e:#}"))?;
+        Ok(())
+    }
+
+    async fn metrics(&self) -> Result<String> {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        writeln!(
+            out,
+            "# HELP nfp_gateway_messages_total Inbound messages stored, by verdict and reason."
+        )?;
+        writeln!(out, "# TYPE nfp_gateway_messages_total counter")?;
+        for (verdict, reason, n) in self.ctx.store.inbound_counts().await? {
+            writeln!(
+                out,
+                "nfp_gateway_messages_total{{verdict=\"{verdict}\",reason=\"{}\"}} {n}",
+                reason.unwrap_or_default()
+            )?;
+        }
+        let (depth, oldest) = self.ctx.store.outbox_depth().await?;
+        let age = oldest
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| {
+                (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                    .num_seconds()
+                    .max(0)
+            })
+            .unwrap_or(0);
+        writeln!(
+            out,
+            "# HELP nfp_gateway_outbox_depth Mail waiting to be sent."
+        )?;
+        writeln!(out, "# TYPE nfp_gateway_outbox_depth gauge")?;
+        writeln!(out, "nfp_gateway_outbox_depth {depth}")?;
+        writeln!(out, "# HELP nfp_gateway_outbox_oldest_pending_seconds Age of the oldest mail waiting to be sent.")?;
+        writeln!(
+            out,
+            "# TYPE nfp_gateway_outbox_oldest_pending_seconds gauge"
+        )?;
+        writeln!(out, "nfp_gateway_outbox_oldest_pending_seconds {age}")?;
+        writeln!(
+            out,
+            "# HELP nfp_gateway_outbox_total Outgoing mail by state."
+        )?;
+        writeln!(out, "# TYPE nfp_gateway_outbox_total gauge")?;
+        for (state, n) in self.ctx.store.outbox_states().await? {
+            writeln!(out, "nfp_gateway_outbox_total{{state=\"{state}\"}} {n}")?;
+        }
+        writeln!(
+            out,
+            "# HELP nfp_gateway_imap_connected Whether the IMAP session is up."
+        )?;
+        writeln!(out, "# TYPE nfp_gateway_imap_connected gauge")?;
+        writeln!(
+            out,
+            "nfp_gateway_imap_connected {}",
+            u8::from(self.imap_connected.load(Ordering::Relaxed))
+        )?;
+        Ok(out)
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(gw: Gateway) -> Result<()> {
+    let imap = gw
+        .config
+        .imap
+        .clone()
+        .context("`run` needs an [imap] section in the configuration")?;
+    let smtp = gw
+        .config
+        .smtp
+        .clone()
+        .context("`run` needs an [smtp] section in the configuration")?;
+    let daemon = gw.config.daemon.clone();
+    let store = Store::open(&gw.config.database).await?;
+    let mailbox = Mailbox::new(&imap)?;
+    let relay = Relay::new(&smtp, &gw.config.address)?;
+    let retry: Vec<Duration> = smtp.retry.iter().map(|d| d.0).collect();
+    let ctx = Arc::new(Ctx::new(gw, store).await?);
+    let in_doubt = ctx.store.recover_in_doubt(SystemTime::now()).await?;
+    if in_doubt > 0 {
+        tracing::warn!(
+            count = in_doubt,
+            "mail interrupted during SMTP at the last stop will be sent again (same Message-ID)"
+        );
+    }
+    let state = Arc::new(State {
+        ctx: ctx.clone(),
+        imap_connected: AtomicBool::new(false),
+        inbox_alive: AtomicU64::new(unix_now()),
+        outbox_alive: AtomicU64::new(unix_now()),
+    });
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(watch_inbox(
+        ctx.clone(),
+        mailbox,
+        state.clone(),
+        cancel.clone(),
+    ));
+    tasks.spawn(drain_outbox(
+        ctx.clone(),
+        relay,
+        retry,
+        state.clone(),
+        cancel.clone(),
+    ));
+    if let Some(addr) = daemon.listen {
+        let (state, cancel) = (state.clone(), cancel.clone());
+        tasks.spawn(async move {
+            if let Err(e) = http::serve(addr, state, cancel).await {
+                tracing::error!(error = %format!("{e:#}"), "the health endpoint stopped");
+            }
+        });
+    }
+    if let Some(interval) = notify::watchdog_interval() {
+        let (state, cancel) = (state.clone(), cancel.clone());
+        tasks.spawn(watchdog(interval, state, cancel));
+    }
+    tasks.close();
+    notify::notify("READY=1");
+    tracing::info!("nfp-gateway running");
+
+    let mut term = signal(SignalKind::terminate()).context("Installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("Installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing the work in hand"),
+        _ = int.recv() => tracing::info!("SIGINT: finishing the work in hand"),
+    }
+    notify::notify("STOPPING=1");
+    cancel.cancel();
+    if tokio::time::timeout(daemon.shutdown_timeout, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?daemon.shutdown_timeout, "work still in hand at the shutdown timeout: stopping anyway");
+    }
+    Ok(())
+}
+
+/// Crash injection for the crash-safety tests: `NFP_GATEWAY_CRASH_AT=<stage>`
+/// makes the process abort (like kill -9: no cleanup, no flush) when it
+/// reaches that stage. Stages: after_fetch, after_store, after_move,
+/// before_smtp, after_smtp. Without the variable it does nothing.
+fn crash_point(stage: &str) {
+    if std::env::var("NFP_GATEWAY_CRASH_AT").is_ok_and(|s| s == stage) {
+        eprintln!("nfp-gateway: crash injected at {stage}");
+        std::process::abort();
+    }
+}
+
+/// Capped exponential backoff with jitter.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const CAP: Duration = Duration::from_secs(300);
+
+    fn new() -> Backoff {
+        Backoff {
+            next: Backoff::FIRST,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = Backoff::FIRST;
+    }
+
+    fn step(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(Backoff::CAP);
+        let jitter = rand::thread_rng().gen_range(0.5..1.0);
+        base.mul_f64(jitter)
+    }
+}
+
+async fn watch_inbox(
+    ctx: Arc<Ctx>,
+    mailbox: Mailbox,
+    state: Arc<State>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Backoff::new();
+    while !cancel.is_cancelled() {
+        let result = session(&ctx, &mailbox, &state, &cancel, &mut backoff).await;
+        state.imap_connected.store(false, Ordering::Relaxed);
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                let wait = backoff.step();
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "IMAP session ended");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// One IMAP session: connect, file everything in the inbox, wait, repeat.
+async fn session(
+    ctx: &Arc<Ctx>,
+    mailbox: &Mailbox,
+    state: &State,
+    cancel: &CancellationToken,
+    backoff: &mut Backoff,
+) -> Result<()> {
+    let cfg = mailbox.config();
+    let mut conn = mailbox.connect().await?;
+    backoff.reset();
+    state.imap_connected.store(true, Ordering::Relaxed);
+    match ctx.store.uidvalidity(&cfg.folder).await? {
+        Some(v) if v != conn.uidvalidity => tracing::warn!(
+            folder = %cfg.folder, old = v, new = conn.uidvalidity,
+            "UIDVALIDITY changed: every message still in the folder is looked at again (stored ones are recognised)"
+        ),
+        _ => {}
+    }
+    ctx.store
+        .set_mailbox_state(&cfg.folder, conn.uidvalidity, 0)
+        .await?;
+    loop {
+        file_all(ctx, &mut conn, cfg, state, cancel).await?;
+        if cancel.is_cancelled() {
+            conn.logout().await;
+            return Ok(());
+        }
+        let (c, woken) = conn.wait(cfg, cancel).await?;
+        conn = c;
+        state.inbox_alive.store(unix_now(), Ordering::Relaxed);
+        if let Woken::Cancelled = woken {
+            conn.logout().await;
+            return Ok(());
+        }
+    }
+}
+
+/// Takes every message in the inbox folder through intake, then files it.
+async fn file_all(
+    ctx: &Arc<Ctx>,
+    conn: &mut Connection,
+    cfg: &Imap,
+    state: &State,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let max = ctx.gw.config.limits.max_message_size;
+    for uid in conn.uids().await? {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        state.inbox_alive.store(unix_now(), Ordering::Relaxed);
+        let Some(size) = conn.size(uid).await? else {
+            continue;
+        };
+        let oversize = (size as usize > max).then_some(size as usize);
+        let Some(raw) = conn.fetch(uid, oversize.is_some()).await? else {
+            continue;
+        };
+        crash_point("after_fetch");
+        let source = Source {
+            folder: cfg.folder.clone(),
+            uidvalidity: conn.uidvalidity,
+            uid,
+        };
+        let filed = intake::intake(ctx, raw, oversize, &source).await?;
+        crash_point("after_store");
+        let folder = if filed.accepted {
+            &cfg.processed_folder
+        } else {
+            &cfg.quarantine_folder
+        };
+        conn.file(uid, folder).await?;
+        crash_point("after_move");
+        ctx.store.mark_filed(filed.inbound_id).await?;
+        ctx.store
+            .set_mailbox_state(&cfg.folder, conn.uidvalidity, uid)
+            .await?;
+        tracing::info!(uid, inbound_id = filed.inbound_id, accepted = filed.accepted, new = filed.new, folder = %folder, "filed");
+    }
+    Ok(())
+}
+
+async fn drain_outbox(
+    ctx: Arc<Ctx>,
+    relay: Relay,
+    retry: Vec<Duration>,
+    state: Arc<State>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Backoff::new();
+    while !cancel.is_cancelled() {
+        state.outbox_alive.store(unix_now(), Ordering::Relaxed);
+        let pause = match send_due(&ctx, &relay, &retry, &cancel).await {
+            Ok(true) => {
+                backoff.reset();
+                None
+            }
+            Ok(false) => Some(backoff.step()),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the outbox sender failed");
+                Some(backoff.step())
+            }
+        };
+        let wait = match pause {
+            Some(p) => p,
+            None => until_next_due(&ctx).await,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = ctx.outbox_ready.notified(), if pause.is_none() => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// How long until the next pending mail is due (at most 30 s).
+async fn until_next_due(ctx: &Ctx) -> Duration {
+    let cap = Duration::from_secs(30);
+    let Ok(Some(next)) = ctx.store.next_due().await else {
+        return cap;
+    };
+    let Ok(next) = chrono::DateTime::parse_from_rfc3339(&next) else {
+        return cap;
+    };
+    (next.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO)
+        .min(cap)
+}
+
+/// Sends what is due, oldest first. False when the server was unreachable
+/// (the rest waits, so that order is kept).
+async fn send_due(
+    ctx: &Arc<Ctx>,
+    relay: &Relay,
+    retry: &[Duration],
+    cancel: &CancellationToken,
+) -> Result<bool> {
+    for item in ctx.store.due(SystemTime::now(), 100).await? {
+        if cancel.is_cancelled() {
+            return Ok(true);
+        }
+        if !ctx.store.claim(item.id).await? {
+            continue;
+        }
+        let Some(message) = &item.message else {
+            continue;
+        };
+        crash_point("before_smtp");
+        let delivery = relay.send(&item.recipient_email, message).await;
+        crash_point("after_smtp");
+        let now = SystemTime::now();
+        let attempts = usize::try_from(item.attempts + 1).unwrap_or(usize::MAX);
+        let later = |code, response: String| match retry.get(attempts - 1) {
+            Some(wait) => Attempt::Transient {
+                code,
+                response,
+                next: now + *wait,
+            },
+            None => Attempt::Permanent {
+                code,
+                response: format!("gave up after {attempts} attempts: {response}"),
+            },
+        };
+        let (attempt, reachable) = match delivery {
+            Delivery::Sent { code, response } => (Attempt::Sent { code, response }, true),
+            Delivery::Deferred { code, response } => (later(code, response), true),
+            Delivery::Unreachable { response } => (later(None, response), false),
+            Delivery::Rejected { code, response } => (Attempt::Permanent { code, response }, true),
+        };
+        ctx.store.finish(&item, now, &attempt).await?;
+        match &attempt {
+            Attempt::Sent { .. } => {
+                tracing::info!(outbox_id = item.id, party = %item.recipient_party, purpose = %item.purpose, "sent")
+            }
+            Attempt::Transient { response, .. } => {
+                tracing::warn!(outbox_id = item.id, %response, "deferred")
+            }
+            Attempt::Permanent { response, .. } => {
+                tracing::error!(outbox_id = item.id, party = %item.recipient_party, %response, "delivery failed");
+                alert_failure(ctx, &item, attempts, response).await?;
+            }
+        }
+        if !reachable {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Tells the Secretariat that a mail could not be delivered (unless that
+/// mail was itself to the Secretariat: then only the log and audit know).
+async fn alert_failure(
+    ctx: &Arc<Ctx>,
+    item: &OutboxItem,
+    attempts: usize,
+    response: &str,
+) -> Result<()> {
+    let secretariat = ctx.gw.directory.secretariat();
+    if item.recipient_party == secretariat.id {
+        return Ok(());
+    }
+    let (ctx2, item2, response) = (ctx.clone(), item.clone(), response.to_string());
+    let now = SystemTime::now();
+    let planned = tokio::task::spawn_blocking(move || {
+        intake::delivery_failure_alert(&ctx2, &item2, attempts, &response, now)
+    })
+    .await
+    .context("The alert task failed")??;
+    let mut tx = ctx.store.begin().await?;
+    intake::queue(&mut tx, item.inbound_id, &planned, now).await?;
+    tx.commit().await?;
+    ctx.outbox_ready.notify_one();
+    Ok(())
+}
+
+async fn watchdog(interval: Duration, state: Arc<State>, cancel: CancellationToken) {
+    let beat = interval / 2;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(beat) => {}
+            _ = cancel.cancelled() => return,
+        }
+        // The loops wake at least every IDLE timeout and every 30 s
+        // respectively; a loop silent for longer than that is stuck.
+        let now = unix_now();
+        let inbox_ok = now.saturating_sub(state.inbox_alive.load(Ordering::Relaxed)) < 3600;
+        let outbox_ok = now.saturating_sub(state.outbox_alive.load(Ordering::Relaxed)) < 600;
+        if inbox_ok && outbox_ok {
+            notify::notify("WATCHDOG=1");
+        }
+    }
+}

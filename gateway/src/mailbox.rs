@@ -1,0 +1,341 @@
+//! The watched mailbox over IMAP (async-imap on tokio, TLS by rustls).
+//!
+//! The inbox folder is the queue: every message in it is unfinished work.
+//! The daemon fetches by UID, stores, and only then moves the message to the
+//! processed or quarantine folder; after any interruption it simply looks at
+//! what is still in the inbox. No position is trusted to skip anything, so a
+//! lost connection, an interrupted FETCH or a UIDVALIDITY change cannot lose
+//! a message, and the store's hash of the bytes makes a second look a no-op.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Imap, Security};
+
+/// A connection to the IMAP server, with or without TLS.
+pub enum ImapStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl fmt::Debug for ImapStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ImapStream::Plain(_) => "ImapStream::Plain",
+            ImapStream::Tls(_) => "ImapStream::Tls",
+        })
+    }
+}
+
+impl AsyncRead for ImapStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ImapStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+type Session = async_imap::Session<ImapStream>;
+
+/// How to reach the mailbox.
+pub struct Mailbox {
+    cfg: Imap,
+    tls: Arc<rustls::ClientConfig>,
+    password: String,
+}
+
+/// A logged-in session with the inbox folder selected.
+pub struct Connection {
+    session: Session,
+    idle: bool,
+    moves: bool,
+    pub uidvalidity: u32,
+}
+
+/// Timeout for connecting and for each command that is not IDLE.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Mailbox {
+    pub fn new(cfg: &Imap) -> Result<Mailbox> {
+        let password = cfg
+            .credentials
+            .password()
+            .context("Reading the IMAP password")?;
+        let tls = crate::tls::client_config(cfg.ca_file.as_deref())?;
+        Ok(Mailbox {
+            cfg: cfg.clone(),
+            tls,
+            password,
+        })
+    }
+
+    pub fn config(&self) -> &Imap {
+        &self.cfg
+    }
+
+    /// Connects, protects the connection as configured, logs in, makes sure
+    /// the folders exist and selects the inbox folder.
+    pub async fn connect(&self) -> Result<Connection> {
+        let cfg = &self.cfg;
+        let tcp = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            TcpStream::connect((cfg.host.as_str(), cfg.port)),
+        )
+        .await
+        .map_err(|_| anyhow!("connecting to {}:{} timed out", cfg.host, cfg.port))?
+        .with_context(|| format!("Connecting to {}:{}", cfg.host, cfg.port))?;
+        let stream = match cfg.security {
+            Security::Tls => ImapStream::Tls(Box::new(self.tls_handshake(tcp).await?)),
+            Security::Plaintext => ImapStream::Plain(tcp),
+            Security::Starttls => {
+                let mut client = async_imap::Client::new(ImapStream::Plain(tcp));
+                greeting(&mut client).await?;
+                client
+                    .run_command_and_check_ok("STARTTLS", None)
+                    .await
+                    .context("STARTTLS")?;
+                let ImapStream::Plain(tcp) = client.into_inner() else {
+                    bail!("STARTTLS on a TLS stream")
+                };
+                ImapStream::Tls(Box::new(self.tls_handshake(tcp).await?))
+            }
+        };
+        let mut client = async_imap::Client::new(stream);
+        if cfg.security != Security::Starttls {
+            greeting(&mut client).await?;
+        }
+        let mut session = timed(client.login(&cfg.credentials.username, &self.password))
+            .await?
+            .map_err(|(e, _)| anyhow!("IMAP login as {} failed: {e}", cfg.credentials.username))?;
+        let caps = timed(session.capabilities()).await?.context("CAPABILITY")?;
+        let (idle, moves) = (caps.has_str("IDLE"), caps.has_str("MOVE"));
+        for folder in [&cfg.processed_folder, &cfg.quarantine_folder] {
+            ensure_folder(&mut session, folder).await?;
+        }
+        let selected = timed(session.select(&cfg.folder))
+            .await?
+            .with_context(|| format!("Selecting {}", cfg.folder))?;
+        let uidvalidity = selected
+            .uid_validity
+            .context("The server sent no UIDVALIDITY")?;
+        Ok(Connection {
+            session,
+            idle,
+            moves,
+            uidvalidity,
+        })
+    }
+
+    async fn tls_handshake(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>> {
+        let name = rustls::pki_types::ServerName::try_from(self.cfg.host.clone())
+            .with_context(|| format!("{} is not a valid TLS server name", self.cfg.host))?;
+        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        timed(connector.connect(name, tcp))
+            .await?
+            .with_context(|| format!("TLS handshake with {}", self.cfg.host))
+    }
+}
+
+async fn greeting(client: &mut async_imap::Client<ImapStream>) -> Result<()> {
+    timed(client.read_response())
+        .await?
+        .context("Reading the IMAP greeting")?
+        .context("The IMAP server closed the connection before its greeting")?;
+    Ok(())
+}
+
+async fn ensure_folder(session: &mut Session, folder: &str) -> Result<()> {
+    let exists = {
+        let list = timed(session.list(None, Some(folder)))
+            .await?
+            .context("LIST")?;
+        let names: Vec<_> = list.try_collect().await.context("LIST")?;
+        names.iter().any(|n| n.name() == folder)
+    };
+    if !exists {
+        timed(session.create(folder))
+            .await?
+            .with_context(|| format!("Creating the folder {folder}"))?;
+    }
+    Ok(())
+}
+
+/// Runs one IMAP command with the command timeout.
+async fn timed<F: std::future::Future>(f: F) -> Result<F::Output> {
+    tokio::time::timeout(COMMAND_TIMEOUT, f)
+        .await
+        .map_err(|_| anyhow!("the IMAP server did not answer in time"))
+}
+
+/// How a wait for new mail ended.
+pub enum Woken {
+    /// New mail may be there (or the wait timed out): look again.
+    Look,
+    /// The daemon is shutting down.
+    Cancelled,
+}
+
+impl Connection {
+    /// The UIDs in the inbox folder, lowest first.
+    pub async fn uids(&mut self) -> Result<Vec<u32>> {
+        let mut uids: Vec<u32> = timed(self.session.uid_search("ALL"))
+            .await?
+            .context("UID SEARCH")?
+            .into_iter()
+            .collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// The size of a message, without downloading it.
+    pub async fn size(&mut self, uid: u32) -> Result<Option<u32>> {
+        let fetches: Vec<_> = {
+            let stream = timed(self.session.uid_fetch(uid.to_string(), "(UID RFC822.SIZE)"))
+                .await?
+                .context("UID FETCH")?;
+            timed(stream.try_collect::<Vec<_>>())
+                .await?
+                .context("UID FETCH")?
+        };
+        Ok(fetches
+            .iter()
+            .find(|f| f.uid == Some(uid))
+            .and_then(|f| f.size))
+    }
+
+    /// The whole message (BODY.PEEK[]: the \Seen flag is left alone), or only
+    /// its header when `header_only`. None when the UID is gone.
+    pub async fn fetch(&mut self, uid: u32, header_only: bool) -> Result<Option<Vec<u8>>> {
+        let item = if header_only {
+            "(UID BODY.PEEK[HEADER])"
+        } else {
+            "(UID BODY.PEEK[])"
+        };
+        let fetches: Vec<_> = {
+            let stream = timed(self.session.uid_fetch(uid.to_string(), item))
+                .await?
+                .context("UID FETCH")?;
+            timed(stream.try_collect::<Vec<_>>())
+                .await?
+                .context("UID FETCH")?
+        };
+        Ok(fetches
+            .iter()
+            .find(|f| f.uid == Some(uid))
+            .and_then(|f| if header_only { f.header() } else { f.body() })
+            .map(<[u8]>::to_vec))
+    }
+
+    /// Moves a message to `folder` (MOVE, or COPY + \Deleted + UID EXPUNGE).
+    pub async fn file(&mut self, uid: u32, folder: &str) -> Result<()> {
+        let set = uid.to_string();
+        if self.moves {
+            timed(self.session.uid_mv(&set, folder))
+                .await?
+                .with_context(|| format!("UID MOVE to {folder}"))?;
+            return Ok(());
+        }
+        timed(self.session.uid_copy(&set, folder))
+            .await?
+            .with_context(|| format!("UID COPY to {folder}"))?;
+        {
+            let stream = timed(self.session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"))
+                .await?
+                .context("UID STORE")?;
+            let _: Vec<_> = timed(stream.try_collect()).await?.context("UID STORE")?;
+        }
+        let stream = timed(self.session.uid_expunge(&set))
+            .await?
+            .context("UID EXPUNGE")?;
+        let _: Vec<_> = timed(stream.try_collect()).await?.context("UID EXPUNGE")?;
+        Ok(())
+    }
+
+    /// Waits for new mail: IDLE when the server has it (re-issued every
+    /// `idle_timeout`), otherwise a pause of `poll_interval` and a NOOP.
+    pub async fn wait(
+        mut self,
+        cfg: &Imap,
+        cancel: &CancellationToken,
+    ) -> Result<(Connection, Woken)> {
+        if !self.idle {
+            let woken = tokio::select! {
+                _ = tokio::time::sleep(cfg.poll_interval) => Woken::Look,
+                _ = cancel.cancelled() => Woken::Cancelled,
+            };
+            timed(self.session.noop()).await?.context("NOOP")?;
+            return Ok((self, woken));
+        }
+        let Connection {
+            session,
+            idle,
+            moves,
+            uidvalidity,
+        } = self;
+        let mut handle = session.idle();
+        timed(handle.init()).await?.context("IDLE")?;
+        let woken = {
+            let (wait, _stop) = handle.wait_with_timeout(cfg.idle_timeout);
+            tokio::select! {
+                r = wait => { r.context("IDLE")?; Woken::Look }
+                _ = cancel.cancelled() => Woken::Cancelled,
+            }
+        };
+        let mut session = timed(handle.done()).await?.context("DONE")?;
+        // Some servers report new mail to a selected session only after a NOOP.
+        timed(session.noop()).await?.context("NOOP")?;
+        Ok((
+            Connection {
+                session,
+                idle,
+                moves,
+                uidvalidity,
+            },
+            woken,
+        ))
+    }
+
+    pub async fn logout(mut self) {
+        let _ = timed(self.session.logout()).await;
+    }
+}

@@ -1,0 +1,162 @@
+//! The durable store (sqlx; SQLite by default): inbound messages and their
+//! decisions, reference numbers, the replay and de-duplication memory, the
+//! outbox, SMTP attempts and the append-only audit trail.
+//!
+//! Every SQL statement the gateway runs is in this module and its children,
+//! so that a second engine (PostgreSQL) is a change here only. Writes that
+//! belong together share one transaction ([`Tx`]): a message, its decision,
+//! its outgoing mail and their audit entries are committed at once or not at all.
+
+pub mod inbound;
+pub mod outbox;
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// The store: a connection pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A write transaction (SQLite `BEGIN IMMEDIATE`: the write lock is taken
+/// at the start, so a transaction never fails half-way on lock upgrade).
+pub struct Tx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `url`.
+    pub async fn open(url: &str) -> Result<Store> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("Parsing the database URL {url}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed transaction survives power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("Opening the database {url}"))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("Migrating the database")?;
+        Ok(Store { pool })
+    }
+
+    pub async fn begin(&self) -> Result<Tx> {
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .context("Starting a transaction")?;
+        Ok(Tx { tx })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Appends one audit entry on its own.
+    pub async fn audit(&self, entry: &Audit<'_>) -> Result<()> {
+        entry.insert(&self.pool).await
+    }
+
+    /// The audit trail, oldest first (for status and tests).
+    pub async fn audit_trail(&self, limit: i64) -> Result<Vec<AuditRow>> {
+        sqlx::query_as::<_, AuditRow>(
+            "SELECT id, at, event, inbound_id, outbox_id, party, fingerprint, detail
+             FROM audit ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .context("Reading the audit trail")
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await.context("Committing")
+    }
+
+    pub async fn audit(&mut self, entry: &Audit<'_>) -> Result<()> {
+        entry.insert(&mut *self.tx).await
+    }
+
+    /// The next reference number of `year`: `BSM-YYYY-NNNNNN`, never reused.
+    pub async fn next_reference(&mut self, year: i32) -> Result<String> {
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO reference_counter (year, last) VALUES ($1, 1)
+             ON CONFLICT (year) DO UPDATE SET last = last + 1
+             RETURNING last",
+        )
+        .bind(year)
+        .fetch_one(&mut *self.tx)
+        .await
+        .context("Allocating a reference number")?;
+        Ok(format!("BSM-{year:04}-{n:06}"))
+    }
+}
+
+/// One audit entry.
+#[derive(Debug, Default)]
+pub struct Audit<'a> {
+    pub at: Option<SystemTime>,
+    pub event: &'a str,
+    pub inbound_id: Option<i64>,
+    pub outbox_id: Option<i64>,
+    pub party: Option<&'a str>,
+    pub fingerprint: Option<&'a str>,
+    pub detail: &'a str,
+}
+
+impl Audit<'_> {
+    async fn insert<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
+        &self,
+        executor: E,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (at, event, inbound_id, outbox_id, party, fingerprint, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(timestamp(self.at.unwrap_or_else(SystemTime::now)))
+        .bind(self.event)
+        .bind(self.inbound_id)
+        .bind(self.outbox_id)
+        .bind(self.party)
+        .bind(self.fingerprint)
+        .bind(self.detail)
+        .execute(executor)
+        .await
+        .context("Appending to the audit trail")?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: String,
+    pub event: String,
+    pub inbound_id: Option<i64>,
+    pub outbox_id: Option<i64>,
+    pub party: Option<String>,
+    pub fingerprint: Option<String>,
+    pub detail: String,
+}
+
+/// The store's time format: RFC 3339 UTC with milliseconds; sorts as it compares.
+pub fn timestamp(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

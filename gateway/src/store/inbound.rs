@@ -1,0 +1,299 @@
+//! Inbound messages, their decisions, the replay memory and the IMAP position.
+
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+
+use super::{timestamp, Store, Tx};
+use crate::check::{Decision, Verdict};
+
+/// What is stored of one inbound message.
+pub struct NewInbound<'a> {
+    /// From [`Tx::next_inbound_id`].
+    pub id: i64,
+    pub received_at: SystemTime,
+    pub folder: &'a str,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub raw_sha256: &'a str,
+    pub raw_size: usize,
+    /// The raw message, encrypted to the storage key.
+    pub raw_enc: &'a [u8],
+    pub message_id: &'a str,
+    pub envelope_from: &'a str,
+    pub decision: &'a Decision,
+    pub reference: Option<&'a str>,
+    /// The signed content, encrypted to the storage key.
+    pub content_enc: Option<&'a [u8]>,
+}
+
+/// A stored message, as the daemon needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InboundRef {
+    pub id: i64,
+    pub verdict: String,
+    pub imap_state: String,
+    pub reference: Option<String>,
+}
+
+/// A stored message, for operators.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InboundRow {
+    pub id: i64,
+    pub received_at: String,
+    pub verdict: String,
+    pub reason: Option<String>,
+    pub detail: String,
+    pub envelope_from: String,
+    pub message_id: String,
+    pub sender_party: Option<String>,
+    pub kind: Option<String>,
+    pub reference: Option<String>,
+    pub raw_size: i64,
+    pub decision: String,
+    pub imap_state: String,
+}
+
+fn code<T: serde::Serialize>(v: &T) -> Option<String> {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+}
+
+impl Tx {
+    /// The id the next stored message will have (the write lock is held, so
+    /// no one else can take it), so that mail about it can name it.
+    pub async fn next_inbound_id(&mut self) -> Result<i64> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM inbound")
+            .fetch_one(&mut *self.tx)
+            .await
+            .context("Numbering a message")
+    }
+
+    /// Whether an accepted message with this signature was stored before.
+    pub async fn signature_seen(&mut self, digest: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM seen_signature WHERE digest = $1")
+            .bind(digest)
+            .fetch_one(&mut *self.tx)
+            .await
+            .context("Looking up a signature")?;
+        Ok(n > 0)
+    }
+
+    /// Stores a message and its decision; returns its id.
+    pub async fn insert_inbound(&mut self, m: &NewInbound<'_>) -> Result<i64> {
+        let d = m.decision;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO inbound (id, received_at, imap_folder, imap_uidvalidity, imap_uid, raw_sha256,
+                 raw_size, raw_enc, message_id, envelope_from, verdict, reason, detail,
+                 sender_party, sender_fingerprint, signed_at, kind, topics, language, target,
+                 cited_reference, reference, signature_digest, content_enc, decision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                 $18, $19, $20, $21, $22, $23, $24, $25)
+             RETURNING id",
+        )
+        .bind(m.id)
+        .bind(timestamp(m.received_at))
+        .bind(m.folder)
+        .bind(i64::from(m.uidvalidity))
+        .bind(i64::from(m.uid))
+        .bind(m.raw_sha256)
+        .bind(m.raw_size as i64)
+        .bind(m.raw_enc)
+        .bind(m.message_id)
+        .bind(m.envelope_from)
+        .bind(if d.verdict == Verdict::Accepted { "accepted" } else { "quarantined" })
+        .bind(d.reason.map(|r| r.code()))
+        .bind(&d.detail)
+        .bind(d.sender.as_ref().map(|s| s.party.as_str()))
+        .bind(d.sender.as_ref().map(|s| s.fingerprint.as_str()))
+        .bind(d.signed_at.as_deref())
+        .bind(d.kind.as_ref().and_then(code))
+        .bind(serde_json::to_string(&d.topics).context("Serialising topics")?)
+        .bind(d.language.as_ref().and_then(code))
+        .bind(d.target.as_deref())
+        .bind(d.reference.as_deref())
+        .bind(m.reference)
+        .bind(d.signature_digest.as_deref())
+        .bind(m.content_enc)
+        .bind(serde_json::to_string(d).context("Serialising the decision")?)
+        .fetch_one(&mut *self.tx)
+        .await
+        .context("Storing an inbound message")?;
+        Ok(id)
+    }
+
+    /// Remembers the signature of an accepted message.
+    pub async fn record_signature(
+        &mut self,
+        digest: &str,
+        inbound_id: i64,
+        at: SystemTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO seen_signature (digest, inbound_id, first_seen) VALUES ($1, $2, $3)",
+        )
+        .bind(digest)
+        .bind(inbound_id)
+        .bind(timestamp(at))
+        .execute(&mut *self.tx)
+        .await
+        .context("Recording a signature")?;
+        Ok(())
+    }
+}
+
+impl Tx {
+    /// Replaces the decision of a released message.
+    pub async fn update_decision(
+        &mut self,
+        id: i64,
+        decision: &Decision,
+        reference: Option<&str>,
+        content_enc: Option<&[u8]>,
+    ) -> Result<()> {
+        let d = decision;
+        sqlx::query(
+            "UPDATE inbound SET verdict = $2, reason = $3, detail = $4, sender_party = $5,
+                 sender_fingerprint = $6, signed_at = $7, kind = $8, topics = $9, language = $10,
+                 target = $11, cited_reference = $12, reference = $13, signature_digest = $14,
+                 content_enc = $15, decision = $16
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(if d.verdict == Verdict::Accepted {
+            "accepted"
+        } else {
+            "quarantined"
+        })
+        .bind(d.reason.map(|r| r.code()))
+        .bind(&d.detail)
+        .bind(d.sender.as_ref().map(|s| s.party.as_str()))
+        .bind(d.sender.as_ref().map(|s| s.fingerprint.as_str()))
+        .bind(d.signed_at.as_deref())
+        .bind(d.kind.as_ref().and_then(code))
+        .bind(serde_json::to_string(&d.topics).context("Serialising topics")?)
+        .bind(d.language.as_ref().and_then(code))
+        .bind(d.target.as_deref())
+        .bind(d.reference.as_deref())
+        .bind(reference)
+        .bind(d.signature_digest.as_deref())
+        .bind(content_enc)
+        .bind(serde_json::to_string(d).context("Serialising the decision")?)
+        .execute(&mut *self.tx)
+        .await
+        .context("Updating a decision")?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The stored (encrypted) raw message and its verdict.
+    pub async fn raw_enc(&self, id: i64) -> Result<Option<(Vec<u8>, String)>> {
+        sqlx::query_as("SELECT raw_enc, verdict FROM inbound WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("Reading a stored message")
+    }
+
+    /// The stored message with exactly these bytes, if any.
+    pub async fn inbound_by_sha(&self, sha: &str) -> Result<Option<InboundRef>> {
+        sqlx::query_as(
+            "SELECT id, verdict, imap_state, reference FROM inbound WHERE raw_sha256 = $1",
+        )
+        .bind(sha)
+        .fetch_optional(&self.pool)
+        .await
+        .context("Looking up a message by hash")
+    }
+
+    /// The message left the inbox folder.
+    pub async fn mark_filed(&self, id: i64) -> Result<()> {
+        sqlx::query("UPDATE inbound SET imap_state = 'filed' WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .context("Marking a message filed")?;
+        Ok(())
+    }
+
+    /// The party that sent the accepted message with this reference.
+    pub async fn sender_of_reference(&self, reference: &str) -> Result<Option<String>> {
+        let row: Option<Option<String>> =
+            sqlx::query_scalar("SELECT sender_party FROM inbound WHERE reference = $1")
+                .bind(reference)
+                .fetch_optional(&self.pool)
+                .await
+                .context("Looking up a reference")?;
+        Ok(row.flatten())
+    }
+
+    pub async fn inbound(&self, id: i64) -> Result<Option<InboundRow>> {
+        sqlx::query_as(
+            "SELECT id, received_at, verdict, reason, detail, envelope_from, message_id, sender_party,
+                 kind, reference, raw_size, decision, imap_state
+             FROM inbound WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .context("Reading a message")
+    }
+
+    /// Messages by verdict, newest first.
+    pub async fn inbound_list(&self, verdict: &str, limit: i64) -> Result<Vec<InboundRow>> {
+        sqlx::query_as(
+            "SELECT id, received_at, verdict, reason, detail, envelope_from, message_id, sender_party,
+                 kind, reference, raw_size, decision, imap_state
+             FROM inbound WHERE verdict = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(verdict)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .context("Listing messages")
+    }
+
+    /// (verdict, reason, count) over all stored messages.
+    pub async fn inbound_counts(&self) -> Result<Vec<(String, Option<String>, i64)>> {
+        sqlx::query_as(
+            "SELECT verdict, reason, COUNT(*) FROM inbound GROUP BY verdict, reason ORDER BY 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("Counting messages")
+    }
+
+    /// The UIDVALIDITY last seen for a folder.
+    pub async fn uidvalidity(&self, folder: &str) -> Result<Option<u32>> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT uidvalidity FROM mailbox_state WHERE folder = $1")
+                .bind(folder)
+                .fetch_optional(&self.pool)
+                .await
+                .context("Reading the mailbox state")?;
+        Ok(v.and_then(|v| u32::try_from(v).ok()))
+    }
+
+    pub async fn set_mailbox_state(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        last_uid: u32,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO mailbox_state (folder, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (folder) DO UPDATE SET uidvalidity = excluded.uidvalidity,
+                 last_uid = excluded.last_uid, updated_at = excluded.updated_at",
+        )
+        .bind(folder)
+        .bind(i64::from(uidvalidity))
+        .bind(i64::from(last_uid))
+        .bind(timestamp(SystemTime::now()))
+        .execute(&self.pool)
+        .await
+        .context("Writing the mailbox state")?;
+        Ok(())
+    }
+}

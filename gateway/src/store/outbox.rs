@@ -1,0 +1,269 @@
+//! The durable outbox: every mail the gateway sends is here, signed and
+//! encrypted, before SMTP sees it; every attempt is recorded.
+
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+
+use super::{timestamp, Audit, Store, Tx};
+
+/// A mail to queue.
+pub struct NewOutbox<'a> {
+    pub inbound_id: Option<i64>,
+    pub purpose: &'a str,
+    pub template: &'a str,
+    pub recipient_party: &'a str,
+    pub recipient_email: &'a str,
+    /// The certificate it is encrypted to; "" when held.
+    pub recipient_fingerprint: &'a str,
+    pub message_id: &'a str,
+    /// The PGP/MIME message; None when held for want of a usable key.
+    pub message: Option<&'a [u8]>,
+    pub created_at: SystemTime,
+}
+
+/// A queued mail.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub inbound_id: Option<i64>,
+    pub purpose: String,
+    pub template: String,
+    pub recipient_party: String,
+    pub recipient_email: String,
+    pub recipient_fingerprint: String,
+    pub message_id: String,
+    pub message: Option<Vec<u8>>,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: String,
+    pub last_error: String,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, inbound_id, purpose, template, recipient_party, recipient_email, recipient_fingerprint,
+    message_id, message, state, attempts, next_attempt_at, last_error, created_at, sent_at";
+
+/// The outcome of one SMTP attempt.
+#[derive(Debug, Clone)]
+pub enum Attempt {
+    Sent {
+        code: u16,
+        response: String,
+    },
+    /// 4xx or a connection problem: try again at `next`.
+    Transient {
+        code: Option<u16>,
+        response: String,
+        next: SystemTime,
+    },
+    /// 5xx, or retries exhausted: give up.
+    Permanent {
+        code: Option<u16>,
+        response: String,
+    },
+}
+
+impl Tx {
+    pub async fn insert_outbox(&mut self, o: &NewOutbox<'_>) -> Result<i64> {
+        let state = if o.message.is_some() {
+            "pending"
+        } else {
+            "held"
+        };
+        sqlx::query_scalar(
+            "INSERT INTO outbox (inbound_id, purpose, template, recipient_party, recipient_email,
+                 recipient_fingerprint, message_id, message, state, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+             RETURNING id",
+        )
+        .bind(o.inbound_id)
+        .bind(o.purpose)
+        .bind(o.template)
+        .bind(o.recipient_party)
+        .bind(o.recipient_email)
+        .bind(o.recipient_fingerprint)
+        .bind(o.message_id)
+        .bind(o.message)
+        .bind(state)
+        .bind(timestamp(o.created_at))
+        .fetch_one(&mut *self.tx)
+        .await
+        .context("Queueing a mail")
+    }
+}
+
+impl Store {
+    /// Pending mail due at `now`, oldest first.
+    pub async fn due(&self, now: SystemTime, limit: i64) -> Result<Vec<OutboxItem>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2"
+        );
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(timestamp(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .context("Reading the outbox")
+    }
+
+    /// When the next pending mail is due, if any.
+    pub async fn next_due(&self) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .context("Reading the outbox")
+    }
+
+    /// Claims a pending mail for sending. False when someone else has it.
+    pub async fn claim(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .context("Claiming a mail")?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records an attempt's outcome, with its audit entry, in one transaction.
+    pub async fn finish(&self, item: &OutboxItem, at: SystemTime, attempt: &Attempt) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let (outcome, code, response) = match attempt {
+            Attempt::Sent { code, response } => ("sent", Some(*code), response),
+            Attempt::Transient { code, response, .. } => ("transient", *code, response),
+            Attempt::Permanent { code, response } => ("permanent", *code, response),
+        };
+        sqlx::query("INSERT INTO smtp_attempt (outbox_id, at, outcome, code, response) VALUES ($1, $2, $3, $4, $5)")
+            .bind(item.id)
+            .bind(timestamp(at))
+            .bind(outcome)
+            .bind(code.map(i64::from))
+            .bind(response)
+            .execute(&mut *tx.tx)
+            .await
+            .context("Recording an SMTP attempt")?;
+        let update = match attempt {
+            Attempt::Sent { .. } => sqlx::query(
+                "UPDATE outbox SET state = 'sent', sent_at = $2, last_error = '' WHERE id = $1",
+            )
+            .bind(item.id)
+            .bind(timestamp(at)),
+            Attempt::Transient { next, .. } => sqlx::query(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = $2, last_error = $3 WHERE id = $1",
+            )
+            .bind(item.id)
+            .bind(timestamp(*next))
+            .bind(response),
+            Attempt::Permanent { .. } => {
+                sqlx::query("UPDATE outbox SET state = 'failed', last_error = $2 WHERE id = $1")
+                    .bind(item.id)
+                    .bind(response)
+            }
+        };
+        update
+            .execute(&mut *tx.tx)
+            .await
+            .context("Updating the outbox")?;
+        let event = match attempt {
+            Attempt::Sent { .. } => "transfer",
+            Attempt::Transient { .. } => "transfer_deferred",
+            Attempt::Permanent { .. } => "transfer_failed",
+        };
+        let detail = format!(
+            "{} to <{}>: {}",
+            item.purpose, item.recipient_email, response
+        );
+        tx.audit(&Audit {
+            at: Some(at),
+            event,
+            inbound_id: item.inbound_id,
+            outbox_id: Some(item.id),
+            party: Some(&item.recipient_party),
+            fingerprint: Some(&item.recipient_fingerprint),
+            detail: &detail,
+        })
+        .await?;
+        tx.commit().await
+    }
+
+    /// After a crash, mail caught between claim and outcome is in doubt: the
+    /// server may or may not have accepted it. It is sent again (same
+    /// Message-ID), and the attempt is recorded as in doubt.
+    pub async fn recover_in_doubt(&self, now: SystemTime) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO smtp_attempt (outbox_id, at, outcome, response)
+             SELECT id, $1, 'in_doubt', 'interrupted: the gateway stopped during this attempt'
+             FROM outbox WHERE state = 'sending'",
+        )
+        .bind(timestamp(now))
+        .execute(&mut *tx.tx)
+        .await
+        .context("Recording interrupted attempts")?;
+        let done = sqlx::query("UPDATE outbox SET state = 'pending' WHERE state = 'sending'")
+            .execute(&mut *tx.tx)
+            .await
+            .context("Requeueing interrupted mail")?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Mail in a state, oldest first.
+    pub async fn outbox_list(&self, state: Option<&str>, limit: i64) -> Result<Vec<OutboxItem>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR state = $1) ORDER BY id LIMIT $2"
+        );
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(state)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .context("Listing the outbox")
+    }
+
+    /// Mail for one inbound message.
+    pub async fn outbox_for(&self, inbound_id: i64) -> Result<Vec<OutboxItem>> {
+        let sql = format!("SELECT {COLUMNS} FROM outbox WHERE inbound_id = $1 ORDER BY id");
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(inbound_id)
+            .fetch_all(&self.pool)
+            .await
+            .context("Listing the outbox")
+    }
+
+    /// (pending count, oldest pending creation time).
+    pub async fn outbox_depth(&self) -> Result<(i64, Option<String>)> {
+        sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state IN ('pending', 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("Measuring the outbox")
+    }
+
+    /// (state, count) over the whole outbox.
+    pub async fn outbox_states(&self) -> Result<Vec<(String, i64)>> {
+        sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await
+            .context("Counting the outbox")
+    }
+
+    /// Makes a failed or pending mail due now.
+    pub async fn retry_now(&self, id: i64, now: SystemTime) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = $2
+             WHERE id = $1 AND state IN ('pending', 'failed') AND message IS NOT NULL",
+        )
+        .bind(id)
+        .bind(timestamp(now))
+        .execute(&self.pool)
+        .await
+        .context("Rescheduling a mail")?;
+        Ok(done.rows_affected() == 1)
+    }
+}
