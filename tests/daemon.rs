@@ -1,0 +1,37 @@
+//! `nfp-gateway run` end to end on real Dovecot and Postfix, with GnuPG as
+//! every user's client: each test runs one scenario of
+//! `tests/e2e/scenarios.py` against this build's binary. The scenarios
+//! start their own private mail stack (installed by `scripts/test.sh`).
+
+use std::process::Command;
+use std::sync::Mutex;
+
+/// One scenario at a time: they measure delivery and kill processes, and
+/// two of them on two cores would only slow each other down.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn scenario(name: &str) {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = Command::new("python3")
+        .arg(format!("{root}/tests/e2e/scenarios.py"))
+        .arg(name)
+        .env("NFP_GATEWAY_BIN", env!("CARGO_BIN_EXE_nfp-gateway"))
+        .output()
+        .expect("python3 runs (scripts/test.sh installs it)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "scenario {name} failed:\n{text}");
+}
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                scenario(stringify!($name));
+            }
+        )*
+    };
+}
+
+scenarios!(routing);

@@ -1,0 +1,242 @@
+"""The daemon end to end, on real parts: GnuPG-made mail from the fixture
+network's personas, sent by SMTP to a private Postfix, delivered by Dovecot
+to the gateway's mailbox; the real `nfp-gateway run` reading it over IMAP
+and sending through Postfix's submission port; recipients' mailboxes read
+over IMAP and their mail decrypted and verified by GnuPG with their keys.
+
+    net = Net("routing")            # keys, directory, mail stack, gateway.toml
+    net.start_gateway()
+    net.send(net.mail_from("AT", "[REQUEST] ...", "text"))
+    got = net.wait_mail("secretariat", 1)   # decrypted, verified Received mails
+    net.close()
+
+Python 3 standard library only, plus tests/fixtures and tests/mailstack.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.dont_write_bytecode = True
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "tests" / "fixtures"), str(ROOT / "tests" / "mailstack")]
+import mailmaker as mm  # noqa: E402
+import make_fixtures as mf  # noqa: E402
+import mailstack  # noqa: E402
+
+BIN = Path(os.environ.get("NFP_GATEWAY_BIN", ROOT / "target" / "debug" / "nfp-gateway"))
+GATEWAY = {"secretariat": "gateway", "national-at": "gateway-at"}
+
+
+class Failure(AssertionError):
+    pass
+
+
+def check(cond: bool, what: str) -> None:
+    if not cond:
+        raise Failure(what)
+
+
+@dataclass
+class Received:
+    """A mail as its recipient's GnuPG sees it."""
+
+    raw: bytes
+    outer: email.message.Message
+    signed_by_gateway: bool
+    decrypted: bool
+    inner: email.message.Message | None
+    status: list[str]
+
+    @property
+    def subject(self) -> str:
+        return str(self.inner["Subject"]) if self.inner is not None else ""
+
+    def text(self) -> str:
+        if self.inner is None:
+            return ""
+        for part in self.inner.walk():
+            if part.get_content_type() == "text/plain" and not part.get_filename():
+                return part.get_content()
+        return ""
+
+    def attachment_names(self) -> list[str]:
+        if self.inner is None:
+            return []
+        return [p.get_filename() for p in self.inner.walk() if p.get_filename()]
+
+
+class Net:
+    """One test network: keys, directories, a mail stack and a gateway."""
+
+    def __init__(self, name: str, *, role: str = "secretariat", retry: tuple[str, ...] = ("1s", "2s", "3s"),
+                 extra_config: str = ""):
+        self.dir = Path(tempfile.mkdtemp(prefix=f"e2e-{name[:8]}-", dir="/tmp"))
+        os.chmod(self.dir, 0o755)
+        self.now = int(time.time())
+        self.w = mf.World(self.dir / "net", self.now)
+        self.w.make_keys()
+        self.w.write_network()
+        self.role = role
+        self.w.config = mf.SECRETARIAT if role == "secretariat" else mf.NATIONAL_AT
+        self.passwords = {p.email: f"pw-{p.id}" for p in self.w.p.values()}
+        self.stack = mailstack.start(str(self.dir / "ms"), self.passwords)
+        self.gateway_persona = self.w.p[GATEWAY[role]]
+        self.config = self.dir / "net" / role / "gateway.toml"
+        secret = self.dir / "net" / role / "mail-password"
+        secret.write_text(self.passwords[self.gateway_persona.email] + "\n")
+        os.chmod(secret, 0o600)
+        s = self.stack.info
+        with open(self.config, "a") as f:
+            f.write(f"""
+[imap]
+host = "127.0.0.1"
+port = {s['imaps_port']}
+security = "tls"
+username = "{self.gateway_persona.email}"
+password-file = "mail-password"
+ca-file = "{s['ca_cert']}"
+poll-interval = "1s"
+idle-timeout = "60s"
+
+[smtp]
+host = "127.0.0.1"
+port = {s['submission_port']}
+security = "starttls"
+username = "{self.gateway_persona.email}"
+password-file = "mail-password"
+ca-file = "{s['ca_cert']}"
+retry = [{", ".join(f'"{r}"' for r in retry)}]
+
+[daemon]
+shutdown-timeout = "10s"
+{extra_config}""")
+        self.proc: subprocess.Popen | None = None
+        self.log = self.dir / "gateway.log"
+
+    # --- the gateway ---------------------------------------------------------
+
+    def start_gateway(self, env: dict[str, str] | None = None) -> None:
+        check(self.proc is None or self.proc.poll() is not None, "the gateway is already running")
+        full_env = {**os.environ, "NFP_GATEWAY_LOG": "info", **(env or {})}
+        full_env.pop("NFP_GATEWAY_CRASH_AT", None) if "NFP_GATEWAY_CRASH_AT" not in (env or {}) else None
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen([str(BIN), "--config", str(self.config), "run"],
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=full_env)
+
+    def stop_gateway(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise Failure("the gateway did not stop in time")
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        check(self.proc is not None, "no gateway")
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"the gateway did not exit within {timeout}s")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN), "--config", str(self.config), *args], capture_output=True, text=True)
+
+    # --- mail ---------------------------------------------------------------
+
+    def mail_from(self, pid: str, subject: str, body: str, *, parts: list | None = None) -> bytes:
+        """A Thunderbird-style PGP/MIME message from persona `pid` to the gateway."""
+        return self.w.pgp_mime(self.w.p[pid], subject, [mm.text(body)] + (parts or [])).eml
+
+    def send(self, eml: bytes, frm: str | None = None) -> None:
+        msg = email.message_from_bytes(eml)
+        sender = frm or email.utils.parseaddr(msg["From"] or "")[1] or "nobody@nowhere.example"
+        self.stack.send(sender, [self.gateway_persona.email], eml, port="smtp")
+
+    def mailbox(self, pid: str, folder: str = "INBOX") -> list[Received]:
+        p = self.w.p[pid]
+        return [self.open(raw) for _, raw in self.stack.fetch(p.email, self.passwords[p.email], folder)]
+
+    def wait_mail(self, pid: str, count: int, timeout: float = 30) -> list[Received]:
+        p = self.w.p[pid]
+        self.stack.wait_for(p.email, self.passwords[p.email], count, timeout=timeout)
+        return self.mailbox(pid)
+
+    def count(self, pid: str, folder: str = "INBOX") -> int:
+        p = self.w.p[pid]
+        return self.stack.count(p.email, self.passwords[p.email], folder)
+
+    def gateway_folder(self, folder: str) -> int:
+        return self.stack.count(self.gateway_persona.email, self.passwords[self.gateway_persona.email], folder)
+
+    def open(self, raw: bytes) -> Received:
+        """Decrypts and verifies a received mail with GnuPG, as its recipient would."""
+        outer = email.message_from_bytes(raw, policy=email.policy.default)
+        payload = None
+        if outer.get_content_type() == "multipart/encrypted":
+            parts = outer.get_payload()
+            payload = parts[1].get_payload(decode=True) if len(parts) == 2 else None
+        if payload is None:
+            return Received(raw, outer, False, False, None, [])
+        r = self.w.gpg.run(["--decrypt"], payload, check=False)
+        gw_keys = self.w.subkeys(self.gateway_persona)
+        good = any(s.startswith("GOODSIG ") and s.split()[1] in gw_keys for s in r.status)
+        ok = "DECRYPTION_OKAY" in r.status
+        inner = email.message_from_bytes(r.out, policy=email.policy.default) if ok else None
+        return Received(raw, outer, good, ok, inner, r.status)
+
+    # --- the store ------------------------------------------------------------
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.dir / "net" / self.role / "nfp-gateway.db")
+
+    def rows(self, sql: str, *args) -> list[tuple]:
+        with self.db() as c:
+            return c.execute(sql, args).fetchall()
+
+    def wait_rows(self, sql: str, count: int, timeout: float = 30, *args) -> list[tuple]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                rows = self.rows(sql, *args)
+            except sqlite3.OperationalError:
+                rows = []
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.1)
+
+    def wait_outbox_sent(self, count: int, timeout: float = 30) -> None:
+        rows = self.wait_rows("SELECT id FROM outbox WHERE state = 'sent'", count, timeout)
+        check(len(rows) >= count, f"{len(rows)} of {count} outgoing mails sent in {timeout}s; log:\n{self.tail()}")
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def close(self) -> None:
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(10)
+        finally:
+            self.stack.stop()
+            self.w.gpg.close()
+            if not os.environ.get("NFP_E2E_KEEP"):
+                shutil.rmtree(self.dir, ignore_errors=True)
