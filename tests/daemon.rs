@@ -19,7 +19,11 @@ fn scenario(name: &str) {
         .env("NFP_GATEWAY_BIN", env!("CARGO_BIN_EXE_nfp-gateway"))
         .output()
         .expect("python3 runs (scripts/test.sh installs it)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "scenario {name} failed:\n{text}");
 }
 
@@ -34,4 +38,12 @@ macro_rules! scenarios {
     };
 }
 
-scenarios!(routing);
+scenarios!(
+    routing,
+    quarantine,
+    automatic_mail_is_never_answered,
+    no_usable_key,
+    reply_goes_to_the_party_that_asked,
+    national_routing,
+    release_after_the_directory_learns_the_key,
+);

@@ -371,9 +371,10 @@ async fn drain_outbox(
     }
 }
 
-/// How long until the next pending mail is due (at most 30 s).
+/// How long until the next pending mail is due (at most 5 s: mail queued by
+/// another process, such as `quarantine release`, is seen within that).
 async fn until_next_due(ctx: &Ctx) -> Duration {
-    let cap = Duration::from_secs(30);
+    let cap = Duration::from_secs(5);
     let Ok(Some(next)) = ctx.store.next_due().await else {
         return cap;
     };

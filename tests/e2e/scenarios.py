@@ -88,7 +88,173 @@ def routing() -> None:
         net.close()
 
 
-SCENARIOS = {f.__name__: f for f in [routing]}
+def quarantine() -> None:
+    """A forged message (signed by AT, From FR) is quarantined: the
+    Secretariat gets a notice with the reason code and no content, the
+    claimed sender gets nothing, the message moves to Quarantine."""
+    net = Net("quarantine")
+    try:
+        forged = net.w.pgp_mime(net.w.p["AT"], "[DEMANDE D'INFORMATION] Liste des contacts", [mm.text(BODY_FR)],
+                                protected=False, outer_from=net.w.p["FR"].mailbox).eml
+        net.send(forged)
+        net.start_gateway()
+        notice = net.wait_mail("secretariat", 1)
+        check(len(notice) == 1 and notice[0].signed_by_gateway, f"notice: {[n.status for n in notice]}")
+        text = notice[0].subject + notice[0].text()
+        check("sender_mismatch" in text, f"the notice does not name the reason:\n{text}")
+        check("nfp@interieur.fr.example" in text, "the notice does not show the envelope sender")
+        for leak in ("Liste des contacts", "douaniers", "Nickelsdorf"):
+            check(leak not in text, f"the notice quotes the message ({leak})")
+        net.wait_rows("SELECT id FROM inbound WHERE imap_state = 'filed'", 1)
+        check(net.gateway_folder("Quarantine") == 1 and net.gateway_folder("INBOX") == 0, "not moved to Quarantine")
+        net.wait_outbox_sent(1)
+        time.sleep(1)
+        for pid in ("AT", "FR"):
+            check(net.count(pid) == 0, f"{pid} received mail about a quarantined message")
+        rows = net.rows("SELECT purpose, recipient_party FROM outbox")
+        check(rows == [("quarantine_notice", "secretariat")], f"outbox {rows}")
+        check(net.rows("SELECT verdict, reason, reference FROM inbound") == [("quarantined", "sender_mismatch", None)],
+              "stored decision")
+    finally:
+        net.close()
+
+
+def automatic_mail_is_never_answered() -> None:
+    """Auto-submitted mail and bounces are quarantined as `loop` and cause no
+    outgoing mail at all, not even a notice (a storm stays a storm of one)."""
+    net = Net("loop")
+    try:
+        for i in range(5):
+            auto = net.w.pgp_mime(net.w.p["AT"], f"Abwesenheitsnotiz {i}", [mm.text(BODY_DE)],
+                                  extra=[("Auto-Submitted", "auto-replied")]).eml
+            net.send(auto)
+        net.start_gateway()
+        rows = net.wait_rows("SELECT reason FROM inbound WHERE imap_state = 'filed'", 5)
+        check([r for (r,) in rows] == ["loop"] * 5, f"{rows}")
+        time.sleep(1.5)
+        check(net.rows("SELECT COUNT(*) FROM outbox") == [(0,)], "automatic mail caused outgoing mail")
+        check(net.gateway_folder("Quarantine") == 5, "not all in Quarantine")
+    finally:
+        net.close()
+
+
+def no_usable_key() -> None:
+    """An information request to PL, whose certificate has expired: nothing
+    is sent to PL (no plaintext, no mail at all), the item is held in the
+    outbox, the Secretariat is alerted, the sender acknowledged."""
+    net = Net("nokey")
+    try:
+        net.send(net.mail_from("FR", "[DEMANDE D'INFORMATION] [PL] Statistiques", BODY_FR))
+        net.start_gateway()
+        alert = net.wait_mail("secretariat", 1)
+        check(len(alert) == 1 and alert[0].signed_by_gateway, "no alert to the Secretariat")
+        text = alert[0].subject + alert[0].text()
+        check("nfp@sg.pl.example" in text or "PL" in text, f"the alert does not name PL:\n{text}")
+        check("Statistiques" not in text and "douaniers" not in text, "the alert quotes the message")
+        net.wait_mail("FR", 1)
+        time.sleep(1)
+        check(net.count("PL") == 0, "PL received mail although it has no usable key")
+        rows = net.rows("SELECT purpose, recipient_party, state, message IS NULL FROM outbox ORDER BY id")
+        check(("forward", "PL", "held", 1) in rows, f"the forward to PL is not held without a message: {rows}")
+        held = net.rows("SELECT event, party FROM audit WHERE event = 'held_no_key'")
+        check(held == [("held_no_key", "PL")], f"audit {held}")
+    finally:
+        net.close()
+
+
+def reply_goes_to_the_party_that_asked() -> None:
+    """AT asks FR (information request); FR replies citing the reference,
+    without naming AT: the reply reaches AT, found through the store."""
+    net = Net("reply")
+    try:
+        net.send(net.mail_from("AT", "[AUSKUNFTSERSUCHEN] [FR] Zollkontrollen", BODY_DE))
+        net.start_gateway()
+        fr = net.wait_mail("FR", 1)
+        ref = REF.search(fr[0].subject)
+        check(ref is not None, f"no reference in {fr[0].subject!r}")
+        net.send(net.mail_from("FR", f"Re: {ref.group(0)} Contrôles douaniers", BODY_FR))
+        at = net.wait_mail("AT", 2)  # its acknowledgement, then FR's reply
+        replies = [m for m in at if ref.group(0) in m.subject and "original-" in " ".join(m.attachment_names())]
+        check(len(replies) == 1, f"AT got {len(replies)} forwarded replies: {[m.subject for m in at]}")
+        rows = net.rows("SELECT kind, cited_reference FROM inbound ORDER BY id")
+        check(rows[1] == ("information_reply", ref.group(0)), f"{rows}")
+    finally:
+        net.close()
+
+
+def national_routing() -> None:
+    """Austria's national gateway: a Secretariat message about customs goes
+    to the customs service, a request from FR about migration to the
+    migration service; each encrypted to that service's own key."""
+    net = Net("national", role="national-at")
+    try:
+        net.send(net.mail_from("secretariat", "[CIRCULAR] Customs cooperation workshop",
+                               "Dear colleagues, the Secretariat invites customs officers to a workshop on "
+                               "customs risk management and the fight against smuggling of excise goods.\n"))
+        net.send(net.mail_from("FR", "[DEMANDE D'INFORMATION] Migration irrégulière",
+                               "Madame, Monsieur, nous souhaiterions savoir quelles mesures sont prises contre "
+                               "la migration irrégulière et le trafic de migrants à la frontière.\n"))
+        net.start_gateway()
+        customs = net.wait_mail("at-customs", 1)
+        migration = net.wait_mail("at-migration", 1)
+        check(customs[0].signed_by_gateway and "workshop" in customs[0].subject.lower(), f"{customs[0].subject!r}")
+        check(migration[0].signed_by_gateway and "Migration" in migration[0].subject, f"{migration[0].subject!r}")
+        time.sleep(1)
+        check(net.count("at-border-police") == 0 and net.count("at-anti-drug") == 0, "other services got mail")
+    finally:
+        net.close()
+
+
+def release_after_the_directory_learns_the_key() -> None:
+    """A message from a sender not yet in the directory is quarantined
+    (unknown_signer); the operator adds the party's certificate to the
+    directory and releases it: it is judged again and forwarded."""
+    net = Net("release")
+    try:
+        eml = net.w.pgp_mime(net.w.p["mallory"], "[REQUEST] New focal point",
+                             [mm.text("Dear colleagues, we request assistance with the training of our "
+                                      "new border guards at the green border.\n")]).eml
+        net.send(eml)
+        net.start_gateway()
+        net.wait_mail("secretariat", 1)  # the quarantine notice
+        (inbound_id,), = net.wait_rows("SELECT id FROM inbound WHERE reason = 'unknown_signer'", 1)
+        directory = net.config.parent / "directory.toml"
+        directory.write_text(directory.read_text() + '''
+[[party]]
+id = "MT"
+kind = "nfp"
+state = "MT"
+name = "National Focal Point Malta"
+email = "mallory@evil.example"
+cert = "../certs/mallory.asc"
+language = "en"
+''')
+        out = net.cli("quarantine", "release", str(inbound_id))
+        check(out.returncode == 0, f"release failed: {out.stdout}{out.stderr}")
+        check('"verdict":"accepted"' in out.stdout, out.stdout)
+        sec = net.wait_mail("secretariat", 2)
+        check(any("New focal point" in m.subject for m in sec), f"{[m.subject for m in sec]}")
+        events = [e for (e,) in net.rows("SELECT event FROM audit WHERE inbound_id = ?", inbound_id)]
+        check("quarantined" in events and "released" in events, f"{events}")
+    finally:
+        net.close()
+
+
+import resilience  # noqa: E402  (crash, SMTP and IMAP failure scenarios)
+
+SCENARIOS = {
+    f.__name__: f
+    for f in [
+        routing,
+        quarantine,
+        automatic_mail_is_never_answered,
+        no_usable_key,
+        reply_goes_to_the_party_that_asked,
+        national_routing,
+        release_after_the_directory_learns_the_key,
+        *resilience.SCENARIOS,
+    ]
+}
 
 
 def main(names: list[str]) -> int:
