@@ -69,7 +69,7 @@ impl ReplayGuard for MemoryReplayGuard {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Accepted,
@@ -77,7 +77,7 @@ pub enum Verdict {
 }
 
 /// The authenticated sender.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SenderInfo {
     pub party: String,
     pub email: String,
@@ -85,7 +85,7 @@ pub struct SenderInfo {
 }
 
 /// The decision on one message, as printed by `check`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Decision {
     pub verdict: Verdict,
     pub reason: Option<Reason>,

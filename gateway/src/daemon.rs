@@ -139,6 +139,13 @@ pub async fn run(gw: Gateway) -> Result<()> {
             "mail interrupted during SMTP at the last stop will be sent again (same Message-ID)"
         );
     }
+    let released = intake::recompose_held(&ctx).await?;
+    if released > 0 {
+        tracing::info!(
+            count = released,
+            "held mail composed again: its recipients have usable keys now"
+        );
+    }
     let state = Arc::new(State {
         ctx: ctx.clone(),
         imap_connected: AtomicBool::new(false),

@@ -193,6 +193,7 @@ pub async fn intake(
         decision: &decision,
         reference: reference.as_deref(),
         content_enc: plan.content_enc.as_deref(),
+        content_form: plan.content_form,
     })
     .await?;
     if accepted {
@@ -245,6 +246,7 @@ struct Plan {
     raw_len: usize,
     raw_head: Vec<u8>,
     content_enc: Option<Vec<u8>>,
+    content_form: &'static str,
     mails: Vec<Planned>,
 }
 
@@ -269,6 +271,11 @@ fn plan(
                 .context("Encrypting the content for storage")?,
         ),
         None => None,
+    };
+    let content_form = match &content {
+        Some(c) if c.form == Form::Inline => "inline",
+        Some(_) => "mime",
+        None => "",
     };
     let sender = Sender {
         address: &gw.config.address,
@@ -309,6 +316,7 @@ fn plan(
         raw_len: raw.len(),
         raw_head: raw[..head_end].to_vec(),
         content_enc,
+        content_form,
         mails,
     })
 }
@@ -321,19 +329,50 @@ fn accepted_mail(
     content: &check::SignedContent,
     now: SystemTime,
 ) -> Result<Vec<Planned>> {
-    let dir = &ctx.gw.directory;
+    let mut mails = Vec::new();
+    for hop in &d.route {
+        if let Some(mail) = forward_mail(ctx, sender, d, reference, content, hop, now)? {
+            mails.push(mail);
+        }
+    }
+    mails.push(acknowledgement_mail(ctx, sender, d, reference, now)?);
+    Ok(mails)
+}
+
+/// The sender's party, and the kind's code, of an accepted decision.
+fn sender_and_kind<'a>(ctx: &'a Ctx, d: &Decision) -> Result<(&'a Party, String)> {
     let from = d
         .sender
         .as_ref()
         .context("an accepted decision has a sender")?;
-    let from_party = dir
+    let party = ctx
+        .gw
+        .directory
         .get(&from.party)
         .context("the sender is in the directory")?;
     let kind = d.kind.unwrap_or(Kind::Unclassified);
-    let kind_code = serde_json::to_value(kind)?
+    let code = serde_json::to_value(kind)?
         .as_str()
         .unwrap_or("unclassified")
         .to_string();
+    Ok((party, code))
+}
+
+/// The forward of an accepted message to one recipient of its route.
+fn forward_mail(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    d: &Decision,
+    reference: &str,
+    content: &check::SignedContent,
+    hop: &crate::route::Recipient,
+    now: SystemTime,
+) -> Result<Option<Planned>> {
+    let dir = &ctx.gw.directory;
+    let Some(to) = dir.get(&hop.party) else {
+        return Ok(None);
+    };
+    let (from_party, kind_code) = sender_and_kind(ctx, d)?;
     let template = format!("forward_{kind_code}");
     let original_name = format!(
         "original-{reference}.{}",
@@ -343,64 +382,72 @@ fn accepted_mail(
             "txt"
         }
     );
-    let mut mails = Vec::new();
-    let mut forwarded_to = Vec::new();
-    for hop in &d.route {
-        let Some(to) = dir.get(&hop.party) else {
-            continue;
-        };
-        forwarded_to.push(PartyView::from(to));
-        let data = ForwardData {
-            reference: reference.to_string(),
-            gateway: ctx.gw.config.address.clone(),
-            recipient: to.into(),
-            sender: from_party.into(),
-            fingerprint: from.fingerprint.clone(),
-            signed_at: d.signed_at.clone().unwrap_or_default(),
-            received_at: rfc3339(now),
-            subject: if d.subject_protected {
-                clean_line(d.subject.as_deref().unwrap_or(""), 200)
-            } else {
-                String::new()
-            },
-            kind: kind_code.clone(),
-            topics: d
-                .topics
-                .iter()
-                .filter_map(|t| serde_json::to_value(t).ok()?.as_str().map(str::to_string))
-                .collect(),
-            language: d.language.map(|l| l.code().to_string()).unwrap_or_default(),
-            target: d
-                .target
-                .as_deref()
-                .and_then(|t| dir.get(t))
-                .map(PartyView::from),
-            cited_reference: d.reference.clone(),
-            attachments: d
-                .attachments
-                .iter()
-                .map(|a| AttachmentView {
-                    name: clean_line(&a.name, 100),
-                    content_type: clean_line(&a.content_type, 100),
-                    size: a.size,
-                })
-                .collect(),
-            why: hop.why.clone(),
-            original_name: original_name.clone(),
-        };
-        let text = ctx.templates.render(&template, to.language, &data)?;
-        let attachment = compose::original_attachment(
-            &content.bytes,
-            content.form == Form::PgpMime,
-            &original_name,
-        );
-        mails.push(planned(
-            "forward",
-            &template,
-            to,
-            compose::seal(sender, to, &text, Some(attachment))?,
-        ));
-    }
+    let data = ForwardData {
+        reference: reference.to_string(),
+        gateway: ctx.gw.config.address.clone(),
+        recipient: to.into(),
+        sender: from_party.into(),
+        fingerprint: d
+            .sender
+            .as_ref()
+            .map(|s| s.fingerprint.clone())
+            .unwrap_or_default(),
+        signed_at: d.signed_at.clone().unwrap_or_default(),
+        received_at: rfc3339(now),
+        subject: if d.subject_protected {
+            clean_line(d.subject.as_deref().unwrap_or(""), 200)
+        } else {
+            String::new()
+        },
+        kind: kind_code,
+        topics: d
+            .topics
+            .iter()
+            .filter_map(|t| serde_json::to_value(t).ok()?.as_str().map(str::to_string))
+            .collect(),
+        language: d.language.map(|l| l.code().to_string()).unwrap_or_default(),
+        target: d
+            .target
+            .as_deref()
+            .and_then(|t| dir.get(t))
+            .map(PartyView::from),
+        cited_reference: d.reference.clone(),
+        attachments: d
+            .attachments
+            .iter()
+            .map(|a| AttachmentView {
+                name: clean_line(&a.name, 100),
+                content_type: clean_line(&a.content_type, 100),
+                size: a.size,
+            })
+            .collect(),
+        why: hop.why.clone(),
+        original_name: original_name.clone(),
+    };
+    let text = ctx.templates.render(&template, to.language, &data)?;
+    let attachment = compose::original_attachment(
+        &content.bytes,
+        content.form == Form::PgpMime,
+        &original_name,
+    );
+    Ok(Some(planned(
+        "forward",
+        &template,
+        to,
+        compose::seal(sender, to, &text, Some(attachment))?,
+    )))
+}
+
+/// The acknowledgement to the sender of an accepted message: the reference
+/// and who receives it, nothing quoted.
+fn acknowledgement_mail(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    d: &Decision,
+    reference: &str,
+    now: SystemTime,
+) -> Result<Planned> {
+    let (from_party, kind_code) = sender_and_kind(ctx, d)?;
     let ack = AcknowledgementData {
         reference: reference.to_string(),
         gateway: ctx.gw.config.address.clone(),
@@ -408,18 +455,22 @@ fn accepted_mail(
         received_at: rfc3339(now),
         signed_at: d.signed_at.clone().unwrap_or_default(),
         kind: kind_code,
-        forwarded_to,
+        forwarded_to: d
+            .route
+            .iter()
+            .filter_map(|hop| ctx.gw.directory.get(&hop.party))
+            .map(PartyView::from)
+            .collect(),
     };
     let text = ctx
         .templates
         .render("acknowledgement", from_party.language, &ack)?;
-    mails.push(planned(
+    Ok(planned(
         "acknowledgement",
         "acknowledgement",
         from_party,
         compose::seal(sender, from_party, &text, None)?,
-    ));
-    Ok(mails)
+    ))
 }
 
 fn quarantine_notice(
@@ -718,8 +769,14 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
         .await
         .context("The composing task failed")??
     };
-    tx.update_decision(id, &decision, Some(&reference), plan.content_enc.as_deref())
-        .await?;
+    tx.update_decision(
+        id,
+        &decision,
+        Some(&reference),
+        plan.content_enc.as_deref(),
+        plan.content_form,
+    )
+    .await?;
     if let Some(digest) = &decision.signature_digest {
         tx.record_signature(digest, id, now).await?;
     }
@@ -737,4 +794,96 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
     queue(&mut tx, Some(id), &plan.mails, now).await?;
     tx.commit().await?;
     Ok(decision)
+}
+
+/// Composes held mail again with the directory as it is now: a forward or an
+/// acknowledgement whose recipient has a usable key again becomes pending.
+/// Returns how many were released from hold.
+pub async fn recompose_held(ctx: &Arc<Ctx>) -> Result<usize> {
+    let mut released = 0;
+    for item in ctx.store.outbox_list(Some("held"), 10_000).await? {
+        let Some(inbound_id) = item.inbound_id else {
+            continue;
+        };
+        let Some(to) = ctx.gw.directory.get(&item.recipient_party) else {
+            continue;
+        };
+        let now = SystemTime::now();
+        if seal::transport_keys(&to.cert, &ctx.gw.policy, now).is_err() {
+            continue;
+        }
+        let Some(stored) = ctx.store.accepted_content(inbound_id).await? else {
+            continue;
+        };
+        let recomposed = {
+            let (ctx, item) = (ctx.clone(), item.clone());
+            tokio::task::spawn_blocking(move || -> Result<Option<Planned>> {
+                let decision: Decision =
+                    serde_json::from_str(&stored.decision).context("Reading a stored decision")?;
+                let sender = Sender {
+                    address: &ctx.gw.config.address,
+                    signer: &ctx.signer,
+                    policy: &ctx.gw.policy,
+                    now,
+                };
+                match item.purpose.as_str() {
+                    "forward" => {
+                        let Some(hop) = decision
+                            .route
+                            .iter()
+                            .find(|h| h.party == item.recipient_party)
+                        else {
+                            return Ok(None);
+                        };
+                        let bytes = ctx.decrypt_stored(&stored.content_enc)?;
+                        let form = if stored.inline {
+                            Form::Inline
+                        } else {
+                            Form::PgpMime
+                        };
+                        let content = check::SignedContent { bytes, form };
+                        forward_mail(
+                            &ctx,
+                            &sender,
+                            &decision,
+                            &stored.reference,
+                            &content,
+                            hop,
+                            now,
+                        )
+                    }
+                    "acknowledgement" => {
+                        acknowledgement_mail(&ctx, &sender, &decision, &stored.reference, now)
+                            .map(Some)
+                    }
+                    _ => Ok(None),
+                }
+            })
+            .await
+            .context("The composing task failed")??
+        };
+        let Some(Planned {
+            sealed:
+                Sealed {
+                    message: Ok(message),
+                    message_id,
+                    fingerprint,
+                },
+            ..
+        }) = recomposed
+        else {
+            continue;
+        };
+        if ctx
+            .store
+            .release_held(&item, &message_id, &message, &fingerprint, now)
+            .await?
+        {
+            released += 1;
+        }
+    }
+    if released > 0 {
+        ctx.outbox_ready.notify_one();
+    }
+    Ok(released)
 }

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 /// Why a message was quarantined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// No OpenPGP encryption at all.

@@ -17,7 +17,7 @@ use crate::config::{Config, Role};
 use crate::directory::{Directory, Party, PartyKind};
 
 /// One recipient of a routed message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Recipient {
     pub party: String,
     pub email: String,

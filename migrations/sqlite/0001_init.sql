@@ -40,8 +40,10 @@ CREATE TABLE inbound (
     -- BSM-YYYY-NNNNNN, for accepted messages; never reused.
     reference           TEXT UNIQUE,
     signature_digest    TEXT,
-    -- The signed content (decrypted), encrypted to the storage key.
+    -- The signed content (decrypted), encrypted to the storage key, and
+    -- whether it is a MIME entity (PGP/MIME) or the text of an inline message.
     content_enc         BLOB,
+    content_form        TEXT NOT NULL DEFAULT '' CHECK (content_form IN ('', 'mime', 'inline')),
     -- The decision as `check` prints it.
     decision            TEXT NOT NULL,
     -- 'stored' until the message left the inbox folder, then 'filed'.

@@ -158,6 +158,20 @@ def no_usable_key() -> None:
         check(("forward", "PL", "held", 1) in rows, f"the forward to PL is not held without a message: {rows}")
         held = net.rows("SELECT event, party FROM audit WHERE event = 'held_no_key'")
         check(held == [("held_no_key", "PL")], f"audit {held}")
+
+        # PL sends a new certificate (confirmed out of band); the directory is
+        # updated and the gateway restarted: the held forward goes out, to it.
+        check(net.stop_gateway() == 0, "stop")
+        pl = net.w.p["PL"]
+        pl.expire, pl.created_days_ago = "2y", 1
+        net.w.gpg.generate(pl, net.now)
+        net.w.export_cert("PL")
+        net.start_gateway()
+        got = net.wait_mail("PL", 1)
+        check(got[0].decrypted and got[0].signed_by_gateway and "Statistiques" in got[0].subject,
+              f"PL's forward after the new key: {got[0].status}")
+        check(net.rows("SELECT state FROM outbox WHERE recipient_party = 'PL'") == [("sent",)], "outbox state")
+        check(net.rows("SELECT COUNT(*) FROM audit WHERE event = 'released_from_hold'") == [(1,)], "audit")
     finally:
         net.close()
 

@@ -25,7 +25,7 @@ pub struct ProtectedHeaders {
 }
 
 /// An attachment as the gateway reports it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attachment {
     /// Sanitized file name, for display only.
     pub name: String,

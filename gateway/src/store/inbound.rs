@@ -25,6 +25,8 @@ pub struct NewInbound<'a> {
     pub reference: Option<&'a str>,
     /// The signed content, encrypted to the storage key.
     pub content_enc: Option<&'a [u8]>,
+    /// "mime", "inline", or "" without content.
+    pub content_form: &'a str,
 }
 
 /// A stored message, as the daemon needs to know it.
@@ -87,9 +89,9 @@ impl Tx {
             "INSERT INTO inbound (id, received_at, imap_folder, imap_uidvalidity, imap_uid, raw_sha256,
                  raw_size, raw_enc, message_id, envelope_from, verdict, reason, detail,
                  sender_party, sender_fingerprint, signed_at, kind, topics, language, target,
-                 cited_reference, reference, signature_digest, content_enc, decision)
+                 cited_reference, reference, signature_digest, content_enc, decision, content_form)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $18, $19, $20, $21, $22, $23, $24, $25)
+                 $18, $19, $20, $21, $22, $23, $24, $25, $26)
              RETURNING id",
         )
         .bind(m.id)
@@ -117,6 +119,7 @@ impl Tx {
         .bind(d.signature_digest.as_deref())
         .bind(m.content_enc)
         .bind(serde_json::to_string(d).context("Serialising the decision")?)
+        .bind(m.content_form)
         .fetch_one(&mut *self.tx)
         .await
         .context("Storing an inbound message")?;
@@ -151,13 +154,14 @@ impl Tx {
         decision: &Decision,
         reference: Option<&str>,
         content_enc: Option<&[u8]>,
+        content_form: &str,
     ) -> Result<()> {
         let d = decision;
         sqlx::query(
             "UPDATE inbound SET verdict = $2, reason = $3, detail = $4, sender_party = $5,
                  sender_fingerprint = $6, signed_at = $7, kind = $8, topics = $9, language = $10,
                  target = $11, cited_reference = $12, reference = $13, signature_digest = $14,
-                 content_enc = $15, decision = $16
+                 content_enc = $15, decision = $16, content_form = $17
              WHERE id = $1",
         )
         .bind(id)
@@ -180,6 +184,7 @@ impl Tx {
         .bind(d.signature_digest.as_deref())
         .bind(content_enc)
         .bind(serde_json::to_string(d).context("Serialising the decision")?)
+        .bind(content_form)
         .execute(&mut *self.tx)
         .await
         .context("Updating a decision")?;
@@ -187,7 +192,36 @@ impl Tx {
     }
 }
 
+/// What is needed to compose mail about an accepted message again.
+#[derive(Debug, Clone)]
+pub struct AcceptedContent {
+    pub decision: String,
+    pub reference: String,
+    pub content_enc: Vec<u8>,
+    /// The content is the text of an inline message, not a MIME entity.
+    pub inline: bool,
+}
+
 impl Store {
+    /// The decision, reference and stored content of an accepted message.
+    pub async fn accepted_content(&self, id: i64) -> Result<Option<AcceptedContent>> {
+        let row: Option<(String, Option<String>, Option<Vec<u8>>, String)> = sqlx::query_as(
+            "SELECT decision, reference, content_enc, content_form FROM inbound WHERE id = $1 AND verdict = 'accepted'",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .context("Reading an accepted message")?;
+        Ok(row.and_then(|(decision, reference, content_enc, form)| {
+            Some(AcceptedContent {
+                decision,
+                reference: reference?,
+                content_enc: content_enc?,
+                inline: form == "inline",
+            })
+        }))
+    }
+
     /// The stored (encrypted) raw message and its verdict.
     pub async fn raw_enc(&self, id: i64) -> Result<Option<(Vec<u8>, String)>> {
         sqlx::query_as("SELECT raw_enc, verdict FROM inbound WHERE id = $1")

@@ -245,6 +245,47 @@ impl Store {
         .context("Measuring the outbox")
     }
 
+    /// A held mail, composed again for a recipient that has a usable key now.
+    pub async fn release_held(
+        &self,
+        item: &OutboxItem,
+        message_id: &str,
+        message: &[u8],
+        fingerprint: &str,
+        now: SystemTime,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', message = $2, message_id = $3, recipient_fingerprint = $4,
+                 next_attempt_at = $5
+             WHERE id = $1 AND state = 'held'",
+        )
+        .bind(item.id)
+        .bind(message)
+        .bind(message_id)
+        .bind(fingerprint)
+        .bind(timestamp(now))
+        .execute(&mut *tx.tx)
+        .await
+        .context("Releasing a held mail")?;
+        let detail = format!(
+            "{} to <{}>: a usable key is known now",
+            item.purpose, item.recipient_email
+        );
+        tx.audit(&Audit {
+            at: Some(now),
+            event: "released_from_hold",
+            inbound_id: item.inbound_id,
+            outbox_id: Some(item.id),
+            party: Some(&item.recipient_party),
+            fingerprint: Some(fingerprint),
+            detail: &detail,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// (state, count) over the whole outbox.
     pub async fn outbox_states(&self) -> Result<Vec<(String, i64)>> {
         sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state ORDER BY state")
