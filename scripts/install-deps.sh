@@ -11,6 +11,8 @@ packages=(
   build-essential pkg-config libssl-dev libclang-dev
   # real OpenPGP peers for the fixtures: GnuPG and Sequoia's sq
   gnupg gpg-agent sq
+  # systemd-analyze, for the service unit's sandbox rating
+  systemd
   # the private mail stack of the integration tests, demo and benchmarks
   # (tests/mailstack): a real Dovecot (IMAP, LMTP) and Postfix on loopback
   dovecot-imapd dovecot-lmtpd postfix openssl
