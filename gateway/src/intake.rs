@@ -462,15 +462,14 @@ fn acknowledgement_mail(
             .map(PartyView::from)
             .collect(),
     };
-    let text = ctx
-        .templates
-        .render("acknowledgement", from_party.language, &ack)?;
-    Ok(planned(
+    letter(
+        ctx,
+        sender,
         "acknowledgement",
         "acknowledgement",
         from_party,
-        compose::seal(sender, from_party, &text, None)?,
-    ))
+        &ack,
+    )
 }
 
 fn quarantine_notice(
@@ -494,15 +493,14 @@ fn quarantine_notice(
         envelope_from: clean_line(&envelope_of(raw).1, 254),
         size: oversize.unwrap_or(raw.len()),
     };
-    let text = ctx
-        .templates
-        .render("quarantine_notice", secretariat.language, &data)?;
-    Ok(planned(
+    letter(
+        ctx,
+        sender,
         "quarantine_notice",
         "quarantine_notice",
         secretariat,
-        compose::seal(sender, secretariat, &text, None)?,
-    ))
+        &data,
+    )
 }
 
 /// An alert to the Secretariat that `party` has no usable key; None when
@@ -533,15 +531,26 @@ fn no_key_alert(
         unreachable: unreachable.into(),
         why: clean_line(why, 300),
     };
-    let text = ctx
-        .templates
-        .render("no_usable_key", secretariat.language, &data)?;
-    Ok(Some(planned(
-        "alert",
-        "no_usable_key",
-        secretariat,
-        compose::seal(sender, secretariat, &text, None)?,
-    )))
+    letter(ctx, sender, "alert", "no_usable_key", secretariat, &data).map(Some)
+}
+
+/// A letter of the gateway's own (no attachment): `template` rendered in
+/// the recipient's language, signed and encrypted to it.
+fn letter(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    purpose: &'static str,
+    template: &str,
+    to: &Party,
+    data: &impl serde::Serialize,
+) -> Result<Planned> {
+    let text = ctx.templates.render(template, to.language, data)?;
+    Ok(planned(
+        purpose,
+        template,
+        to,
+        compose::seal(sender, to, &text, None)?,
+    ))
 }
 
 fn planned(purpose: &'static str, template: &str, to: &Party, sealed: Sealed) -> Planned {
@@ -653,21 +662,20 @@ pub fn delivery_failure_alert(
         first_attempt_at: item.created_at.clone(),
         last_error: clean_line(response, 300),
     };
-    let text = ctx
-        .templates
-        .render("delivery_failure", secretariat.language, &data)?;
     let sender = Sender {
         address: &ctx.gw.config.address,
         signer: &ctx.signer,
         policy: &ctx.gw.policy,
         now,
     };
-    Ok(vec![planned(
+    Ok(vec![letter(
+        ctx,
+        &sender,
         "alert",
         "delivery_failure",
         secretariat,
-        compose::seal(&sender, secretariat, &text, None)?,
-    )])
+        &data,
+    )?])
 }
 
 impl Ctx {

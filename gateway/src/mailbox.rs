@@ -227,41 +227,40 @@ impl Connection {
         Ok(uids)
     }
 
+    /// The FETCH response for one UID, if the message is still there.
+    async fn fetch_one(
+        &mut self,
+        uid: u32,
+        items: &str,
+    ) -> Result<Option<async_imap::types::Fetch>> {
+        let stream = timed(self.session.uid_fetch(uid.to_string(), items))
+            .await?
+            .context("UID FETCH")?;
+        let fetches: Vec<_> = timed(stream.try_collect::<Vec<_>>())
+            .await?
+            .context("UID FETCH")?;
+        Ok(fetches.into_iter().find(|f| f.uid == Some(uid)))
+    }
+
     /// The size of a message, without downloading it.
     pub async fn size(&mut self, uid: u32) -> Result<Option<u32>> {
-        let fetches: Vec<_> = {
-            let stream = timed(self.session.uid_fetch(uid.to_string(), "(UID RFC822.SIZE)"))
-                .await?
-                .context("UID FETCH")?;
-            timed(stream.try_collect::<Vec<_>>())
-                .await?
-                .context("UID FETCH")?
-        };
-        Ok(fetches
-            .iter()
-            .find(|f| f.uid == Some(uid))
+        Ok(self
+            .fetch_one(uid, "(UID RFC822.SIZE)")
+            .await?
             .and_then(|f| f.size))
     }
 
     /// The whole message (BODY.PEEK[]: the \Seen flag is left alone), or only
     /// its header when `header_only`. None when the UID is gone.
     pub async fn fetch(&mut self, uid: u32, header_only: bool) -> Result<Option<Vec<u8>>> {
-        let item = if header_only {
+        let items = if header_only {
             "(UID BODY.PEEK[HEADER])"
         } else {
             "(UID BODY.PEEK[])"
         };
-        let fetches: Vec<_> = {
-            let stream = timed(self.session.uid_fetch(uid.to_string(), item))
-                .await?
-                .context("UID FETCH")?;
-            timed(stream.try_collect::<Vec<_>>())
-                .await?
-                .context("UID FETCH")?
-        };
-        Ok(fetches
-            .iter()
-            .find(|f| f.uid == Some(uid))
+        let fetched = self.fetch_one(uid, items).await?;
+        Ok(fetched
+            .as_ref()
             .and_then(|f| if header_only { f.header() } else { f.body() })
             .map(<[u8]>::to_vec))
     }

@@ -84,14 +84,15 @@ impl Tx {
 
     /// Stores a message and its decision; returns its id.
     pub async fn insert_inbound(&mut self, m: &NewInbound<'_>) -> Result<i64> {
-        let d = m.decision;
+        let verdict = if m.decision.verdict == Verdict::Accepted {
+            "accepted"
+        } else {
+            "quarantined"
+        };
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO inbound (id, received_at, imap_folder, imap_uidvalidity, imap_uid, raw_sha256,
-                 raw_size, raw_enc, message_id, envelope_from, verdict, reason, detail,
-                 sender_party, sender_fingerprint, signed_at, kind, topics, language, target,
-                 cited_reference, reference, signature_digest, content_enc, decision, content_form)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $18, $19, $20, $21, $22, $23, $24, $25, $26)
+                 raw_size, raw_enc, message_id, envelope_from, verdict, decision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}')
              RETURNING id",
         )
         .bind(m.id)
@@ -104,25 +105,13 @@ impl Tx {
         .bind(m.raw_enc)
         .bind(m.message_id)
         .bind(m.envelope_from)
-        .bind(if d.verdict == Verdict::Accepted { "accepted" } else { "quarantined" })
-        .bind(d.reason.map(|r| r.code()))
-        .bind(&d.detail)
-        .bind(d.sender.as_ref().map(|s| s.party.as_str()))
-        .bind(d.sender.as_ref().map(|s| s.fingerprint.as_str()))
-        .bind(d.signed_at.as_deref())
-        .bind(d.kind.as_ref().and_then(code))
-        .bind(serde_json::to_string(&d.topics).context("Serialising topics")?)
-        .bind(d.language.as_ref().and_then(code))
-        .bind(d.target.as_deref())
-        .bind(d.reference.as_deref())
-        .bind(m.reference)
-        .bind(d.signature_digest.as_deref())
-        .bind(m.content_enc)
-        .bind(serde_json::to_string(d).context("Serialising the decision")?)
-        .bind(m.content_form)
+        .bind(verdict)
         .fetch_one(&mut *self.tx)
         .await
         .context("Storing an inbound message")?;
+        // The decision's columns are written in one place, for new and released messages alike.
+        self.update_decision(id, m.decision, m.reference, m.content_enc, m.content_form)
+            .await?;
         Ok(id)
     }
 
@@ -147,7 +136,7 @@ impl Tx {
 }
 
 impl Tx {
-    /// Replaces the decision of a released message.
+    /// Writes the decision of a message (a new one, or one released from quarantine).
     pub async fn update_decision(
         &mut self,
         id: i64,
