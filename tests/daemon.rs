@@ -46,4 +46,7 @@ scenarios!(
     reply_goes_to_the_party_that_asked,
     national_routing,
     release_after_the_directory_learns_the_key,
+    redelivery_is_a_no_op,
+    uidvalidity_change,
+    operations,
 );

@@ -8,8 +8,13 @@ named scenario passed; the last line says `N passed, N failed`.
 
 from __future__ import annotations
 
+import email
+import imaplib
 import re
+import socket
+import ssl
 import sys
+import urllib.request
 import time
 import traceback
 from pathlib import Path
@@ -255,6 +260,114 @@ language = "en"
         net.close()
 
 
+def redelivery_is_a_no_op() -> None:
+    """The same bytes in the inbox twice (a server re-delivery): stored once,
+    forwarded once, both copies filed. The same signed content in a new
+    envelope: quarantined as a replay, nothing forwarded."""
+    net = Net("redeliver")
+    try:
+        eml = net.mail_from("AT", "[HILFEERSUCHEN] Schulung der Grenzpolizei", BODY_DE)
+        gw = net.gateway_persona
+        net.stack.append(gw.email, net.passwords[gw.email], "INBOX", eml)
+        net.stack.append(gw.email, net.passwords[gw.email], "INBOX", eml)
+        # The same ciphertext in a new envelope (new Message-ID), as a replayer would send it.
+        ciphertext = email.message_from_bytes(eml).get_payload()[1].get_payload(decode=True)
+        rewrapped = net.w.wrap(ciphertext, net.w.p["AT"].mailbox, gw.email, "...", net.now,
+                               mm.message_id("bmi.at.example")).eml
+        net.stack.append(gw.email, net.passwords[gw.email], "INBOX", rewrapped)
+        net.start_gateway()
+        net.wait_rows("SELECT id FROM inbound WHERE imap_state = 'filed'", 2)
+        deadline = time.time() + 15
+        while net.gateway_folder("INBOX") and time.time() < deadline:
+            time.sleep(0.1)
+        check(net.gateway_folder("INBOX") == 0, "the inbox is not empty")
+        rows = net.rows("SELECT verdict, reason FROM inbound ORDER BY id")
+        check(rows == [("accepted", None), ("quarantined", "replay")], f"stored {rows}")
+        check(net.gateway_folder("Processed") == 2 and net.gateway_folder("Quarantine") == 1, "filing")
+        net.wait_outbox_sent(3)
+        time.sleep(1)
+        check(net.count("secretariat") == 2, "the Secretariat should have one forward and one replay notice")
+        forwards = [m for m in net.mailbox("secretariat") if "original-" in " ".join(m.attachment_names())]
+        check(len(forwards) == 1, f"{len(forwards)} forwards")
+    finally:
+        net.close()
+
+
+def uidvalidity_change() -> None:
+    """The watched folder is deleted and re-created (a new UIDVALIDITY) while
+    a stored message is still in it: the gateway recognises the message by
+    its bytes and files it without storing or forwarding it twice."""
+    net = Net("uidvalid", extra_config="")
+    try:
+        text = net.config.read_text().replace('poll-interval = "1s"', 'poll-interval = "1s"\nfolder = "Incoming"')
+        net.config.write_text(text)
+        gw = net.gateway_persona
+        pw = net.passwords[gw.email]
+        eml = net.mail_from("FR", "[DEMANDE D'INFORMATION] [AT] Contrôles douaniers", BODY_FR)
+        net.stack.append(gw.email, pw, "Incoming", eml)
+        net.start_gateway(env={"NFP_GATEWAY_CRASH_AT": "after_store"})
+        net.wait_exit()
+        check(net.rows("SELECT COUNT(*) FROM inbound") == [(1,)], "stored before the crash")
+        old = net.rows("SELECT uidvalidity FROM mailbox_state WHERE folder = 'Incoming'")
+        # Re-create the folder with the same message in it.
+        ctx = ssl.create_default_context(cafile=net.stack.info["ca_cert"])
+        with imaplib.IMAP4_SSL("127.0.0.1", net.stack.info["imaps_port"], ssl_context=ctx) as c:
+            c.login(gw.email, pw)
+            check(c.delete("Incoming")[0] == "OK", "DELETE")
+            check(c.create("Incoming")[0] == "OK", "CREATE")
+        net.stack.append(gw.email, pw, "Incoming", eml)
+        net.start_gateway()
+        net.wait_rows("SELECT id FROM inbound WHERE imap_state = 'filed'", 1)
+        new = net.rows("SELECT uidvalidity FROM mailbox_state WHERE folder = 'Incoming'")
+        check(old != new, f"UIDVALIDITY did not change: {old} {new}")
+        check(net.rows("SELECT COUNT(*) FROM inbound") == [(1,)], "stored twice")
+        net.wait_outbox_sent(2)
+        time.sleep(1)
+        check(net.count("AT") == 1 and net.count("FR") == 1, "forward and acknowledgement once each")
+        check(net.gateway_folder("Incoming") == 0 and net.gateway_folder("Processed") == 1, "filing")
+    finally:
+        net.close()
+
+
+def operations() -> None:
+    """systemd's READY and STOPPING reach NOTIFY_SOCKET; /healthz and
+    /metrics answer on the configured loopback port; `status` reports."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    net = Net("ops", extra_config=f'listen = "127.0.0.1:{port}"\n')
+    notify_path = net.dir / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    sock.settimeout(20)
+    try:
+        net.send(net.mail_from("AT", "[HILFEERSUCHEN] Schulung der Grenzpolizei", BODY_DE))
+        net.start_gateway(env={"NOTIFY_SOCKET": str(notify_path)})
+        check(sock.recv(256) == b"READY=1", "no READY=1")
+        net.wait_outbox_sent(2)
+        deadline = time.time() + 10
+        while True:
+            try:
+                health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        check(health.status == 200, f"healthz {health.status}")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        check('nfp_gateway_messages_total{verdict="accepted",reason=""} 1' in metrics, metrics)
+        check("nfp_gateway_imap_connected 1" in metrics, metrics)
+        check('nfp_gateway_outbox_total{state="sent"} 2' in metrics, metrics)
+        status = net.cli("status")
+        check(status.returncode == 0 and "accepted" in status.stdout and "sent" in status.stdout, status.stdout)
+        check(net.stop_gateway() == 0, "SIGTERM")
+        check(sock.recv(256) == b"STOPPING=1", "no STOPPING=1")
+    finally:
+        sock.close()
+        net.close()
+
+
 import resilience  # noqa: E402  (crash, SMTP and IMAP failure scenarios)
 
 SCENARIOS = {
@@ -267,6 +380,9 @@ SCENARIOS = {
         reply_goes_to_the_party_that_asked,
         national_routing,
         release_after_the_directory_learns_the_key,
+        redelivery_is_a_no_op,
+        uidvalidity_change,
+        operations,
         *resilience.SCENARIOS,
     ]
 }
