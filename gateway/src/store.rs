@@ -160,3 +160,146 @@ pub struct AuditRow {
 pub fn timestamp(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::outbox::{Attempt, NewOutbox};
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        (dir, Store::open(&url).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn references_count_up_per_year_and_survive_reopening() {
+        let (dir, s) = store().await;
+        let mut tx = s.begin().await.unwrap();
+        assert_eq!(tx.next_reference(2026).await.unwrap(), "BSM-2026-000001");
+        assert_eq!(tx.next_reference(2026).await.unwrap(), "BSM-2026-000002");
+        assert_eq!(tx.next_reference(2027).await.unwrap(), "BSM-2027-000001");
+        tx.commit().await.unwrap();
+        // A rolled-back transaction gives its number back; a committed one never.
+        let mut tx = s.begin().await.unwrap();
+        assert_eq!(tx.next_reference(2026).await.unwrap(), "BSM-2026-000003");
+        drop(tx);
+        drop(s);
+        let s = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let mut tx = s.begin().await.unwrap();
+        assert_eq!(tx.next_reference(2026).await.unwrap(), "BSM-2026-000003");
+    }
+
+    #[tokio::test]
+    async fn the_audit_trail_is_append_only() {
+        let (_dir, s) = store().await;
+        s.audit(&Audit {
+            event: "test",
+            detail: "x",
+            ..Audit::default()
+        })
+        .await
+        .unwrap();
+        let update = sqlx::query("UPDATE audit SET detail = 'y'")
+            .execute(s.pool())
+            .await;
+        assert!(format!("{:?}", update.unwrap_err()).contains("append-only"));
+        let delete = sqlx::query("DELETE FROM audit").execute(s.pool()).await;
+        assert!(format!("{:?}", delete.unwrap_err()).contains("append-only"));
+        assert_eq!(s.audit_trail(10).await.unwrap().len(), 1);
+    }
+
+    async fn queue_one(s: &Store, id: &str) -> i64 {
+        let mut tx = s.begin().await.unwrap();
+        let n = tx
+            .insert_outbox(&NewOutbox {
+                inbound_id: None,
+                purpose: "forward",
+                template: "t",
+                recipient_party: "AT",
+                recipient_email: "nfp@at.example",
+                recipient_fingerprint: "F",
+                message_id: id,
+                message: Some(b"bytes"),
+                created_at: SystemTime::now(),
+            })
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        n
+    }
+
+    #[tokio::test]
+    async fn a_mail_is_claimed_once_and_retried_on_schedule() {
+        let (_dir, s) = store().await;
+        let id = queue_one(&s, "<1@x>").await;
+        let now = SystemTime::now();
+        let due = s.due(now, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert!(s.claim(id).await.unwrap());
+        assert!(!s.claim(id).await.unwrap(), "a second claim must fail");
+        let later = now + Duration::from_secs(60);
+        let attempt = Attempt::Transient {
+            code: Some(451),
+            response: "try later".into(),
+            next: later,
+        };
+        s.finish(&due[0], now, &attempt).await.unwrap();
+        assert!(
+            s.due(now, 10).await.unwrap().is_empty(),
+            "not due before the retry time"
+        );
+        let again = s.due(later, 10).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 1);
+        assert_eq!(again[0].last_error, "try later");
+        assert!(s.claim(id).await.unwrap());
+        s.finish(
+            &again[0],
+            later,
+            &Attempt::Sent {
+                code: 250,
+                response: "ok".into(),
+            },
+        )
+        .await
+        .unwrap();
+        assert!(s
+            .due(later + Duration::from_secs(3600), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let outcomes: Vec<(String,)> =
+            sqlx::query_as("SELECT outcome FROM smtp_attempt ORDER BY id")
+                .fetch_all(s.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            outcomes,
+            vec![("transient".to_string(),), ("sent".to_string(),)]
+        );
+    }
+
+    #[tokio::test]
+    async fn mail_interrupted_during_smtp_is_in_doubt_and_sent_again() {
+        let (_dir, s) = store().await;
+        let id = queue_one(&s, "<2@x>").await;
+        assert!(s.claim(id).await.unwrap());
+        // The process dies here. At the next start:
+        assert_eq!(s.recover_in_doubt(SystemTime::now()).await.unwrap(), 1);
+        let due = s.due(SystemTime::now(), 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            due[0].message_id, "<2@x>",
+            "sent again with the same Message-ID"
+        );
+        let doubt: (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM smtp_attempt WHERE outcome = 'in_doubt'")
+                .fetch_one(s.pool())
+                .await
+                .unwrap();
+        assert_eq!(doubt.0, 1);
+    }
+}
