@@ -49,4 +49,6 @@ scenarios!(
     redelivery_is_a_no_op,
     uidvalidity_change,
     operations,
+    tls_modes,
+    untrusted_server_certificate,
 );

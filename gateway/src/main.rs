@@ -6,13 +6,19 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = nfp_gateway::cli::Cli::parse();
-    tracing_subscriber::fmt()
+    // NFP_GATEWAY_LOG: a tracing filter ("info", "nfp_gateway=debug");
+    // NFP_GATEWAY_LOG_FORMAT=json: one JSON object per line, for log shippers.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NFP_GATEWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NFP_GATEWAY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter);
+    if std::env::var("NFP_GATEWAY_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     // Parsers below may panic on hostile input; the pipeline catches that and
     // quarantines the message. Report it in one line, without the payload.
     std::panic::set_hook(Box::new(|info| {

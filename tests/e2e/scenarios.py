@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import imaplib
+import json
 import re
 import socket
 import ssl
@@ -330,8 +331,9 @@ def uidvalidity_change() -> None:
 
 
 def operations() -> None:
-    """systemd's READY and STOPPING reach NOTIFY_SOCKET; /healthz and
-    /metrics answer on the configured loopback port; `status` reports."""
+    """systemd's READY, WATCHDOG and STOPPING reach NOTIFY_SOCKET; /healthz
+    and /metrics answer on the configured loopback port; `status` reports;
+    JSON logs, with nothing of the message in them."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -342,8 +344,10 @@ def operations() -> None:
     sock.settimeout(20)
     try:
         net.send(net.mail_from("AT", "[HILFEERSUCHEN] Schulung der Grenzpolizei", BODY_DE))
-        net.start_gateway(env={"NOTIFY_SOCKET": str(notify_path)})
+        net.start_gateway(env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000",
+                               "NFP_GATEWAY_LOG_FORMAT": "json"})
         check(sock.recv(256) == b"READY=1", "no READY=1")
+        check(sock.recv(256) == b"WATCHDOG=1", "no WATCHDOG=1 within the interval")
         net.wait_outbox_sent(2)
         deadline = time.time() + 10
         while True:
@@ -362,9 +366,59 @@ def operations() -> None:
         status = net.cli("status")
         check(status.returncode == 0 and "accepted" in status.stdout and "sent" in status.stdout, status.stdout)
         check(net.stop_gateway() == 0, "SIGTERM")
-        check(sock.recv(256) == b"STOPPING=1", "no STOPPING=1")
+        seen = []
+        while (d := sock.recv(256)) != b"STOPPING=1":
+            check(d == b"WATCHDOG=1", f"unexpected notification {d!r}")
+            seen.append(d)
+        # Logs: one JSON object per line, and nothing of the message in them.
+        lines = net.log.read_text().splitlines()
+        check(lines and all(json.loads(l).get("level") for l in lines), "not JSON logs")
+        for secret in ("Schulung", "Grenzpolizei", "Unterstützung", "bericht"):
+            check(secret not in net.log.read_text(), f"the log contains {secret!r}")
     finally:
         sock.close()
+        net.close()
+
+
+def tls_modes() -> None:
+    """IMAP with STARTTLS to 127.0.0.2 (where Dovecot refuses a plaintext
+    LOGIN, like a remote server) and SMTP with implicit TLS: mail flows."""
+    net = Net("tls")
+    try:
+        s = net.stack.info
+        text = net.config.read_text()
+        text = text.replace(f"port = {s['imaps_port']}\nsecurity = \"tls\"",
+                            f"port = {s['imap_port']}\nsecurity = \"starttls\"")
+        text = text.replace('host = "127.0.0.1"\nport = ' + str(s['imap_port']), 'host = "127.0.0.2"\nport = ' + str(s['imap_port']))
+        text = text.replace(f"port = {s['submission_port']}\nsecurity = \"starttls\"",
+                            f"port = {s['submissions_port']}\nsecurity = \"tls\"")
+        check('host = "127.0.0.2"' in text and 'security = "starttls"' in text and f"port = {s['submissions_port']}" in text,
+              "config rewrite")
+        net.config.write_text(text)
+        net.send(net.mail_from("AT", "[HILFEERSUCHEN] Schulung der Grenzpolizei", BODY_DE))
+        net.start_gateway()
+        got = net.wait_mail("secretariat", 1)
+        check(got[0].signed_by_gateway, "not delivered")
+    finally:
+        net.close()
+
+
+def untrusted_server_certificate() -> None:
+    """Without the stack's CA the gateway refuses the IMAP server's
+    certificate: it never logs in, processes nothing, and says why."""
+    net = Net("untrust")
+    try:
+        net.config.write_text("\n".join(l for l in net.config.read_text().splitlines() if not l.startswith("ca-file")))
+        net.send(net.mail_from("AT", "[HILFEERSUCHEN] Schulung der Grenzpolizei", BODY_DE))
+        net.start_gateway()
+        deadline = time.time() + 10
+        while "certificate" not in net.log.read_text().lower() and time.time() < deadline:
+            time.sleep(0.2)
+        check("certificate" in net.log.read_text().lower(), f"no certificate error in the log:\n{net.tail()}")
+        check(net.gateway_folder("INBOX") == 1, "the message left the inbox")
+        check(net.rows("SELECT COUNT(*) FROM inbound") == [(0,)], "something was stored")
+        check(net.stop_gateway() == 0, "SIGTERM while reconnecting")
+    finally:
         net.close()
 
 
@@ -383,6 +437,8 @@ SCENARIOS = {
         redelivery_is_a_no_op,
         uidvalidity_change,
         operations,
+        tls_modes,
+        untrusted_server_certificate,
         *resilience.SCENARIOS,
     ]
 }
