@@ -260,7 +260,7 @@ impl Config {
             None => format!("sqlite://{}", at(Path::new("nfp-gateway.db")).display()),
             Some(url) => resolve_sqlite_url(&url, base),
         };
-        Ok(Config {
+        Config {
             path: path.to_path_buf(),
             role: raw.role,
             state,
@@ -284,30 +284,22 @@ impl Config {
             }),
             daemon: raw.daemon,
         }
-        .validated()?)
+        .validated()
     }
 }
 
 impl Config {
     fn validated(self) -> Result<Config> {
         let file = self.path.display();
-        for (section, host, security, creds) in [
-            (
-                "imap",
-                self.imap.as_ref().map(|i| &i.host),
-                self.imap.as_ref().map(|i| i.security),
-                self.imap.as_ref().map(|i| &i.credentials),
-            ),
-            (
-                "smtp",
-                self.smtp.as_ref().map(|s| &s.host),
-                self.smtp.as_ref().map(|s| s.security),
-                self.smtp.as_ref().map(|s| &s.credentials),
-            ),
-        ] {
-            let (Some(host), Some(security), Some(creds)) = (host, security, creds) else {
-                continue;
-            };
+        let servers = [
+            self.imap
+                .as_ref()
+                .map(|i| ("imap", &i.host, i.security, &i.credentials)),
+            self.smtp
+                .as_ref()
+                .map(|s| ("smtp", &s.host, s.security, &s.credentials)),
+        ];
+        for (section, host, security, creds) in servers.into_iter().flatten() {
             if security == Security::Plaintext && !is_loopback(host) {
                 bail!("{file}: [{section}] security = \"plaintext\" is only allowed to a loopback address, not {host:?}");
             }

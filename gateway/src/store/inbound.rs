@@ -194,7 +194,8 @@ pub struct AcceptedContent {
 impl Store {
     /// The decision, reference and stored content of an accepted message.
     pub async fn accepted_content(&self, id: i64) -> Result<Option<AcceptedContent>> {
-        let row: Option<(String, Option<String>, Option<Vec<u8>>, String)> = sqlx::query_as(
+        type Row = (String, Option<String>, Option<Vec<u8>>, String);
+        let row: Option<Row> = sqlx::query_as(
             "SELECT decision, reference, content_enc, content_form FROM inbound WHERE id = $1 AND verdict = 'accepted'",
         )
         .bind(id)
