@@ -51,4 +51,5 @@ scenarios!(
     operations,
     tls_modes,
     untrusted_server_certificate,
+    mail_arriving_while_busy_is_not_missed,
 );

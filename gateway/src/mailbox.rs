@@ -200,6 +200,16 @@ async fn ensure_folder(session: &mut Session, folder: &str) -> Result<()> {
     Ok(())
 }
 
+/// Drains the queue of unasked responses; true when one announced new mail.
+fn new_mail_in(queue: &async_channel::Receiver<async_imap::types::UnsolicitedResponse>) -> bool {
+    use async_imap::types::UnsolicitedResponse::{Exists, Recent};
+    let mut new_mail = false;
+    while let Ok(r) = queue.try_recv() {
+        new_mail |= matches!(r, Exists(_) | Recent(_));
+    }
+    new_mail
+}
+
 /// Runs one IMAP command with the command timeout.
 async fn timed<F: std::future::Future>(f: F) -> Result<F::Output> {
     tokio::time::timeout(COMMAND_TIMEOUT, f)
@@ -292,11 +302,20 @@ impl Connection {
 
     /// Waits for new mail: IDLE when the server has it (re-issued every
     /// `idle_timeout`), otherwise a pause of `poll_interval` and a NOOP.
+    ///
+    /// Mail that arrived while the daemon was busy is announced in responses
+    /// to other commands, not to a later IDLE: so before idling the folder is
+    /// searched once more, and an announcement that comes with the IDLE
+    /// command itself ends the wait at once.
     pub async fn wait(
         mut self,
         cfg: &Imap,
         cancel: &CancellationToken,
     ) -> Result<(Connection, Woken)> {
+        self.announced();
+        if !self.uids().await?.is_empty() {
+            return Ok((self, Woken::Look));
+        }
         if !self.idle {
             let woken = tokio::select! {
                 _ = tokio::time::sleep(cfg.poll_interval) => Woken::Look,
@@ -311,9 +330,13 @@ impl Connection {
             moves,
             uidvalidity,
         } = self;
+        let unasked = session.unsolicited_responses.clone();
         let mut handle = session.idle();
         timed(handle.init()).await?.context("IDLE")?;
-        let woken = {
+        let woken = if new_mail_in(&unasked) {
+            // Announced between the search and the IDLE command.
+            Woken::Look
+        } else {
             let (wait, _stop) = handle.wait_with_timeout(cfg.idle_timeout);
             tokio::select! {
                 r = wait => { r.context("IDLE")?; Woken::Look }
@@ -323,15 +346,20 @@ impl Connection {
         let mut session = timed(handle.done()).await?.context("DONE")?;
         // Some servers report new mail to a selected session only after a NOOP.
         timed(session.noop()).await?.context("NOOP")?;
-        Ok((
-            Connection {
-                session,
-                idle,
-                moves,
-                uidvalidity,
-            },
-            woken,
-        ))
+        let mut conn = Connection {
+            session,
+            idle,
+            moves,
+            uidvalidity,
+        };
+        conn.announced();
+        Ok((conn, woken))
+    }
+
+    /// Empties the queue of responses the server sent unasked (EXISTS,
+    /// EXPUNGE, ...): async-imap keeps at most 100 and drops newer ones.
+    fn announced(&mut self) -> bool {
+        new_mail_in(&self.session.unsolicited_responses)
     }
 
     pub async fn logout(mut self) {

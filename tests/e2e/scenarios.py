@@ -422,6 +422,27 @@ def untrusted_server_certificate() -> None:
         net.close()
 
 
+def mail_arriving_while_busy_is_not_missed() -> None:
+    """Mail delivered while the gateway is filing earlier mail is announced
+    in responses to other commands, not to the next IDLE: it must be seen at
+    once, not at the next IDLE renewal (set to 10 minutes here)."""
+    net = Net("busy")
+    try:
+        net.config.write_text(net.config.read_text().replace('idle-timeout = "60s"', 'idle-timeout = "10m"'))
+        first = [net.mail_from("AT", f"[HILFEERSUCHEN] Schulung {i}", BODY_DE) for i in range(6)]
+        second = [net.mail_from("FR", f"[DEMANDE D'INFORMATION] [AT] Contrôles {i}", BODY_FR) for i in range(6)]
+        for eml in first:
+            net.send(eml)
+        net.start_gateway()
+        net.wait_rows("SELECT id FROM inbound", 1, timeout=20)
+        for eml in second:
+            net.send(eml)
+        rows = net.wait_rows("SELECT id FROM inbound WHERE imap_state = 'filed'", 12, timeout=20)
+        check(len(rows) == 12, f"{len(rows)} of 12 filed within 20 s; the rest waits for the next IDLE:\n{net.tail()}")
+    finally:
+        net.close()
+
+
 import resilience  # noqa: E402  (crash, SMTP and IMAP failure scenarios)
 
 SCENARIOS = {
@@ -439,6 +460,7 @@ SCENARIOS = {
         operations,
         tls_modes,
         untrusted_server_certificate,
+        mail_arriving_while_busy_is_not_missed,
         *resilience.SCENARIOS,
     ]
 }
