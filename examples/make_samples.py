@@ -16,6 +16,9 @@ a private GNUPGHOME, OUTDIR/gnupg (never ~/.gnupg), and writes as the demo NFPs:
 Messages are composed as mail clients do, with tests/fixtures/make_fixtures.py's
 World (Thunderbird-style PGP/MIME with protected headers, Enigmail-style
 separate layers, inline PGP) and signed at the current time.
+
+examples/demo_network.py then sends them by SMTP to both gateways running as
+daemons, and checks the mail they cause against the same declarations.
 """
 
 from __future__ import annotations

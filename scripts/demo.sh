@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # The demo network of nfp-gateway (examples/README.md): installs what a fresh
 # Debian machine lacks, builds the gateway, writes sample mail as the demo NFPs
-# with GnuPG (examples/make_samples.py, into target/demo/), and prints the
-# gateway's decision on each. Exits non-zero when any decision differs from
-# what the sample generator declared: the demo is also a smoke test.
+# with GnuPG (examples/make_samples.py, into target/demo/), then
+#   1. prints `nfp-gateway check`'s decision on each sample;
+#   2. runs the network live (examples/demo_network.py): a private Dovecot and
+#      Postfix with a mailbox for every party, the Secretariat's gateway and
+#      Austria's national gateway as `nfp-gateway run`, the samples sent to them
+#      by SMTP, and every party's mailbox read with that party's GnuPG.
+# Exits non-zero when anything differs from what the sample generator declared
+# (a decision, a mail that should have arrived or should not have, a folder, the
+# exit status on SIGTERM): the demo is also a smoke test. The gateways and the
+# mail stack are stopped whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,16 +21,30 @@ target="${CARGO_TARGET_DIR:-target}"
 gateway="$target/debug/nfp-gateway"
 out="$target/demo"
 
+# Dovecot and Postfix switch users: the mail stack needs root.
+sudo=()
+[ "$(id -u)" = 0 ] || sudo=(sudo)
+live=("${sudo[@]}" python3 examples/demo_network.py)
+trap '"${live[@]}" stop "$out" || true' EXIT
+
 start=$(date +%s%N)
+echo
+echo "=== 1. nfp-gateway check: the decision on each sample ==="
+echo
 python3 examples/make_samples.py "$out"
 echo
 status=0
 python3 examples/make_samples.py --check "$gateway" "$out" || status=$?
+
+echo
+echo "=== 2. The network live: the samples sent by SMTP to the running gateways ==="
+echo
+"${live[@]}" run "$gateway" "$out" || status=$?
 elapsed=$((($(date +%s%N) - start) / 1000000))
 
 cat <<EOF
 
-Samples made and judged in $((elapsed / 1000)).$(printf %03d $((elapsed % 1000))) s. To see a whole decision:
+Demo in $((elapsed / 1000)).$(printf %03d $((elapsed % 1000))) s after the build. One decision in full:
   $gateway --config examples/gateway.toml check --pretty $out/messages/assistance-AT.eml
 EOF
 exit "$status"

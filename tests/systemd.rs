@@ -6,7 +6,10 @@ use std::process::Command;
 
 #[test]
 fn the_service_unit_exposure_stays_at_most_1_5() {
-    let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/nfp-gateway.service");
+    let unit = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../systemd/nfp-gateway.service"
+    );
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--threshold=15", unit])
         .output()
