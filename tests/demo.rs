@@ -11,6 +11,7 @@ fn the_demo_runs_and_every_mail_arrives_where_it_should() {
     let out = Command::new("bash")
         .arg(format!("{root}/scripts/demo.sh"))
         .current_dir(root)
+        .env("NFP_GATEWAY_BIN", env!("CARGO_BIN_EXE_nfp-gateway"))
         .output()
         .expect("bash runs");
     let text = format!(
