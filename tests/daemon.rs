@@ -52,4 +52,13 @@ scenarios!(
     tls_modes,
     untrusted_server_certificate,
     mail_arriving_while_busy_is_not_missed,
+    crash_after_fetch,
+    crash_after_store,
+    crash_after_move,
+    crash_before_smtp,
+    crash_after_smtp,
+    crash_during_smtp,
+    smtp_down_then_back,
+    imap_cut_mid_fetch,
+    imap_cut_mid_idle,
 );

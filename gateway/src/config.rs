@@ -137,7 +137,7 @@ fn default_poll() -> Duration {
     Duration::from_secs(60)
 }
 fn default_idle() -> Duration {
-    Duration::from_secs(20 * 60)
+    Duration::from_secs(10 * 60)
 }
 fn default_retry() -> Vec<HumanDuration> {
     [60, 300, 1800, 7200, 21600]

@@ -342,6 +342,11 @@ async fn file_all(
             .await?;
         tracing::info!(uid, inbound_id = filed.inbound_id, accepted = filed.accepted, new = filed.new, folder = %folder, "filed");
     }
+    // With the folder empty, every message stored from it has left it, even
+    // one whose move was not recorded because the process died in between.
+    if conn.uids().await?.is_empty() {
+        ctx.store.mark_all_filed(&cfg.folder).await?;
+    }
     Ok(())
 }
 
@@ -417,11 +422,19 @@ async fn send_due(
         crash_point("after_smtp");
         let now = SystemTime::now();
         let attempts = usize::try_from(item.attempts + 1).unwrap_or(usize::MAX);
-        let later = |code, response: String| match retry.get(attempts - 1) {
-            Some(wait) => Attempt::Transient {
+        let created = chrono::DateTime::parse_from_rfc3339(&item.created_at)
+            .map(SystemTime::from)
+            .unwrap_or(now);
+        let later = |code, response: String, unreachable| match next_attempt(
+            created,
+            now,
+            retry,
+            unreachable,
+        ) {
+            Some(next) => Attempt::Transient {
                 code,
                 response,
-                next: now + *wait,
+                next,
             },
             None => Attempt::Permanent {
                 code,
@@ -430,8 +443,8 @@ async fn send_due(
         };
         let (attempt, reachable) = match delivery {
             Delivery::Sent { code, response } => (Attempt::Sent { code, response }, true),
-            Delivery::Deferred { code, response } => (later(code, response), true),
-            Delivery::Unreachable { response } => (later(None, response), false),
+            Delivery::Deferred { code, response } => (later(code, response, false), true),
+            Delivery::Unreachable { response } => (later(None, response, true), false),
             Delivery::Rejected { code, response } => (Attempt::Permanent { code, response }, true),
         };
         ctx.store.finish(&item, now, &attempt).await?;
@@ -452,6 +465,27 @@ async fn send_due(
         }
     }
     Ok(true)
+}
+
+/// When to try a mail again. The retry schedule counts from the mail's
+/// creation (a schedule of 1m, 5m means: at 1 min, then at 6 min of age).
+/// A deferral (4xx) waits for the next step; an unreachable server does not
+/// move the mail back in the queue (it stays due, and the sender pauses with
+/// its own backoff), so order is kept. None once the schedule is over.
+fn next_attempt(
+    created: SystemTime,
+    now: SystemTime,
+    schedule: &[Duration],
+    unreachable: bool,
+) -> Option<SystemTime> {
+    let mut step = created;
+    for wait in schedule {
+        step += *wait;
+        if step > now {
+            return Some(if unreachable { now } else { step });
+        }
+    }
+    None
 }
 
 /// Tells the Secretariat that a mail could not be delivered (unless that
@@ -478,6 +512,37 @@ async fn alert_failure(
     tx.commit().await?;
     ctx.outbox_ready.notify_one();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_schedule_counts_from_creation() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let m = |s: u64| Duration::from_secs(60 * s);
+        let schedule = [m(1), m(5), m(30)];
+        assert_eq!(
+            next_attempt(t0, t0 + Duration::from_secs(5), &schedule, false),
+            Some(t0 + m(1))
+        );
+        assert_eq!(
+            next_attempt(t0, t0 + m(2), &schedule, false),
+            Some(t0 + m(6))
+        );
+        assert_eq!(
+            next_attempt(t0, t0 + m(10), &schedule, false),
+            Some(t0 + m(36))
+        );
+        assert_eq!(next_attempt(t0, t0 + m(36), &schedule, false), None);
+        // Unreachable: due again at once (the sender paces itself), until the schedule is over.
+        assert_eq!(
+            next_attempt(t0, t0 + m(2), &schedule, true),
+            Some(t0 + m(2))
+        );
+        assert_eq!(next_attempt(t0, t0 + m(40), &schedule, true), None);
+    }
 }
 
 async fn watchdog(interval: Duration, state: Arc<State>, cancel: CancellationToken) {

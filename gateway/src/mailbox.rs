@@ -124,6 +124,7 @@ impl Mailbox {
         .await
         .map_err(|_| anyhow!("connecting to {}:{} timed out", cfg.host, cfg.port))?
         .with_context(|| format!("Connecting to {}:{}", cfg.host, cfg.port))?;
+        keep_alive(&tcp);
         let stream = match cfg.security {
             Security::Tls => ImapStream::Tls(Box::new(self.tls_handshake(tcp).await?)),
             Security::Plaintext => ImapStream::Plain(tcp),
@@ -198,6 +199,18 @@ async fn ensure_folder(session: &mut Session, folder: &str) -> Result<()> {
             .with_context(|| format!("Creating the folder {folder}"))?;
     }
     Ok(())
+}
+
+/// TCP keepalive: a connection that died silently (no FIN, no RST) during
+/// a long IDLE is noticed within about two minutes, not at the next renewal.
+fn keep_alive(tcp: &TcpStream) {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(15))
+        .with_retries(4);
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_keepalive(&probes) {
+        tracing::warn!(error = %e, "could not enable TCP keepalive on the IMAP connection");
+    }
 }
 
 /// Drains the queue of unasked responses; true when one announced new mail.

@@ -242,6 +242,16 @@ impl Store {
         Ok(())
     }
 
+    /// Every message stored from `folder` has left it (the folder is empty).
+    pub async fn mark_all_filed(&self, folder: &str) -> Result<()> {
+        sqlx::query("UPDATE inbound SET imap_state = 'filed' WHERE imap_folder = $1 AND imap_state = 'stored'")
+            .bind(folder)
+            .execute(&self.pool)
+            .await
+            .context("Marking messages filed")?;
+        Ok(())
+    }
+
     /// The party that sent the accepted message with this reference.
     pub async fn sender_of_reference(&self, reference: &str) -> Result<Option<String>> {
         let row: Option<Option<String>> =
