@@ -67,7 +67,7 @@ import mailstack  # noqa: E402
 import make_network as net  # noqa: E402
 import make_samples  # noqa: E402
 
-REF = re.compile(r"BSM-\d{4}-\d{6}")
+REF = re.compile(r"BSM-(?:[A-Z]{2}-)?\d{4}-\d{6}")  # the Secretariat's, or a national gateway's (BSM-AT-...)
 KIND = {"forward": "forward", "acknowledgement": "acknowledgement",
         "quarantine_notice": "quarantine notice", "alert": "alert"}
 # Dovecot and Postfix need every parent of the stack's folder searchable by others,

@@ -215,10 +215,13 @@ pub fn bracket_tags(line: &str) -> Vec<String> {
     tags
 }
 
-/// The first `BSM-YYYY-NNNNNN` in a line.
+/// The first reference in a line: `BSM-YYYY-NNNNNN` (the Secretariat's) or
+/// `BSM-XX-YYYY-NNNNNN` (a national gateway's).
 pub fn find_reference(line: &str) -> Option<String> {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| regex::Regex::new(r"\bBSM-(\d{4})-(\d{6})\b").expect("valid regex"));
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"\bBSM-(?:[A-Z]{2}-)?\d{4}-\d{6}\b").expect("valid regex")
+    });
     re.find(&line.to_ascii_uppercase())
         .map(|m| m.as_str().to_string())
 }
@@ -285,6 +288,10 @@ mod tests {
         );
         assert_eq!(find_reference("BSM-2026-00004"), None);
         assert_eq!(find_reference("XBSM-2026-000042"), None);
+        assert_eq!(
+            find_reference("Re: [BSM-AT-2026-000007] Zoll"),
+            Some("BSM-AT-2026-000007".into())
+        );
     }
 
     #[test]

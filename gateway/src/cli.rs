@@ -130,9 +130,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(crate::daemon::run(gw))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status => runtime()?.block_on(status(&cli.config)),
+        Command::Status => runtime()?.block_on(async {
+            let store = open_store(&cli.config).await?;
+            let code = status(&store).await;
+            store.close().await;
+            code
+        }),
         Command::Quarantine(q) => runtime()?.block_on(quarantine(&cli.config, q)),
-        Command::Outbox(o) => runtime()?.block_on(outbox(&cli.config, o)),
+        Command::Outbox(o) => runtime()?.block_on(async {
+            let store = open_store(&cli.config).await?;
+            let code = outbox(&store, o).await;
+            store.close().await;
+            code
+        }),
     }
 }
 
@@ -148,8 +158,7 @@ async fn open_store(config: &std::path::Path) -> Result<Store> {
     Store::open(&cfg.database).await
 }
 
-async fn status(config: &std::path::Path) -> Result<ExitCode> {
-    let store = open_store(config).await?;
+async fn status(store: &Store) -> Result<ExitCode> {
     println!("messages:");
     for (verdict, reason, n) in store.inbound_counts().await? {
         println!("  {verdict:<12} {:<18} {n}", reason.unwrap_or_default());
@@ -180,7 +189,9 @@ async fn quarantine(config: &std::path::Path, command: QuarantineCommand) -> Res
     match command {
         QuarantineCommand::List { limit } => {
             let store = open_store(config).await?;
-            for m in store.inbound_list("quarantined", limit).await? {
+            let rows = store.inbound_list("quarantined", limit).await;
+            store.close().await;
+            for m in rows? {
                 let reason = m.reason.unwrap_or_default();
                 println!(
                     "{:>6}  {}  {reason:<18} {}  {}",
@@ -190,10 +201,9 @@ async fn quarantine(config: &std::path::Path, command: QuarantineCommand) -> Res
         }
         QuarantineCommand::Show { id } => {
             let store = open_store(config).await?;
-            let m = store
-                .inbound(id)
-                .await?
-                .with_context(|| format!("No stored message {id}"))?;
+            let row = store.inbound(id).await;
+            store.close().await;
+            let m = row?.with_context(|| format!("No stored message {id}"))?;
             println!("id:            {}", m.id);
             println!("received:      {}", m.received_at);
             println!(
@@ -211,7 +221,9 @@ async fn quarantine(config: &std::path::Path, command: QuarantineCommand) -> Res
             let gw = Gateway::load(config)?;
             let store = Store::open(&gw.config.database).await?;
             let ctx = std::sync::Arc::new(crate::intake::Ctx::new(gw, store).await?);
-            let decision = crate::intake::release(&ctx, id).await?;
+            let released = crate::intake::release(&ctx, id).await;
+            ctx.store.close().await;
+            let decision = released?;
             println!("{}", serde_json::to_string(&decision)?);
             if decision.verdict != Verdict::Accepted {
                 return Ok(ExitCode::from(1));
@@ -221,8 +233,7 @@ async fn quarantine(config: &std::path::Path, command: QuarantineCommand) -> Res
     Ok(ExitCode::SUCCESS)
 }
 
-async fn outbox(config: &std::path::Path, command: OutboxCommand) -> Result<ExitCode> {
-    let store = open_store(config).await?;
+async fn outbox(store: &Store, command: OutboxCommand) -> Result<ExitCode> {
     match command {
         OutboxCommand::List { state, limit } => {
             for item in store.outbox_list(state.as_deref(), limit).await? {

@@ -289,6 +289,16 @@ impl Config {
 }
 
 impl Config {
+    /// The prefix of this gateway's reference numbers: `BSM` at the
+    /// Secretariat, `BSM-AT` at Austria's national gateway, so that no two
+    /// gateways of the network ever hand out the same reference.
+    pub fn reference_prefix(&self) -> String {
+        match (&self.role, &self.state) {
+            (Role::National, Some(state)) => format!("BSM-{state}"),
+            _ => "BSM".to_string(),
+        }
+    }
+
     fn validated(self) -> Result<Config> {
         let file = self.path.display();
         let servers = [

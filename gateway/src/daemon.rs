@@ -197,6 +197,7 @@ pub async fn run(gw: Gateway) -> Result<()> {
     {
         tracing::warn!(timeout = ?daemon.shutdown_timeout, "work still in hand at the shutdown timeout: stopping anyway");
     }
+    ctx.store.close().await;
     Ok(())
 }
 

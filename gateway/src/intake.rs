@@ -153,8 +153,11 @@ pub async fn intake(
     let inbound_id = tx.next_inbound_id().await?;
     let reference = match accepted {
         true => Some(
-            tx.next_reference(chrono::DateTime::<chrono::Utc>::from(now).year())
-                .await?,
+            tx.next_reference(
+                &ctx.gw.config.reference_prefix(),
+                chrono::DateTime::<chrono::Utc>::from(now).year(),
+            )
+            .await?,
         ),
         false => None,
     };
@@ -394,11 +397,7 @@ fn forward_mail(
             .unwrap_or_default(),
         signed_at: d.signed_at.clone().unwrap_or_default(),
         received_at: rfc3339(now),
-        subject: if d.subject_protected {
-            clean_line(d.subject.as_deref().unwrap_or(""), 200)
-        } else {
-            String::new()
-        },
+        subject: authenticated_subject(d, content),
         kind: kind_code,
         topics: d
             .topics
@@ -436,6 +435,24 @@ fn forward_mail(
         to,
         compose::seal(sender, to, &text, Some(attachment))?,
     )))
+}
+
+/// What the forward may show as the subject: the protected subject, or for
+/// an inline message the first line of its signed text (where senders put
+/// the tags); never the envelope's unsigned subject.
+fn authenticated_subject(d: &Decision, content: &check::SignedContent) -> String {
+    if d.subject_protected {
+        return clean_line(d.subject.as_deref().unwrap_or(""), 200);
+    }
+    if content.form == Form::Inline {
+        let text =
+            String::from_utf8_lossy(&content.bytes[..content.bytes.len().min(4096)]).into_owned();
+        return clean_line(
+            text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""),
+            200,
+        );
+    }
+    String::new()
 }
 
 /// The acknowledgement to the sender of an accepted message: the reference
@@ -758,7 +775,10 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
         }
     }
     let reference = tx
-        .next_reference(chrono::DateTime::<chrono::Utc>::from(now).year())
+        .next_reference(
+            &ctx.gw.config.reference_prefix(),
+            chrono::DateTime::<chrono::Utc>::from(now).year(),
+        )
         .await?;
     let plan = {
         let (ctx, decision, reference) = (ctx.clone(), decision.clone(), reference.clone());

@@ -63,6 +63,18 @@ impl Store {
         Ok(Tx { tx })
     }
 
+    /// Folds the write-ahead log into the database file and closes the pool:
+    /// after this the `.db` file alone holds everything (for backups).
+    pub async fn close(&self) {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "could not checkpoint the database");
+        }
+        self.pool.close().await;
+    }
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -94,8 +106,9 @@ impl Tx {
         entry.insert(&mut *self.tx).await
     }
 
-    /// The next reference number of `year`: `BSM-YYYY-NNNNNN`, never reused.
-    pub async fn next_reference(&mut self, year: i32) -> Result<String> {
+    /// The next reference number of `year`: `<prefix>-YYYY-NNNNNN` (the
+    /// Secretariat's prefix is `BSM`, a national gateway's `BSM-AT`), never reused.
+    pub async fn next_reference(&mut self, prefix: &str, year: i32) -> Result<String> {
         let n: i64 = sqlx::query_scalar(
             "INSERT INTO reference_counter (year, last) VALUES ($1, 1)
              ON CONFLICT (year) DO UPDATE SET last = last + 1
@@ -105,7 +118,7 @@ impl Tx {
         .fetch_one(&mut *self.tx)
         .await
         .context("Allocating a reference number")?;
-        Ok(format!("BSM-{year:04}-{n:06}"))
+        Ok(format!("{prefix}-{year:04}-{n:06}"))
     }
 }
 
@@ -176,20 +189,39 @@ mod tests {
     async fn references_count_up_per_year_and_survive_reopening() {
         let (dir, s) = store().await;
         let mut tx = s.begin().await.unwrap();
-        assert_eq!(tx.next_reference(2026).await.unwrap(), "BSM-2026-000001");
-        assert_eq!(tx.next_reference(2026).await.unwrap(), "BSM-2026-000002");
-        assert_eq!(tx.next_reference(2027).await.unwrap(), "BSM-2027-000001");
+        assert_eq!(
+            tx.next_reference("BSM", 2026).await.unwrap(),
+            "BSM-2026-000001"
+        );
+        assert_eq!(
+            tx.next_reference("BSM", 2026).await.unwrap(),
+            "BSM-2026-000002"
+        );
+        assert_eq!(
+            tx.next_reference("BSM", 2027).await.unwrap(),
+            "BSM-2027-000001"
+        );
+        assert_eq!(
+            tx.next_reference("BSM-AT", 2028).await.unwrap(),
+            "BSM-AT-2028-000001"
+        );
         tx.commit().await.unwrap();
         // A rolled-back transaction gives its number back; a committed one never.
         let mut tx = s.begin().await.unwrap();
-        assert_eq!(tx.next_reference(2026).await.unwrap(), "BSM-2026-000003");
+        assert_eq!(
+            tx.next_reference("BSM", 2026).await.unwrap(),
+            "BSM-2026-000003"
+        );
         drop(tx);
         drop(s);
         let s = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
             .await
             .unwrap();
         let mut tx = s.begin().await.unwrap();
-        assert_eq!(tx.next_reference(2026).await.unwrap(), "BSM-2026-000003");
+        assert_eq!(
+            tx.next_reference("BSM", 2026).await.unwrap(),
+            "BSM-2026-000003"
+        );
     }
 
     #[tokio::test]

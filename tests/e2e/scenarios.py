@@ -219,6 +219,8 @@ def national_routing() -> None:
         customs = net.wait_mail("at-customs", 1)
         migration = net.wait_mail("at-migration", 1)
         check(customs[0].signed_by_gateway and "workshop" in customs[0].subject.lower(), f"{customs[0].subject!r}")
+        # A national gateway's references carry its State, so they never collide with the Secretariat's.
+        check(re.search(r"\[BSM-AT-\d{4}-\d{6}\]", customs[0].subject) is not None, f"{customs[0].subject!r}")
         check(migration[0].signed_by_gateway and "Migration" in migration[0].subject, f"{migration[0].subject!r}")
         time.sleep(1)
         check(net.count("at-border-police") == 0 and net.count("at-anti-drug") == 0, "other services got mail")
@@ -366,6 +368,9 @@ def operations() -> None:
         status = net.cli("status")
         check(status.returncode == 0 and "accepted" in status.stdout and "sent" in status.stdout, status.stdout)
         check(net.stop_gateway() == 0, "SIGTERM")
+        # The write-ahead log is folded into the database at shutdown (backups copy one file).
+        wal = net.dir / "net" / "secretariat" / "nfp-gateway.db-wal"
+        check(not wal.exists() or wal.stat().st_size == 0, f"the WAL holds {wal.stat().st_size} bytes after shutdown")
         seen = []
         while (d := sock.recv(256)) != b"STOPPING=1":
             check(d == b"WATCHDOG=1", f"unexpected notification {d!r}")
