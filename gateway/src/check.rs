@@ -30,9 +30,25 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The gateway with the directory of its file (no store needed).
     pub fn load(config_path: &Path) -> Result<Gateway> {
         let config = Config::load(config_path)?;
         let directory = Directory::load(&config.directory)?;
+        Gateway::with_directory(config, directory)
+    }
+
+    /// The gateway with the directory the store holds (seeded from the file
+    /// the first time): what the daemon and every store command use.
+    pub async fn load_with_store(config_path: &Path) -> Result<(Gateway, crate::store::Store)> {
+        let config = Config::load(config_path)?;
+        let store = crate::store::Store::open(&config.database).await?;
+        let directory =
+            crate::directory::sync::current(&store, &config.directory, config.certificate_overlap)
+                .await?;
+        Ok((Gateway::with_directory(config, directory)?, store))
+    }
+
+    pub fn with_directory(config: Config, directory: Directory) -> Result<Gateway> {
         let key = GatewayKey::load(&config.secret_key)?;
         let rules = match &config.classify_rules {
             Some(path) => Rules::load(path)?,

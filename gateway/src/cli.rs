@@ -59,6 +59,36 @@ pub enum Command {
     /// Outgoing mail.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// The network's directory, as the store holds it.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Write a directory file's parties into the store (idempotent).
+    Import {
+        /// The directory file; the configuration's `directory` when absent.
+        file: Option<PathBuf>,
+        /// Only show what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The directory, or one party's entry and its history.
+    Show {
+        id: Option<String>,
+        /// As it was at this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        at: Option<SystemTime>,
+    },
+    /// The whole directory as json, csv, vcard (one card per contact person) or html.
+    Export {
+        #[arg(long, value_parser = ["json", "csv", "vcard", "html"])]
+        format: String,
+        /// As it was at this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        at: Option<SystemTime>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,7 +132,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             pretty,
             messages,
         } => {
-            let gw = Gateway::load(&cli.config)?;
+            let gw = runtime()?.block_on(gateway_for_check(&cli.config))?;
             let now = now.unwrap_or_else(SystemTime::now);
             let mut replays = MemoryReplayGuard::default();
             let mut all_accepted = true;
@@ -126,8 +156,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Run => {
-            let gw = Gateway::load(&cli.config)?;
-            runtime()?.block_on(crate::daemon::run(gw))?;
+            runtime()?.block_on(crate::daemon::run(&cli.config))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => runtime()?.block_on(async {
@@ -137,6 +166,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             code
         }),
         Command::Quarantine(q) => runtime()?.block_on(quarantine(&cli.config, q)),
+        Command::Directory(d) => runtime()?.block_on(directory(&cli.config, d)),
         Command::Outbox(o) => runtime()?.block_on(async {
             let store = open_store(&cli.config).await?;
             let code = outbox(&store, o).await;
@@ -144,6 +174,112 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             code
         }),
     }
+}
+
+async fn directory(config_path: &std::path::Path, command: DirectoryCommand) -> Result<ExitCode> {
+    use crate::directory::{export, sync, Directory};
+    let config = crate::config::Config::load(config_path)?;
+    let store = Store::open(&config.database).await?;
+    let result = async {
+        match command {
+            DirectoryCommand::Import { file, dry_run } => {
+                let path = file.unwrap_or_else(|| config.directory.clone());
+                let parsed = Directory::load(&path)?;
+                let actor = format!("import {}", path.display());
+                let plan =
+                    sync::import(&store, &parsed, &actor, dry_run, config.certificate_overlap)
+                        .await?;
+                print!("{}", plan.describe());
+                if dry_run && !plan.is_empty() {
+                    println!("(dry run: nothing written)");
+                }
+            }
+            DirectoryCommand::Show {
+                id: Some(id),
+                at: None,
+            } => {
+                let history = store.entry_history(&id).await?;
+                let Some((_, _, _, _, latest)) = history.last() else {
+                    anyhow::bail!("no party {id} in the directory")
+                };
+                println!("{}", serde_json::to_string_pretty(latest)?);
+                println!("history:");
+                let mut previous: Option<&crate::directory::Entry> = None;
+                for (version, at, actor, removed, entry) in &history {
+                    let what = if *removed {
+                        "removed".to_string()
+                    } else {
+                        let fields: Vec<String> = entry
+                            .changes_from(previous)
+                            .into_iter()
+                            .map(|c| c.field)
+                            .collect();
+                        fields.join(", ")
+                    };
+                    println!("  v{version} {at} {actor}: {what}");
+                    previous = Some(entry);
+                }
+            }
+            DirectoryCommand::Show { id, at } => {
+                let entries = match at {
+                    Some(t) => store.entries_at(t).await?,
+                    None => store.entries().await?,
+                };
+                for e in export::ordered(entries)
+                    .iter()
+                    .filter(|e| id.as_ref().is_none_or(|i| *i == e.id))
+                {
+                    println!(
+                        "{:<14} {:<11} {:<3} {:<40} <{}>",
+                        e.id,
+                        format!("{:?}", e.kind).to_lowercase(),
+                        e.state.as_deref().unwrap_or(""),
+                        e.name,
+                        e.email
+                    );
+                }
+            }
+            DirectoryCommand::Export { format, at } => {
+                let entries = export::ordered(match at {
+                    Some(t) => store.entries_at(t).await?,
+                    None => store.entries().await?,
+                });
+                let text = match format.as_str() {
+                    "json" => export::json(&entries),
+                    "csv" => export::csv(&entries),
+                    "vcard" => export::vcard(&entries),
+                    _ => {
+                        let generated = match at {
+                            Some(t) => crate::rfc3339(t),
+                            None => store.directory_changed_at().await?.unwrap_or_default(),
+                        };
+                        export::html(&entries, &store.network_info().await?, &generated)
+                    }
+                };
+                print!("{text}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// `check` judges with the directory the daemon uses: the store's when the
+/// database exists and holds one, the directory file's otherwise. It never
+/// creates or changes the database.
+async fn gateway_for_check(config_path: &std::path::Path) -> Result<Gateway> {
+    let config = crate::config::Config::load(config_path)?;
+    if let Some(store) = Store::open_existing(&config.database).await? {
+        let directory = crate::directory::sync::from_store(&store, SystemTime::now()).await;
+        store.close().await;
+        if let Some(directory) = directory? {
+            return Gateway::with_directory(config, directory);
+        }
+    }
+    let directory = crate::directory::Directory::load(&config.directory)?;
+    Gateway::with_directory(config, directory)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -218,8 +354,7 @@ async fn quarantine(config: &std::path::Path, command: QuarantineCommand) -> Res
             println!("inbox state:   {}", m.imap_state);
         }
         QuarantineCommand::Release { id } => {
-            let gw = Gateway::load(config)?;
-            let store = Store::open(&gw.config.database).await?;
+            let (gw, store) = Gateway::load_with_store(config).await?;
             let ctx = std::sync::Arc::new(crate::intake::Ctx::new(gw, store).await?);
             let released = crate::intake::release(&ctx, id).await;
             ctx.store.close().await;

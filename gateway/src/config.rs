@@ -29,6 +29,8 @@ struct RawConfig {
     database: Option<String>,
     classify_rules: Option<PathBuf>,
     templates: Option<PathBuf>,
+    #[serde(with = "humantime_serde", default = "default_overlap")]
+    certificate_overlap: Duration,
     #[serde(default)]
     policy: Policy,
     #[serde(default)]
@@ -124,6 +126,9 @@ impl Default for Daemon {
     }
 }
 
+fn default_overlap() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
 fn default_inbox() -> String {
     "INBOX".into()
 }
@@ -207,6 +212,8 @@ pub struct Config {
     pub classify_rules: Option<PathBuf>,
     /// A folder of templates overriding the shipped ones.
     pub templates: Option<PathBuf>,
+    /// How long a party's previous certificate still verifies after a rotation.
+    pub certificate_overlap: Duration,
     pub policy: Policy,
     pub limits: Limits,
     pub imap: Option<Imap>,
@@ -270,6 +277,7 @@ impl Config {
             database,
             classify_rules: raw.classify_rules.as_deref().map(at),
             templates: raw.templates.as_deref().map(at),
+            certificate_overlap: raw.certificate_overlap,
             policy: raw.policy,
             limits: raw.limits,
             imap: raw.imap.map(|mut i| {

@@ -25,7 +25,6 @@ use crate::intake::{self, Ctx, Source};
 use crate::mailbox::{Connection, Mailbox, Woken};
 use crate::outbound::smtp::{Delivery, Relay};
 use crate::store::outbox::{Attempt, OutboxItem};
-use crate::store::Store;
 
 /// Live state for health and metrics.
 pub struct State {
@@ -115,7 +114,8 @@ impl State {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(gw: Gateway) -> Result<()> {
+pub async fn run(config: &std::path::Path) -> Result<()> {
+    let (gw, store) = Gateway::load_with_store(config).await?;
     let imap = gw
         .config
         .imap
@@ -127,7 +127,6 @@ pub async fn run(gw: Gateway) -> Result<()> {
         .clone()
         .context("`run` needs an [smtp] section in the configuration")?;
     let daemon = gw.config.daemon.clone();
-    let store = Store::open(&gw.config.database).await?;
     let mailbox = Mailbox::new(&imap)?;
     let relay = Relay::new(&smtp, &gw.config.address)?;
     let retry: Vec<Duration> = smtp.retry.iter().map(|d| d.0).collect();

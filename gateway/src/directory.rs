@@ -16,8 +16,17 @@ use serde::{Deserialize, Serialize};
 use crate::classify::{Language, Topic};
 use crate::config::is_state_code;
 
+pub mod entry;
+pub mod export;
+pub mod sync;
+
+pub use entry::{Change, Document, Entry};
+
+/// The largest organigram document the directory keeps.
+pub const MAX_DOCUMENT_SIZE: u64 = 10 << 20;
+
 /// What a party is in the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartyKind {
     Secretariat,
@@ -26,7 +35,7 @@ pub enum PartyKind {
 }
 
 /// A contact person of a party.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Contact {
     pub name: String,
@@ -79,8 +88,11 @@ pub struct Party {
     pub name: String,
     /// Registered address, lower case.
     pub email: String,
-    pub cert_path: PathBuf,
+    /// The current certificate: mail to the party is encrypted to it.
     pub cert: Cert,
+    /// Earlier certificates within their overlap after a rotation: mail
+    /// signed with them still verifies, nothing is encrypted to them.
+    pub old_certs: Vec<Cert>,
     /// The language the party is written to in.
     pub language: Language,
     pub state: Option<String>,
@@ -89,7 +101,7 @@ pub struct Party {
     pub address: Option<String>,
     pub timezone: Option<String>,
     pub working_hours: Option<String>,
-    pub organigram: Vec<PathBuf>,
+    pub organigram: Vec<Document>,
     pub last_confirmed: Option<String>,
     pub contacts: Vec<Contact>,
 }
@@ -100,6 +112,9 @@ pub struct Directory {
     pub path: PathBuf,
     pub network: BTreeMap<String, String>,
     parties: Vec<Party>,
+    /// Organigram documents read from the directory file's folder (empty
+    /// for a directory read from the store, which keeps them itself).
+    pub documents: HashMap<String, Vec<u8>>,
     by_id: HashMap<String, usize>,
     /// Every key's fingerprint (primary and subkeys) to the owning party.
     by_key: HashMap<Fingerprint, usize>,
@@ -114,13 +129,16 @@ impl Directory {
             .with_context(|| format!("Parsing the directory {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut parties = Vec::with_capacity(raw.party.len());
+        let mut documents = HashMap::new();
         for p in raw.party {
             let id = p.id.clone();
-            let party = Party::from_raw(p, base)
+            let party = Party::from_raw(p, base, &mut documents)
                 .with_context(|| format!("{}: party {id:?}", path.display()))?;
             parties.push(party);
         }
-        Directory::new(path.to_path_buf(), raw.network, parties)
+        let mut directory = Directory::new(path.to_path_buf(), raw.network, parties)?;
+        directory.documents = documents;
+        Ok(directory)
     }
 
     /// Indexes and validates a list of parties.
@@ -145,7 +163,10 @@ impl Directory {
                     p.email
                 );
             }
-            for key in p.cert.keys() {
+            for key in std::iter::once(&p.cert)
+                .chain(&p.old_certs)
+                .flat_map(|c| c.keys())
+            {
                 if let Some(j) = by_key.insert(key.key().fingerprint(), i) {
                     bail!(
                         "{}: parties {} and {} share the key {}",
@@ -171,6 +192,7 @@ impl Directory {
             path,
             network,
             parties,
+            documents: HashMap::new(),
             by_id,
             by_key,
         })
@@ -222,60 +244,161 @@ impl Directory {
 }
 
 impl Party {
-    fn from_raw(p: RawParty, base: &Path) -> Result<Party> {
-        let email = p.email.trim().to_ascii_lowercase();
-        if !crate::mime::is_plain_address(&email) {
-            bail!("`email` is not a mailbox address: {:?}", p.email);
+    /// A party from the directory file: its certificate and organigram files
+    /// are read from the file's folder (documents go to `documents`).
+    fn from_raw(
+        p: RawParty,
+        base: &Path,
+        documents: &mut HashMap<String, Vec<u8>>,
+    ) -> Result<Party> {
+        let cert_path = base.join(&p.cert);
+        let cert = Cert::from_file(&cert_path)
+            .with_context(|| format!("Reading the certificate {}", cert_path.display()))?;
+        let mut organigram = Vec::new();
+        for file in &p.organigram {
+            let path = base.join(file);
+            let size = std::fs::metadata(&path)
+                .with_context(|| format!("Reading {}", path.display()))?
+                .len();
+            if size > MAX_DOCUMENT_SIZE {
+                bail!(
+                    "{} is larger than {MAX_DOCUMENT_SIZE} bytes",
+                    path.display()
+                );
+            }
+            let data =
+                std::fs::read(&path).with_context(|| format!("Reading {}", path.display()))?;
+            let sha256 = crate::store::sha256_hex(&data);
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            organigram.push(Document {
+                content_type: content_type_of(&name).into(),
+                name,
+                size,
+                sha256: sha256.clone(),
+            });
+            documents.insert(sha256, data);
         }
-        let state = p.state.map(|s| s.to_ascii_uppercase());
-        match p.kind {
-            PartyKind::Secretariat if p.id != "secretariat" => {
+        let entry = Entry {
+            id: p.id,
+            kind: p.kind,
+            name: p.name,
+            email: p.email,
+            language: p.language,
+            state: p.state,
+            topics: p.topics,
+            languages: p.languages,
+            address: p.address,
+            timezone: p.timezone,
+            working_hours: p.working_hours,
+            last_confirmed: p.last_confirmed,
+            contacts: p.contact,
+            organigram,
+            cert: cert.fingerprint().to_hex(),
+        };
+        Party::from_entry(entry, cert, Vec::new())
+    }
+
+    /// A party from its entry and certificates, validated.
+    pub fn from_entry(e: Entry, cert: Cert, old_certs: Vec<Cert>) -> Result<Party> {
+        let email = e.email.trim().to_ascii_lowercase();
+        if !crate::mime::is_plain_address(&email) {
+            bail!("`email` is not a mailbox address: {:?}", e.email);
+        }
+        let state = e.state.map(|s| s.to_ascii_uppercase());
+        match e.kind {
+            PartyKind::Secretariat if e.id != "secretariat" => {
                 bail!("the secretariat's id must be \"secretariat\"")
             }
-            PartyKind::Nfp if !(is_state_code(&p.id) && p.id == p.id.to_ascii_uppercase()) => {
+            PartyKind::Nfp if !(is_state_code(&e.id) && e.id == e.id.to_ascii_uppercase()) => {
                 bail!("an NFP's id is its State's ISO 3166 alpha-2 code in upper case")
             }
-            PartyKind::Nfp if state.as_deref() != Some(p.id.as_str()) => {
+            PartyKind::Nfp if state.as_deref() != Some(e.id.as_str()) => {
                 bail!("an NFP's `state` must equal its id")
             }
             PartyKind::Service if state.as_deref().is_none_or(|s| !is_state_code(s)) => {
                 bail!("a national service needs `state` (ISO 3166 alpha-2)")
             }
-            PartyKind::Service if p.topics.is_empty() => {
+            PartyKind::Service if e.topics.is_empty() => {
                 bail!("a national service needs `topics`")
             }
             _ => {}
         }
-        let cert_path = base.join(&p.cert);
-        let cert = Cert::from_file(&cert_path)
-            .with_context(|| format!("Reading the certificate {}", cert_path.display()))?;
-        if cert.is_tsk() {
+        for c in std::iter::once(&cert).chain(&old_certs) {
+            if c.is_tsk() {
+                bail!("certificate {} holds secret key material: a directory lists public certificates only", c.fingerprint());
+            }
+        }
+        if cert.fingerprint().to_hex() != e.cert {
             bail!(
-                "{} holds secret key material: a directory lists public certificates only",
-                cert_path.display()
+                "the entry names certificate {}, not {}",
+                e.cert,
+                cert.fingerprint()
             );
         }
-        let mut languages = p.languages;
-        if !languages.contains(&p.language) {
-            languages.insert(0, p.language);
+        let mut languages = e.languages;
+        if !languages.contains(&e.language) {
+            languages.insert(0, e.language);
         }
         Ok(Party {
-            id: p.id,
-            kind: p.kind,
-            name: p.name,
+            id: e.id,
+            kind: e.kind,
+            name: e.name,
             email,
-            cert_path,
             cert,
-            language: p.language,
+            old_certs,
+            language: e.language,
             state,
-            topics: p.topics,
+            topics: e.topics,
             languages,
-            address: p.address,
-            timezone: p.timezone,
-            working_hours: p.working_hours,
-            organigram: p.organigram.iter().map(|o| base.join(o)).collect(),
-            last_confirmed: p.last_confirmed,
-            contacts: p.contact,
+            address: e.address,
+            timezone: e.timezone,
+            working_hours: e.working_hours,
+            organigram: e.organigram,
+            last_confirmed: e.last_confirmed,
+            contacts: e.contacts,
         })
+    }
+
+    /// The party as an entry (what the store keeps and exports show).
+    pub fn entry(&self) -> Entry {
+        Entry {
+            id: self.id.clone(),
+            kind: self.kind,
+            name: self.name.clone(),
+            email: self.email.clone(),
+            language: self.language,
+            state: self.state.clone(),
+            topics: self.topics.clone(),
+            languages: self.languages.clone(),
+            address: self.address.clone(),
+            timezone: self.timezone.clone(),
+            working_hours: self.working_hours.clone(),
+            last_confirmed: self.last_confirmed.clone(),
+            contacts: self.contacts.clone(),
+            organigram: self.organigram.clone(),
+            cert: self.cert.fingerprint().to_hex(),
+        }
+    }
+}
+
+/// A content type from a file name, for organigram documents.
+pub fn content_type_of(name: &str) -> &'static str {
+    match name
+        .rsplit('.')
+        .next()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("pdf") => "application/pdf",
+        Some("png") => "image/png",
+        Some("jpg") | Some("jpeg") => "image/jpeg",
+        Some("svg") => "image/svg+xml",
+        Some("docx") => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        Some("odt") => "application/vnd.oasis.opendocument.text",
+        Some("txt") => "text/plain",
+        _ => "application/octet-stream",
     }
 }

@@ -7,6 +7,7 @@
 //! belong together share one transaction ([`Tx`]): a message, its decision,
 //! its outgoing mail and their audit entries are committed at once or not at all.
 
+pub mod directory;
 pub mod inbound;
 pub mod outbox;
 
@@ -52,6 +53,16 @@ impl Store {
             .await
             .context("Migrating the database")?;
         Ok(Store { pool })
+    }
+
+    /// Opens the database only if it exists already (SQLite: the file is there).
+    pub async fn open_existing(url: &str) -> Result<Option<Store>> {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        let path = path.split('?').next().unwrap_or(path);
+        if !std::path::Path::new(path).exists() {
+            return Ok(None);
+        }
+        Store::open(url).await.map(Some)
     }
 
     pub async fn begin(&self) -> Result<Tx> {
@@ -167,6 +178,17 @@ pub struct AuditRow {
     pub party: Option<String>,
     pub fingerprint: Option<String>,
     pub detail: String,
+}
+
+/// SHA-256 of bytes, in lower-case hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sequoia_openpgp::types::HashAlgorithm;
+    let mut h = HashAlgorithm::SHA256
+        .context()
+        .expect("SHA-256 is available")
+        .for_digest();
+    h.update(data);
+    sequoia_openpgp::fmt::hex::encode(h.into_digest().unwrap_or_default()).to_lowercase()
 }
 
 /// The store's time format: RFC 3339 UTC with milliseconds; sorts as it compares.

@@ -173,6 +173,9 @@ def no_usable_key() -> None:
         pl.expire, pl.created_days_ago = "2y", 1
         net.w.gpg.generate(pl, net.now)
         net.w.export_cert("PL")
+        imported = net.cli("directory", "import")
+        check(imported.returncode == 0 and "~ PL" in imported.stdout and "cert" in imported.stdout,
+              f"import: {imported.stdout}{imported.stderr}")
         net.start_gateway()
         got = net.wait_mail("PL", 1)
         check(got[0].decrypted and got[0].signed_by_gateway and "Statistiques" in got[0].subject,
@@ -252,6 +255,8 @@ email = "mallory@evil.example"
 cert = "../certs/mallory.asc"
 language = "en"
 ''')
+        imported = net.cli("directory", "import")
+        check(imported.returncode == 0 and "+ MT" in imported.stdout, f"import: {imported.stdout}{imported.stderr}")
         out = net.cli("quarantine", "release", str(inbound_id))
         check(out.returncode == 0, f"release failed: {out.stdout}{out.stderr}")
         check('"verdict":"accepted"' in out.stdout, out.stdout)

@@ -1,0 +1,130 @@
+//! The directory in the store: `directory import` of the demo network's
+//! file, idempotent, versioned; `directory export` in four formats, compared
+//! with golden files (regenerate them with NFP_UPDATE_GOLDEN=1).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn gateway(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("nfp-gateway runs");
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// The demo network's configuration and directory, copied to a temporary folder.
+fn demo_network() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for name in ["gateway.toml", "directory.toml"] {
+        std::fs::copy(examples.join(name), dir.path().join(name)).unwrap();
+    }
+    for sub in ["certs", "keys"] {
+        copy_dir(&examples.join(sub), &dir.path().join(sub));
+    }
+    let config = dir.path().join("gateway.toml");
+    (dir, config)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// The generated date of the HTML page is the time of the import: masked.
+fn normalize(text: &str) -> String {
+    let re = regex::Regex::new(r"Generated \S+ from").unwrap();
+    re.replace_all(text, "Generated (date) from").into_owned()
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/golden")
+        .join(name);
+    if std::env::var_os("NFP_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run with NFP_UPDATE_GOLDEN=1", path.display()));
+    assert!(
+        expected == actual,
+        "{name} differs from its golden file {} (NFP_UPDATE_GOLDEN=1 regenerates it)",
+        path.display()
+    );
+}
+
+#[test]
+fn exports_match_their_golden_files() {
+    let (_dir, config) = demo_network();
+    gateway(&config, &["directory", "import"]);
+    for (format, file) in [
+        ("json", "directory.json"),
+        ("csv", "directory.csv"),
+        ("vcard", "directory.vcf"),
+        ("html", "directory.html"),
+    ] {
+        let text = gateway(&config, &["directory", "export", "--format", format]);
+        golden(file, &normalize(&text));
+        let again = gateway(&config, &["directory", "export", "--format", format]);
+        assert_eq!(text, again, "{format} export is not deterministic");
+    }
+}
+
+#[test]
+fn import_is_idempotent_shows_changes_first_and_keeps_history() {
+    let (dir, config) = demo_network();
+    let first = gateway(&config, &["directory", "import"]);
+    assert!(first.contains("+ AT"), "{first}");
+    assert_eq!(gateway(&config, &["directory", "import"]), "no change\n");
+    let before = chrono::Utc::now().to_rfc3339();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+
+    let file = dir.path().join("directory.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("Herrengasse 7, 1010 Wien", "Minoritenplatz 9, 1010 Wien"),
+    )
+    .unwrap();
+    let dry = gateway(&config, &["directory", "import", "--dry-run"]);
+    assert!(
+        dry.contains("~ AT") && dry.contains("Herrengasse 7") && dry.contains("Minoritenplatz 9"),
+        "{dry}"
+    );
+    assert!(
+        gateway(&config, &["directory", "export", "--format", "json"]).contains("Herrengasse 7"),
+        "a dry run wrote"
+    );
+    gateway(&config, &["directory", "import"]);
+    let now = gateway(&config, &["directory", "export", "--format", "json"]);
+    assert!(now.contains("Minoritenplatz 9") && !now.contains("Herrengasse 7"));
+    let then = gateway(
+        &config,
+        &["directory", "export", "--format", "json", "--at", &before],
+    );
+    assert!(
+        then.contains("Herrengasse 7") && !then.contains("Minoritenplatz 9"),
+        "the list as it was"
+    );
+    let history = gateway(&config, &["directory", "show", "AT"]);
+    assert!(
+        history.contains("v2") && history.contains(": address"),
+        "{history}"
+    );
+}
