@@ -514,6 +514,24 @@ async fn alert_failure(
     Ok(())
 }
 
+async fn watchdog(interval: Duration, state: Arc<State>, cancel: CancellationToken) {
+    let beat = interval / 2;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(beat) => {}
+            _ = cancel.cancelled() => return,
+        }
+        // The loops wake at least every IDLE timeout and every 30 s
+        // respectively; a loop silent for longer than that is stuck.
+        let now = unix_now();
+        let inbox_ok = now.saturating_sub(state.inbox_alive.load(Ordering::Relaxed)) < 3600;
+        let outbox_ok = now.saturating_sub(state.outbox_alive.load(Ordering::Relaxed)) < 600;
+        if inbox_ok && outbox_ok {
+            notify::notify("WATCHDOG=1");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,23 +560,5 @@ mod tests {
             Some(t0 + m(2))
         );
         assert_eq!(next_attempt(t0, t0 + m(40), &schedule, true), None);
-    }
-}
-
-async fn watchdog(interval: Duration, state: Arc<State>, cancel: CancellationToken) {
-    let beat = interval / 2;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(beat) => {}
-            _ = cancel.cancelled() => return,
-        }
-        // The loops wake at least every IDLE timeout and every 30 s
-        // respectively; a loop silent for longer than that is stuck.
-        let now = unix_now();
-        let inbox_ok = now.saturating_sub(state.inbox_alive.load(Ordering::Relaxed)) < 3600;
-        let outbox_ok = now.saturating_sub(state.outbox_alive.load(Ordering::Relaxed)) < 600;
-        if inbox_ok && outbox_ok {
-            notify::notify("WATCHDOG=1");
-        }
     }
 }
