@@ -52,6 +52,7 @@ scenarios!(
     tls_modes,
     untrusted_server_certificate,
     mail_arriving_while_busy_is_not_missed,
+    directory_changes_apply_without_restart,
     crash_after_fetch,
     crash_after_store,
     crash_after_move,

@@ -26,6 +26,26 @@ use crate::mailbox::{Connection, Mailbox, Woken};
 use crate::outbound::smtp::{Delivery, Relay};
 use crate::store::outbox::{Attempt, OutboxItem};
 
+/// The context the tasks work with, replaced as a whole when the directory
+/// in the store changes (each message and each round of sending takes the
+/// context of the moment).
+#[derive(Clone)]
+pub struct Shared(Arc<std::sync::RwLock<Arc<Ctx>>>);
+
+impl Shared {
+    fn new(ctx: Arc<Ctx>) -> Shared {
+        Shared(Arc::new(std::sync::RwLock::new(ctx)))
+    }
+
+    pub fn get(&self) -> Arc<Ctx> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, ctx: Arc<Ctx>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ctx;
+    }
+}
+
 /// Live state for health and metrics.
 pub struct State {
     ctx: Arc<Ctx>,
@@ -153,14 +173,16 @@ pub async fn run(config: &std::path::Path) -> Result<()> {
     });
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let shared = Shared::new(ctx.clone());
+    tasks.spawn(watch_directory(shared.clone(), cancel.clone()));
     tasks.spawn(watch_inbox(
-        ctx.clone(),
+        shared.clone(),
         mailbox,
         state.clone(),
         cancel.clone(),
     ));
     tasks.spawn(drain_outbox(
-        ctx.clone(),
+        shared.clone(),
         relay,
         retry,
         state.clone(),
@@ -239,14 +261,14 @@ impl Backoff {
 }
 
 async fn watch_inbox(
-    ctx: Arc<Ctx>,
+    shared: Shared,
     mailbox: Mailbox,
     state: Arc<State>,
     cancel: CancellationToken,
 ) {
     let mut backoff = Backoff::new();
     while !cancel.is_cancelled() {
-        let result = session(&ctx, &mailbox, &state, &cancel, &mut backoff).await;
+        let result = session(&shared, &mailbox, &state, &cancel, &mut backoff).await;
         state.imap_connected.store(false, Ordering::Relaxed);
         match result {
             Ok(()) => return,
@@ -264,7 +286,7 @@ async fn watch_inbox(
 
 /// One IMAP session: connect, file everything in the inbox, wait, repeat.
 async fn session(
-    ctx: &Arc<Ctx>,
+    shared: &Shared,
     mailbox: &Mailbox,
     state: &State,
     cancel: &CancellationToken,
@@ -274,18 +296,19 @@ async fn session(
     let mut conn = mailbox.connect().await?;
     backoff.reset();
     state.imap_connected.store(true, Ordering::Relaxed);
-    match ctx.store.uidvalidity(&cfg.folder).await? {
+    let store = shared.get().store.clone();
+    match store.uidvalidity(&cfg.folder).await? {
         Some(v) if v != conn.uidvalidity => tracing::warn!(
             folder = %cfg.folder, old = v, new = conn.uidvalidity,
             "UIDVALIDITY changed: every message still in the folder is looked at again (stored ones are recognised)"
         ),
         _ => {}
     }
-    ctx.store
+    store
         .set_mailbox_state(&cfg.folder, conn.uidvalidity, 0)
         .await?;
     loop {
-        file_all(ctx, &mut conn, cfg, state, cancel).await?;
+        file_all(shared, &mut conn, cfg, state, cancel).await?;
         if cancel.is_cancelled() {
             conn.logout().await;
             return Ok(());
@@ -302,17 +325,18 @@ async fn session(
 
 /// Takes every message in the inbox folder through intake, then files it.
 async fn file_all(
-    ctx: &Arc<Ctx>,
+    shared: &Shared,
     conn: &mut Connection,
     cfg: &Imap,
     state: &State,
     cancel: &CancellationToken,
 ) -> Result<()> {
-    let max = ctx.gw.config.limits.max_message_size;
     for uid in conn.uids().await? {
         if cancel.is_cancelled() {
             return Ok(());
         }
+        let ctx = &shared.get();
+        let max = ctx.gw.config.limits.max_message_size;
         state.inbox_alive.store(unix_now(), Ordering::Relaxed);
         let Some(size) = conn.size(uid).await? else {
             continue;
@@ -345,13 +369,13 @@ async fn file_all(
     // With the folder empty, every message stored from it has left it, even
     // one whose move was not recorded because the process died in between.
     if conn.uids().await?.is_empty() {
-        ctx.store.mark_all_filed(&cfg.folder).await?;
+        shared.get().store.mark_all_filed(&cfg.folder).await?;
     }
     Ok(())
 }
 
 async fn drain_outbox(
-    ctx: Arc<Ctx>,
+    shared: Shared,
     relay: Relay,
     retry: Vec<Duration>,
     state: Arc<State>,
@@ -360,6 +384,7 @@ async fn drain_outbox(
     let mut backoff = Backoff::new();
     while !cancel.is_cancelled() {
         state.outbox_alive.store(unix_now(), Ordering::Relaxed);
+        let ctx = shared.get();
         let pause = match send_due(&ctx, &relay, &retry, &cancel).await {
             Ok(true) => {
                 backoff.reset();
@@ -380,6 +405,54 @@ async fn drain_outbox(
             _ = ctx.outbox_ready.notified(), if pause.is_none() => {}
             _ = cancel.cancelled() => return,
         }
+    }
+}
+
+/// Reloads the directory when the store's changes (an import, a contact
+/// update), and every hour (a rotated certificate's overlap may have ended).
+async fn watch_directory(shared: Shared, cancel: CancellationToken) {
+    let mut seen = shared
+        .get()
+        .store
+        .directory_changed_at()
+        .await
+        .ok()
+        .flatten();
+    let mut loaded = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = cancel.cancelled() => return,
+        }
+        let ctx = shared.get();
+        let Ok(changed) = ctx.store.directory_changed_at().await else {
+            continue;
+        };
+        if changed == seen && loaded.elapsed() < Duration::from_secs(3600) {
+            continue;
+        }
+        let reloaded = async {
+            let directory = crate::directory::sync::from_store(&ctx.store, SystemTime::now())
+                .await?
+                .context("The store holds no directory")?;
+            ctx.with_directory(directory)
+        };
+        match reloaded.await {
+            Ok(new) => {
+                let parties = new.gw.directory.parties().len();
+                shared.set(Arc::new(new));
+                tracing::info!(parties, "directory reloaded from the store");
+                let released = intake::recompose_held(&shared.get()).await;
+                if let Err(e) = released {
+                    tracing::warn!(error = %format!("{e:#}"), "held mail could not be composed again");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the changed directory could not be loaded: keeping the previous one")
+            }
+        }
+        seen = changed;
+        loaded = std::time::Instant::now();
     }
 }
 

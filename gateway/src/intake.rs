@@ -35,13 +35,13 @@ use crate::store::{Audit, Store, Tx};
 /// Everything the daemon's tasks share.
 pub struct Ctx {
     pub gw: Gateway,
-    pub templates: Templates,
+    pub templates: Arc<Templates>,
     pub store: Store,
     pub signer: KeyPair,
     /// The gateway's certificate, which stored content is encrypted to.
     pub storage: Cert,
     /// Wakes the SMTP sender when new mail is queued.
-    pub outbox_ready: Notify,
+    pub outbox_ready: Arc<Notify>,
 }
 
 impl Ctx {
@@ -55,11 +55,26 @@ impl Ctx {
             .context("The storage key cannot encrypt")?;
         Ok(Ctx {
             gw,
-            templates,
+            templates: Arc::new(templates),
             store,
             signer,
             storage,
-            outbox_ready: Notify::new(),
+            outbox_ready: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The same context with another directory (after `directory import`
+    /// or a contact update): the gateway's key, rules and policy are read
+    /// again, the templates, store and outbox wake-up are shared.
+    pub fn with_directory(&self, directory: crate::directory::Directory) -> Result<Ctx> {
+        let gw = Gateway::with_directory(self.gw.config.clone(), directory)?;
+        Ok(Ctx {
+            gw,
+            templates: self.templates.clone(),
+            store: self.store.clone(),
+            signer: self.signer.clone(),
+            storage: self.storage.clone(),
+            outbox_ready: self.outbox_ready.clone(),
         })
     }
 }

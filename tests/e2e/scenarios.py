@@ -166,9 +166,9 @@ def no_usable_key() -> None:
         held = net.rows("SELECT event, party FROM audit WHERE event = 'held_no_key'")
         check(held == [("held_no_key", "PL")], f"audit {held}")
 
-        # PL sends a new certificate (confirmed out of band); the directory is
-        # updated and the gateway restarted: the held forward goes out, to it.
-        check(net.stop_gateway() == 0, "stop")
+        # PL sends a new certificate (confirmed out of band); the operator
+        # imports the directory; the running gateway reloads it and the held
+        # forward goes out, encrypted to the new key.
         pl = net.w.p["PL"]
         pl.expire, pl.created_days_ago = "2y", 1
         net.w.gpg.generate(pl, net.now)
@@ -176,7 +176,6 @@ def no_usable_key() -> None:
         imported = net.cli("directory", "import")
         check(imported.returncode == 0 and "~ PL" in imported.stdout and "cert" in imported.stdout,
               f"import: {imported.stdout}{imported.stderr}")
-        net.start_gateway()
         got = net.wait_mail("PL", 1)
         check(got[0].decrypted and got[0].signed_by_gateway and "Statistiques" in got[0].subject,
               f"PL's forward after the new key: {got[0].status}")
@@ -453,6 +452,45 @@ def mail_arriving_while_busy_is_not_missed() -> None:
         net.close()
 
 
+def directory_changes_apply_without_restart() -> None:
+    """A party added with `directory import` while the gateway runs: its
+    first message (before the import) is quarantined as unknown_signer, its
+    next one (after) is accepted and forwarded, with no restart."""
+    net = Net("dirlive")
+    try:
+        def from_mallory(subject: str) -> bytes:
+            return net.w.pgp_mime(net.w.p["mallory"], subject,
+                                  [mm.text("Dear colleagues, we request assistance with the training of our "
+                                           "border guards at the green border.\n")]).eml
+        net.send(from_mallory("[REQUEST] First message"))
+        net.start_gateway()
+        net.wait_rows("SELECT id FROM inbound WHERE reason = 'unknown_signer'", 1)
+        directory = net.config.parent / "directory.toml"
+        directory.write_text(directory.read_text() + '''
+[[party]]
+id = "MT"
+kind = "nfp"
+state = "MT"
+name = "National Focal Point Malta"
+email = "mallory@evil.example"
+cert = "../certs/mallory.asc"
+language = "en"
+''')
+        imported = net.cli("directory", "import")
+        check(imported.returncode == 0 and "+ MT" in imported.stdout, imported.stdout + imported.stderr)
+        deadline = time.time() + 15
+        while "directory reloaded" not in net.log.read_text() and time.time() < deadline:
+            time.sleep(0.2)
+        check("directory reloaded" in net.log.read_text(), f"no reload:\n{net.tail()}")
+        net.send(from_mallory("[REQUEST] Second message"))
+        rows = net.wait_rows("SELECT verdict FROM inbound WHERE verdict = 'accepted'", 1)
+        check(rows == [("accepted",)], f"{net.rows('SELECT verdict, reason FROM inbound')}")
+        sec = net.wait_mail("secretariat", 2)  # the quarantine notice, then the forward
+        check(any("Second message" in m.subject for m in sec), f"{[m.subject for m in sec]}")
+    finally:
+        net.close()
+
+
 import resilience  # noqa: E402  (crash, SMTP and IMAP failure scenarios)
 
 SCENARIOS = {
@@ -471,6 +509,7 @@ SCENARIOS = {
         tls_modes,
         untrusted_server_certificate,
         mail_arriving_while_busy_is_not_missed,
+        directory_changes_apply_without_restart,
         *resilience.SCENARIOS,
     ]
 }
