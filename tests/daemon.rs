@@ -53,6 +53,7 @@ scenarios!(
     untrusted_server_certificate,
     mail_arriving_while_busy_is_not_missed,
     directory_changes_apply_without_restart,
+    contact_update_and_circular,
     crash_after_fetch,
     crash_after_store,
     crash_after_move,

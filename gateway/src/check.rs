@@ -100,6 +100,14 @@ pub struct SenderInfo {
     pub fingerprint: String,
 }
 
+/// What a contact update changes (field, before, after), or why it cannot be read.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ContactUpdateView {
+    pub changes: Vec<crate::directory::Change>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unparseable: Option<String>,
+}
+
 /// The decision on one message, as printed by `check`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Decision {
@@ -119,6 +127,9 @@ pub struct Decision {
     pub reference: Option<String>,
     pub attachments: Vec<inner::Attachment>,
     pub route: Vec<Recipient>,
+    /// For a contact update: what it would change in the sender's entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_update: Option<ContactUpdateView>,
     /// SHA-256 of the signature: the replay key.
     #[serde(skip)]
     pub signature_digest: Option<String>,
@@ -156,6 +167,7 @@ impl Decision {
             reference: None,
             attachments: Vec::new(),
             route: Vec::new(),
+            contact_update: None,
             signature_digest: None,
         }
     }
@@ -259,6 +271,10 @@ fn judge_inner(
         sender_language: party.language,
     };
     let c = classify::classify(&input, &gw.rules, &gw.directory, &cfg.address);
+    let contact_update = match c.kind {
+        Kind::ContactUpdate => Some(contact_update(party, &signed_bytes, envelope.form)?),
+        _ => None,
+    };
     let route = route::route(cfg, &gw.directory, party, &c, None);
     let mut decision = Decision {
         verdict: Verdict::Accepted,
@@ -281,6 +297,7 @@ fn judge_inner(
         reference: c.cited_reference,
         attachments: content.attachments,
         route,
+        contact_update,
         signature_digest: Some(signer.signature_digest),
     };
     if !first_time {
@@ -367,6 +384,49 @@ pub fn reroute_reply(gw: &Gateway, decision: &mut Decision, asked_by: Option<&st
         why: String::new(),
     };
     decision.route = route::route(&gw.config, &gw.directory, party, &c, asked_by);
+}
+
+/// Reads a contact update and says what it would change in the sender's
+/// entry; an update for anyone else's entry is refused.
+fn contact_update(
+    party: &Party,
+    signed: &[u8],
+    form: outer::Form,
+) -> Result<ContactUpdateView, Rejection> {
+    use crate::directory::update::{self, Parsed};
+    match update::parse(signed, form == outer::Form::PgpMime) {
+        Parsed::Unparseable(why) => Ok(ContactUpdateView {
+            changes: Vec::new(),
+            unparseable: Some(why),
+        }),
+        Parsed::Update(u) => {
+            if let Some(target) = u
+                .target
+                .as_deref()
+                .filter(|t| !t.eq_ignore_ascii_case(&party.id))
+            {
+                return reject(
+                    Reason::ForeignUpdate,
+                    format!(
+                        "{} sent a contact update for the entry of {target}",
+                        party.id
+                    ),
+                );
+            }
+            let before = party.entry();
+            let mut after = update::apply(&before, &u);
+            if let Some(cert) = &u.new_cert {
+                use sequoia_openpgp::parse::Parse;
+                if let Ok(c) = sequoia_openpgp::Cert::from_bytes(cert) {
+                    after.cert = c.fingerprint().to_hex();
+                }
+            }
+            Ok(ContactUpdateView {
+                changes: after.changes_from(Some(&before)),
+                unparseable: None,
+            })
+        }
+    }
 }
 
 /// The From address must be the signer's registered address, and the

@@ -31,6 +31,8 @@ struct RawConfig {
     templates: Option<PathBuf>,
     #[serde(with = "humantime_serde", default = "default_overlap")]
     certificate_overlap: Duration,
+    #[serde(with = "humantime_serde", default = "default_quiet")]
+    circular_quiet_period: Duration,
     #[serde(default)]
     policy: Policy,
     #[serde(default)]
@@ -126,6 +128,9 @@ impl Default for Daemon {
     }
 }
 
+fn default_quiet() -> Duration {
+    Duration::from_secs(10 * 60)
+}
 fn default_overlap() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
 }
@@ -214,6 +219,9 @@ pub struct Config {
     pub templates: Option<PathBuf>,
     /// How long a party's previous certificate still verifies after a rotation.
     pub certificate_overlap: Duration,
+    /// How long the directory must stay unchanged before a circular announces
+    /// the changes (changes close together share one circular).
+    pub circular_quiet_period: Duration,
     pub policy: Policy,
     pub limits: Limits,
     pub imap: Option<Imap>,
@@ -278,6 +286,7 @@ impl Config {
             classify_rules: raw.classify_rules.as_deref().map(at),
             templates: raw.templates.as_deref().map(at),
             certificate_overlap: raw.certificate_overlap,
+            circular_quiet_period: raw.circular_quiet_period,
             policy: raw.policy,
             limits: raw.limits,
             imap: raw.imap.map(|mut i| {

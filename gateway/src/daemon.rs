@@ -175,6 +175,7 @@ pub async fn run(config: &std::path::Path) -> Result<()> {
     let tasks = TaskTracker::new();
     let shared = Shared::new(ctx.clone());
     tasks.spawn(watch_directory(shared.clone(), cancel.clone()));
+    tasks.spawn(announce_changes(shared.clone(), cancel.clone()));
     tasks.spawn(watch_inbox(
         shared.clone(),
         mailbox,
@@ -453,6 +454,19 @@ async fn watch_directory(shared: Shared, cancel: CancellationToken) {
         }
         seen = changed;
         loaded = std::time::Instant::now();
+    }
+}
+
+/// Sends a circular when directory changes have waited out the quiet period.
+async fn announce_changes(shared: Shared, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = cancel.cancelled() => return,
+        }
+        if let Err(e) = crate::circular::announce_due(&shared.get(), SystemTime::now()).await {
+            tracing::error!(error = %format!("{e:#}"), "a directory circular could not be queued");
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use crate::config::is_state_code;
 pub mod entry;
 pub mod export;
 pub mod sync;
+pub mod update;
 
 pub use entry::{Change, Document, Entry};
 

@@ -177,10 +177,18 @@ pub async fn intake(
         false => None,
     };
 
+    let update = match (&content, decision.kind, &decision.sender) {
+        (Some(c), Some(Kind::ContactUpdate), Some(sender)) => {
+            Some(contact_update(&mut tx, ctx, &sender.party, c, now).await?)
+        }
+        _ => None,
+    };
+
     let planned = {
         let ctx = ctx.clone();
         let decision = decision.clone();
         let reference = reference.clone();
+        let update = update.clone();
         tokio::task::spawn_blocking(move || {
             plan(
                 &ctx,
@@ -188,6 +196,7 @@ pub async fn intake(
                 &decision,
                 reference.as_deref(),
                 content,
+                update.as_ref(),
                 raw,
                 oversize,
                 now,
@@ -217,6 +226,24 @@ pub async fn intake(
     if accepted {
         if let Some(digest) = &decision.signature_digest {
             tx.record_signature(digest, inbound_id, now).await?;
+        }
+    }
+    if let (
+        Some(UpdateOutcome::Applied {
+            after,
+            new_cert,
+            until,
+            ..
+        }),
+        Some(reference),
+    ) = (&update, &reference)
+    {
+        let actor = format!("update by {} ({reference})", after.id);
+        tx.put_entry(after, &actor, Some(inbound_id), now).await?;
+        if let (Some((fingerprint, armored)), Some(until)) = (new_cert, until) {
+            tx.put_cert(&after.id, fingerprint, armored, now).await?;
+            tx.retire_other_certs(&after.id, fingerprint, *until)
+                .await?;
         }
     }
     let event = if accepted { "accepted" } else { "quarantined" };
@@ -276,6 +303,7 @@ fn plan(
     decision: &Decision,
     reference: Option<&str>,
     content: Option<check::SignedContent>,
+    update: Option<&UpdateOutcome>,
     raw: Vec<u8>,
     oversize: Option<usize>,
     now: SystemTime,
@@ -304,7 +332,7 @@ fn plan(
     let mut mails = Vec::new();
     match (decision.verdict, reference, content) {
         (Verdict::Accepted, Some(reference), Some(content)) => {
-            mails = accepted_mail(ctx, &sender, decision, reference, &content, now)?;
+            mails = accepted_mail(ctx, &sender, decision, reference, &content, update, now)?;
         }
         _ => {
             // Automatic mail is never answered, and never announced one by one:
@@ -345,6 +373,7 @@ fn accepted_mail(
     d: &Decision,
     reference: &str,
     content: &check::SignedContent,
+    update: Option<&UpdateOutcome>,
     now: SystemTime,
 ) -> Result<Vec<Planned>> {
     let mut mails = Vec::new();
@@ -353,8 +382,157 @@ fn accepted_mail(
             mails.push(mail);
         }
     }
-    mails.push(acknowledgement_mail(ctx, sender, d, reference, now)?);
+    // A contact update is answered with what was changed (or why nothing
+    // could be), which acknowledges it too.
+    mails.push(match update {
+        Some(u @ (UpdateOutcome::Applied { .. } | UpdateOutcome::Unparseable(_))) => {
+            update_answer(ctx, sender, d, reference, u, now)?
+        }
+        _ => acknowledgement_mail(ctx, sender, d, reference, now)?,
+    });
     Ok(mails)
+}
+
+/// What became of a contact update.
+#[derive(Debug, Clone)]
+pub enum UpdateOutcome {
+    Applied {
+        after: crate::directory::Entry,
+        changes: Vec<crate::directory::Change>,
+        /// (fingerprint, armored certificate) of a rotated certificate.
+        new_cert: Option<(String, Vec<u8>)>,
+        /// Until when the previous certificate verifies.
+        until: Option<SystemTime>,
+    },
+    /// Read, but it changes nothing.
+    Unchanged,
+    Unparseable(String),
+}
+
+/// Reads a contact update and works out the sender's new entry, against the
+/// entry the store holds (inside the transaction that will write it).
+async fn contact_update(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    party: &str,
+    content: &check::SignedContent,
+    now: SystemTime,
+) -> Result<UpdateOutcome> {
+    use crate::directory::update::{self, Parsed};
+    use sequoia_openpgp::parse::Parse;
+    use sequoia_openpgp::serialize::SerializeInto;
+    let u = match update::parse(&content.bytes, content.form == Form::PgpMime) {
+        Parsed::Unparseable(why) => return Ok(UpdateOutcome::Unparseable(why)),
+        Parsed::Update(u) => u,
+    };
+    let Some((before, _)) = tx.entry(party).await? else {
+        return Ok(UpdateOutcome::Unparseable(format!(
+            "the directory has no entry {party}"
+        )));
+    };
+    let mut after = update::apply(&before, &u);
+    let mut new_cert = None;
+    let mut cert = ctx.gw.directory.get(party).map(|p| p.cert.clone());
+    if let Some(bytes) = &u.new_cert {
+        let c = sequoia_openpgp::Cert::from_bytes(bytes).context("Reading the new certificate")?;
+        if seal::transport_keys(&c, &ctx.gw.policy, now).is_err() {
+            return Ok(UpdateOutcome::Unparseable(
+                "the new certificate has no usable encryption key".into(),
+            ));
+        }
+        let fingerprint = c.fingerprint().to_hex();
+        if fingerprint != before.cert {
+            after.cert = fingerprint.clone();
+            new_cert = Some((
+                fingerprint,
+                c.armored().to_vec().context("Serialising a certificate")?,
+            ));
+            cert = Some(c);
+        }
+    }
+    let Some(cert) = cert else {
+        return Ok(UpdateOutcome::Unparseable(format!(
+            "no certificate is known for {party}"
+        )));
+    };
+    if let Err(e) = Party::from_entry(after.clone(), cert, Vec::new()) {
+        return Ok(UpdateOutcome::Unparseable(format!(
+            "the updated entry is not valid: {e:#}"
+        )));
+    }
+    let changes = after.changes_from(Some(&before));
+    if changes.is_empty() {
+        return Ok(UpdateOutcome::Unchanged);
+    }
+    let until = new_cert
+        .as_ref()
+        .map(|_| now + ctx.gw.config.certificate_overlap);
+    Ok(UpdateOutcome::Applied {
+        after,
+        changes,
+        new_cert,
+        until,
+    })
+}
+
+/// The answer to a contact update: what changed, or why nothing could.
+fn update_answer(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    d: &Decision,
+    reference: &str,
+    outcome: &UpdateOutcome,
+    now: SystemTime,
+) -> Result<Planned> {
+    let (from_party, _) = sender_and_kind(ctx, d)?;
+    let gateway = ctx.gw.config.address.clone();
+    match outcome {
+        UpdateOutcome::Applied {
+            changes,
+            new_cert,
+            until,
+            ..
+        } => {
+            let data = crate::outbound::ContactUpdateAppliedData {
+                reference: reference.to_string(),
+                gateway,
+                recipient: from_party.into(),
+                received_at: rfc3339(now),
+                changes: changes.clone(),
+                new_certificate: new_cert.as_ref().map(|(f, _)| f.clone()),
+                previous_certificate_until: until.map(rfc3339),
+            };
+            letter(
+                ctx,
+                sender,
+                "acknowledgement",
+                "contact_update_applied",
+                from_party,
+                &data,
+            )
+        }
+        _ => {
+            let why = match outcome {
+                UpdateOutcome::Unparseable(why) => why.clone(),
+                _ => String::new(),
+            };
+            let data = crate::outbound::ContactUpdateUnparsedData {
+                reference: reference.to_string(),
+                gateway,
+                recipient: from_party.into(),
+                received_at: rfc3339(now),
+                why: clean_line(&why, 300),
+            };
+            letter(
+                ctx,
+                sender,
+                "acknowledgement",
+                "contact_update_unparsed",
+                from_party,
+                &data,
+            )
+        }
+    }
 }
 
 /// The sender's party, and the kind's code, of an accepted decision.
@@ -568,7 +746,7 @@ fn no_key_alert(
 
 /// A letter of the gateway's own (no attachment): `template` rendered in
 /// the recipient's language, signed and encrypted to it.
-fn letter(
+pub(crate) fn letter(
     ctx: &Ctx,
     sender: &Sender<'_>,
     purpose: &'static str,
@@ -804,6 +982,7 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
                 &decision,
                 Some(&reference),
                 content,
+                None,
                 raw,
                 None,
                 now,

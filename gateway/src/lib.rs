@@ -19,6 +19,7 @@
 //! [`reason::Rejection`]; nothing panics on any input.
 
 pub mod check;
+pub mod circular;
 pub mod classify;
 pub mod cli;
 pub mod config;

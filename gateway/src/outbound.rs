@@ -120,3 +120,64 @@ pub struct NoUsableKeyData {
     pub unreachable: PartyView,
     pub why: String,
 }
+
+/// `contact_update_applied`: to the sender of a contact update: exactly
+/// what changed in its entry (before -> after).
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactUpdateAppliedData {
+    pub reference: String,
+    pub gateway: String,
+    pub recipient: PartyView,
+    pub received_at: String,
+    /// Field names are the directory's (address, timezone, working-hours,
+    /// "contact <name>", cert); values are text.
+    pub changes: Vec<crate::directory::Change>,
+    /// The new certificate's fingerprint, when the update rotated it.
+    pub new_certificate: Option<String>,
+    /// Until when the previous certificate still verifies (RFC 3339).
+    pub previous_certificate_until: Option<String>,
+}
+
+/// `contact_update_unparsed`: to the sender: the update could not be read
+/// and went to the Secretariat for manual handling.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactUpdateUnparsedData {
+    pub reference: String,
+    pub gateway: String,
+    pub recipient: PartyView,
+    pub received_at: String,
+    /// Why, in English (from the parser; never text of the message).
+    pub why: String,
+}
+
+/// One party's changes in a directory circular.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartyChanges {
+    pub party: PartyView,
+    /// "added", "changed" or "removed".
+    pub change: String,
+    /// When (RFC 3339) and by whom ("update by AT (BSM-2026-000042)", "import directory.toml").
+    pub at: String,
+    pub by: String,
+    pub changes: Vec<crate::directory::Change>,
+}
+
+/// A party a circular could not be sent to.
+#[derive(Debug, Clone, Serialize)]
+pub struct Undelivered {
+    pub party: PartyView,
+    pub why: String,
+}
+
+/// `circular_directory_change`: to every NFP and the Secretariat: the
+/// changes of the directory since the last circular.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectoryCircularData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    pub circular_id: i64,
+    pub generated_at: String,
+    pub parties: Vec<PartyChanges>,
+    /// The delivery report (the Secretariat's copy only): who gets nothing, and why.
+    pub undelivered: Vec<Undelivered>,
+}

@@ -42,11 +42,13 @@ pub enum Reason {
     NotForUs,
     /// Auto-submitted mail, a bounce or a delivery report (RFC 3834).
     Loop,
+    /// A contact update for another party's entry: a party may change only its own.
+    ForeignUpdate,
 }
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::NotEncrypted,
         Reason::NotSigned,
         Reason::BadSignature,
@@ -62,6 +64,7 @@ impl Reason {
         Reason::Malformed,
         Reason::NotForUs,
         Reason::Loop,
+        Reason::ForeignUpdate,
     ];
 
     /// The stable code, as printed in JSON and stored.
@@ -82,6 +85,7 @@ impl Reason {
             Reason::Malformed => "malformed",
             Reason::NotForUs => "not_for_us",
             Reason::Loop => "loop",
+            Reason::ForeignUpdate => "foreign_update",
         }
     }
 }
@@ -106,6 +110,7 @@ impl Reason {
             Reason::Malformed => "the message or its OpenPGP data could not be parsed",
             Reason::NotForUs => "the message was not encrypted to, or not signed for, the gateway",
             Reason::Loop => "the message was an automatic reply, bounce or report",
+            Reason::ForeignUpdate => "the contact update was for another party's entry",
         }
     }
 }

@@ -491,6 +491,61 @@ language = "en"
         net.close()
 
 
+def contact_update_and_circular() -> None:
+    """AT sends a vCard, FR the text form (French), close together: each
+    entry changes, each sender gets a confirmation listing its changes, and
+    every NFP receives ONE circular naming both changes, decrypted and
+    verified with its GnuPG; PL (no usable key) gets nothing and is named in
+    the Secretariat's delivery report."""
+    net = Net("circular")
+    try:
+        text = net.config.read_text()
+        net.config.write_text(text.replace("role = ", 'circular-quiet-period = "3s"\nrole = ', 1))
+        vcard = ("BEGIN:VCARD\r\nVERSION:4.0\r\nKIND:org\r\nFN:NFP Austria\r\n"
+                 "ADR;LABEL=\"Minoritenplatz 9, 1010 Wien\":;;Minoritenplatz 9;Wien;;1010;Austria\r\nEND:VCARD\r\n"
+                 "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Anna Berger\r\nTITLE:Leiterin der Kontaktstelle\r\n"
+                 "EMAIL:anna.berger@bmi.at.example\r\nTEL;VALUE=uri:tel:+43-1-555-1234\r\nX-NFP-PARTY:AT\r\nEND:VCARD\r\n")
+        net.send(net.mail_from("AT", "[KONTAKTÄNDERUNG] Neue Anschrift", BODY_DE,
+                               parts=[mm.attachment(vcard.encode(), "kontakt.vcf", "text/vcard")]))
+        net.send(net.mail_from("FR", "[MISE À JOUR DES COORDONNÉES] Nouveau contact",
+                               "Madame, Monsieur,\n\nContact : Jean Dupont | Chef du point de contact | "
+                               "jean.dupont@interieur.fr.example | +33 1 99 00 41 20\n\nCordialement\n"))
+        net.start_gateway()
+        at = net.wait_mail("AT", 1)
+        confirmation = at[0]
+        check(confirmation.signed_by_gateway, "AT's confirmation is not signed by the gateway")
+        check("Herrengasse" in confirmation.text() and "Minoritenplatz 9, 1010 Wien" in confirmation.text(),
+              f"the confirmation does not list before -> after:\n{confirmation.text()}")
+        fr = net.wait_mail("FR", 1)
+        check("Jean Dupont" in fr[0].text(), f"FR's confirmation:\n{fr[0].text()}")
+        export = net.cli("directory", "export", "--format", "json")
+        check("Minoritenplatz 9, 1010 Wien" in export.stdout and "Jean Dupont" in export.stdout, "the directory did not change")
+        history = net.cli("directory", "show", "AT").stdout
+        check("update by AT (BSM-" in history, history)
+
+        # One circular for both changes, to every NFP that has a usable key.
+        rows = net.wait_rows("SELECT id FROM circular", 1, timeout=20)
+        check(len(rows) == 1, f"{len(rows)} circulars")
+        nfps = [pid for pid in ("AT", "DE", "ES", "FR", "IT", "RU", "SE")]
+        for pid in nfps:
+            mails = net.wait_mail(pid, 2 if pid in ("AT", "FR") else 1)
+            circulars = [m for m in mails if "Minoritenplatz" in m.text() and "Jean Dupont" in m.text()]
+            check(len(circulars) == 1 and circulars[0].signed_by_gateway and circulars[0].decrypted,
+                  f"{pid}: {len(circulars)} circulars naming both changes among {[m.subject for m in mails]}")
+            check("Bundespolizeipräsidium" not in circulars[0].text(),
+                  "the circular announces entries that did not change (the seed)")
+        time.sleep(3)  # a second circular would have had time to go out
+        check(net.rows("SELECT COUNT(*) FROM circular") == [(1,)], "a second circular")
+        check(net.count("PL") == 0, "PL (no usable key) received mail")
+        check(("held",) in net.rows("SELECT state FROM outbox WHERE purpose = 'circular' AND recipient_party = 'PL'"),
+              "PL's copy is not held")
+        sec = [m for m in net.wait_mail("secretariat", 3) if "Minoritenplatz" in m.text() and "Jean Dupont" in m.text()]
+        check(len(sec) == 1 and "nfp@sg.pl.example" in sec[0].text(),
+              f"the Secretariat's circular has no delivery report naming PL:\n{sec[0].text() if sec else ''}")
+    finally:
+        net.close()
+
+
 import resilience  # noqa: E402  (crash, SMTP and IMAP failure scenarios)
 
 SCENARIOS = {
@@ -510,6 +565,7 @@ SCENARIOS = {
         untrusted_server_certificate,
         mail_arriving_while_busy_is_not_missed,
         directory_changes_apply_without_restart,
+        contact_update_and_circular,
         *resilience.SCENARIOS,
     ]
 }

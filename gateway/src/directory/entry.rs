@@ -49,7 +49,7 @@ pub struct Entry {
 }
 
 /// One changed field: its name and its values before and after, as text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub field: String,
     pub before: String,
@@ -97,7 +97,7 @@ fn fields(entry: Option<&Entry>) -> std::collections::BTreeMap<String, String> {
                         .and_then(|n| n.as_str())
                         .unwrap_or("?")
                         .to_string();
-                    out.insert(format!("contact {name}"), readable(&c));
+                    out.insert(format!("contact {name}"), contact_line(&c));
                 }
             }
             (_, v) => {
@@ -106,6 +106,27 @@ fn fields(entry: Option<&Entry>) -> std::collections::BTreeMap<String, String> {
         }
     }
     out
+}
+
+/// A contact person on one line: role; e-mails; phones.
+fn contact_line(c: &serde_json::Value) -> String {
+    let list = |k: &str| {
+        c.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let role = c.get("role").and_then(|r| r.as_str()).unwrap_or("");
+    [role.to_string(), list("emails"), list("phones")]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn readable(v: &serde_json::Value) -> String {

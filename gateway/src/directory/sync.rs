@@ -197,6 +197,8 @@ pub async fn current(
         overlap,
     )
     .await?;
+    // The first directory is not news: no circular announces it.
+    store.mark_all_announced().await?;
     tracing::info!(parties = plan.added.len(), file = %file.display(), "directory seeded from its file");
     from_store(store, now)
         .await?

@@ -21,7 +21,7 @@ mod embedded {
 }
 
 /// Every template the gateway renders.
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 14] = [
     "forward_assistance_request",
     "forward_best_practice",
     "forward_contact_update",
@@ -33,6 +33,9 @@ pub const NAMES: [&str; 11] = [
     "quarantine_notice",
     "delivery_failure",
     "no_usable_key",
+    "contact_update_applied",
+    "contact_update_unparsed",
+    "circular_directory_change",
 ];
 
 /// A rendered subject and body.
@@ -229,6 +232,56 @@ mod tests {
                     why: "certificate 0123 is expired".into(),
                 })),
                 "se@example.org",
+            ),
+            "contact_update_applied" => (
+                v(serde_json::to_value(ContactUpdateAppliedData {
+                    reference: "BSM-2026-000042".into(),
+                    gateway,
+                    recipient: party("AT", "Bundesministerium für Inneres"),
+                    received_at: "2026-11-26T10:00:00Z".into(),
+                    changes: vec![crate::directory::Change {
+                        field: "address".into(),
+                        before: "Herrengasse 7, 1010 Wien".into(),
+                        after: "Minoritenplatz 9, 1010 Wien".into(),
+                    }],
+                    new_certificate: Some("C42147E7AD6F57570590F7845B1C04081B718CFC".into()),
+                    previous_certificate_until: Some("2026-12-03T10:00:00Z".into()),
+                })),
+                "Minoritenplatz 9, 1010 Wien",
+            ),
+            "contact_update_unparsed" => (
+                v(serde_json::to_value(ContactUpdateUnparsedData {
+                    reference: "BSM-2026-000042".into(),
+                    gateway,
+                    recipient: party("AT", "Bundesministerium für Inneres"),
+                    received_at: "2026-11-26T10:00:00Z".into(),
+                    why: "the vCard field X-FOO is not one the directory keeps".into(),
+                })),
+                "BSM-2026-000042",
+            ),
+            "circular_directory_change" => (
+                v(serde_json::to_value(DirectoryCircularData {
+                    gateway,
+                    recipient: party("FR", "Ministère de l'Intérieur"),
+                    circular_id: 7,
+                    generated_at: "2026-11-26T10:10:00Z".into(),
+                    parties: vec![PartyChanges {
+                        party: party("AT", "Bundesministerium für Inneres"),
+                        change: "changed".into(),
+                        at: "2026-11-26T10:00:00Z".into(),
+                        by: "update by AT (BSM-2026-000042)".into(),
+                        changes: vec![crate::directory::Change {
+                            field: "address".into(),
+                            before: "Herrengasse 7, 1010 Wien".into(),
+                            after: "Minoritenplatz 9, 1010 Wien".into(),
+                        }],
+                    }],
+                    undelivered: vec![Undelivered {
+                        party: party("SE", "Polisen"),
+                        why: "certificate expired".into(),
+                    }],
+                })),
+                "Minoritenplatz 9, 1010 Wien",
             ),
             _ => (
                 v(serde_json::to_value(ForwardData {

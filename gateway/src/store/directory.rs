@@ -20,7 +20,50 @@ fn parse(json: &str) -> Result<Entry> {
     serde_json::from_str(json).context("Reading a stored directory entry")
 }
 
+/// A version of an entry not yet announced by circular.
+#[derive(Debug, Clone)]
+pub struct PendingVersion {
+    pub party_id: String,
+    pub version: i64,
+    pub valid_from: String,
+    pub actor: String,
+    pub removed: bool,
+    pub entry: Entry,
+}
+
 impl Store {
+    /// Versions not yet announced, oldest first.
+    pub async fn pending_announcements(&self) -> Result<Vec<PendingVersion>> {
+        let rows: Vec<(String, i64, String, String, i64, String)> = sqlx::query_as(
+            "SELECT party_id, version, valid_from, actor, removed, entry FROM party_version
+             WHERE announced = 0 ORDER BY valid_from, party_id, version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("Reading unannounced directory changes")?;
+        rows.into_iter()
+            .map(|(party_id, version, valid_from, actor, removed, entry)| {
+                Ok(PendingVersion {
+                    party_id,
+                    version,
+                    valid_from,
+                    actor,
+                    removed: removed != 0,
+                    entry: parse(&entry)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every version so far needs no announcement (the directory's seed).
+    pub async fn mark_all_announced(&self) -> Result<()> {
+        sqlx::query("UPDATE party_version SET announced = 1 WHERE announced = 0")
+            .execute(&self.pool)
+            .await
+            .context("Marking the seed announced")?;
+        Ok(())
+    }
+
     /// The current entries, by id.
     pub async fn entries(&self) -> Result<Vec<Entry>> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT entry FROM party ORDER BY id")
@@ -267,6 +310,55 @@ impl Tx {
         .await
         .context("Storing a document")?;
         Ok(())
+    }
+
+    /// One version of a party's entry: (entry, removed).
+    pub async fn entry_version(&mut self, id: &str, version: i64) -> Result<Option<(Entry, bool)>> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT entry, removed FROM party_version WHERE party_id = $1 AND version = $2",
+        )
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .context("Reading a directory version")?;
+        row.map(|(j, r)| Ok((parse(&j)?, r != 0))).transpose()
+    }
+
+    /// Records a circular and marks the versions it announces; false when
+    /// one of them was announced already (by another run: nothing to do).
+    pub async fn announce(
+        &mut self,
+        kind: &str,
+        summary: &str,
+        versions: &[(String, i64)],
+        at: SystemTime,
+    ) -> Result<Option<i64>> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO circular (created_at, kind, summary) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(timestamp(at))
+        .bind(kind)
+        .bind(summary)
+        .fetch_one(&mut *self.tx)
+        .await
+        .context("Recording a circular")?;
+        for (party, version) in versions {
+            let done = sqlx::query(
+                "UPDATE party_version SET announced = 1, circular_id = $3
+                 WHERE party_id = $1 AND version = $2 AND announced = 0",
+            )
+            .bind(party)
+            .bind(version)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await
+            .context("Marking a change announced")?;
+            if done.rows_affected() != 1 {
+                return Ok(None);
+            }
+        }
+        Ok(Some(id))
     }
 
     /// Replaces the network's description.

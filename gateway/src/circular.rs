@@ -1,0 +1,173 @@
+//! Circulars: every NFP and the Secretariat learn of each change of the
+//! network's directory. Changes close together share one circular (it goes
+//! out once the directory has been quiet for `circular-quiet-period`), and a
+//! change is announced once: the circular, its mail and the marks on the
+//! changes it announces are committed together.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+
+use crate::config::Role;
+use crate::directory::PartyKind;
+use crate::intake::{self, Ctx, Planned};
+use crate::outbound::compose::Sender;
+use crate::outbound::{DirectoryCircularData, PartyChanges, PartyView, Undelivered};
+use crate::store::directory::PendingVersion;
+use crate::store::Audit;
+
+/// Sends the circular of the changes not yet announced, when the directory
+/// has been quiet long enough. Returns the circular's number.
+pub async fn announce_due(ctx: &Arc<Ctx>, now: SystemTime) -> Result<Option<i64>> {
+    if ctx.gw.config.role != Role::Secretariat {
+        return Ok(None);
+    }
+    let pending = ctx.store.pending_announcements().await?;
+    let Some(newest) = pending.iter().map(|p| p.valid_from.as_str()).max() else {
+        return Ok(None);
+    };
+    let newest: SystemTime = chrono::DateTime::parse_from_rfc3339(newest)
+        .context("A change's time")?
+        .into();
+    if now.duration_since(newest).unwrap_or_default() < ctx.gw.config.circular_quiet_period {
+        return Ok(None);
+    }
+    let mut by_party: BTreeMap<&str, Vec<&PendingVersion>> = BTreeMap::new();
+    for p in &pending {
+        by_party.entry(&p.party_id).or_default().push(p);
+    }
+    let mut tx = ctx.store.begin().await?;
+    let mut parties = Vec::new();
+    for (id, versions) in &by_party {
+        let (first, last) = (versions[0], versions[versions.len() - 1]);
+        let before = match first.version {
+            1 => None,
+            v => tx
+                .entry_version(id, v - 1)
+                .await?
+                .filter(|(_, removed)| !removed)
+                .map(|(e, _)| e),
+        };
+        let (change, changes) = match (&before, last.removed) {
+            (_, true) => ("removed", Vec::new()),
+            (None, false) => ("added", last.entry.changes_from(None)),
+            (Some(b), false) => ("changed", last.entry.changes_from(Some(b))),
+        };
+        let mut actors: Vec<&str> = versions.iter().map(|v| v.actor.as_str()).collect();
+        actors.dedup();
+        parties.push(PartyChanges {
+            party: PartyView {
+                id: last.entry.id.clone(),
+                name: last.entry.name.clone(),
+                email: last.entry.email.clone(),
+            },
+            change: change.to_string(),
+            at: last.valid_from.clone(),
+            by: actors.join("; "),
+            changes,
+        });
+    }
+    let versions: Vec<(String, i64)> = pending
+        .iter()
+        .map(|p| (p.party_id.clone(), p.version))
+        .collect();
+    let summary = serde_json::to_string(&parties).context("Summarising a circular")?;
+    let Some(circular_id) = tx
+        .announce("directory_change", &summary, &versions, now)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mails = {
+        let (ctx, parties) = (ctx.clone(), parties.clone());
+        tokio::task::spawn_blocking(move || compose(&ctx, circular_id, parties, now))
+            .await
+            .context("The composing task failed")??
+    };
+    intake::queue(&mut tx, None, &mails, now).await?;
+    let held = mails.iter().filter(|m| m.sealed.message.is_err()).count();
+    let detail = format!(
+        "circular {circular_id}: {} entries changed; sent to {}, held for {held}",
+        parties.len(),
+        mails.len() - held
+    );
+    tx.audit(&Audit {
+        at: Some(now),
+        event: "circular",
+        detail: &detail,
+        ..Audit::default()
+    })
+    .await?;
+    tx.commit().await?;
+    ctx.outbox_ready.notify_one();
+    tracing::info!(
+        circular_id,
+        entries = parties.len(),
+        recipients = mails.len(),
+        "directory circular queued"
+    );
+    Ok(Some(circular_id))
+}
+
+/// One copy per NFP, then the Secretariat's, which carries the delivery
+/// report: the NFPs that get nothing because they have no usable key.
+fn compose(
+    ctx: &Ctx,
+    circular_id: i64,
+    parties: Vec<PartyChanges>,
+    now: SystemTime,
+) -> Result<Vec<Planned>> {
+    let gw = &ctx.gw;
+    let sender = Sender {
+        address: &gw.config.address,
+        signer: &ctx.signer,
+        policy: &gw.policy,
+        now,
+    };
+    let data = |recipient: PartyView, undelivered: Vec<Undelivered>| DirectoryCircularData {
+        gateway: gw.config.address.clone(),
+        recipient,
+        circular_id,
+        generated_at: crate::rfc3339(now),
+        parties: parties.clone(),
+        undelivered,
+    };
+    let mut mails = Vec::new();
+    let mut undelivered = Vec::new();
+    let mut nfps: Vec<_> = gw
+        .directory
+        .parties()
+        .iter()
+        .filter(|p| p.kind == PartyKind::Nfp)
+        .collect();
+    nfps.sort_by(|a, b| a.id.cmp(&b.id));
+    for nfp in nfps {
+        let mail = intake::letter(
+            ctx,
+            &sender,
+            "circular",
+            "circular_directory_change",
+            nfp,
+            &data(nfp.into(), Vec::new()),
+        )?;
+        if let Err(no_key) = &mail.sealed.message {
+            undelivered.push(Undelivered {
+                party: nfp.into(),
+                why: crate::outbound::render::clean_line(&no_key.0, 300),
+            });
+        }
+        mails.push(mail);
+    }
+    let secretariat = gw.directory.secretariat();
+    mails.push(intake::letter(
+        ctx,
+        &sender,
+        "circular",
+        "circular_directory_change",
+        secretariat,
+        &data(secretariat.into(), undelivered),
+    )?);
+    Ok(mails)
+}

@@ -1,0 +1,534 @@
+//! Contact updates by mail: what an NFP may change of its own entry, read
+//! from vCards (4.0 or 3.0) or from a structured text form, validated.
+//!
+//! The text form: one field per line, `field: value`, the field's name in
+//! any of the six languages (see [`FIELDS`]). `contact:` takes
+//! `Name | Role | e-mail | phone` (e-mails and phones recognised by their
+//! syntax, several allowed); `remove contact:` a name. A vCard describes one
+//! contact person (KIND:individual, the default) or the NFP itself
+//! (KIND:org: ADR, TZ, X-NFP-WORKING-HOURS). X-NFP-PARTY names the entry an
+//! update is for; it must be the sender's. A new certificate travels as an
+//! `application/pgp-keys` attachment, in a message signed with the current one.
+
+use mail_parser::MimeHeaders;
+use sequoia_openpgp::parse::Parse;
+use sequoia_openpgp::Cert;
+
+use super::{Contact, Entry};
+
+/// What an update asks to change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Update {
+    /// The party the update names (X-NFP-PARTY), if it names one.
+    pub target: Option<String>,
+    pub address: Option<String>,
+    pub timezone: Option<String>,
+    pub working_hours: Option<String>,
+    /// Contact persons to add or replace, by name.
+    pub contacts: Vec<Contact>,
+    pub remove_contacts: Vec<String>,
+    /// A new certificate (armored or binary), public parts only.
+    pub new_cert: Option<Vec<u8>>,
+}
+
+/// The outcome of reading an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    Update(Update),
+    /// Why it could not be read: it goes to the Secretariat for manual handling.
+    Unparseable(String),
+}
+
+/// Text-form field names, lower case, accents removed.
+pub const FIELDS: &[(&str, &[&str])] = &[
+    (
+        "remove contact",
+        &[
+            "remove contact",
+            "supprimer contact",
+            "supprimer le contact",
+            "kontakt entfernen",
+            "rimuovi contatto",
+            "удалить контакт",
+            "eliminar contacto",
+        ],
+    ),
+    (
+        "address",
+        &[
+            "address",
+            "postal address",
+            "adresse",
+            "adresse postale",
+            "anschrift",
+            "postanschrift",
+            "indirizzo",
+            "адрес",
+            "почтовый адрес",
+            "direccion",
+            "direccion postal",
+        ],
+    ),
+    (
+        "timezone",
+        &[
+            "time zone",
+            "timezone",
+            "fuseau horaire",
+            "zeitzone",
+            "fuso orario",
+            "часовой пояс",
+            "zona horaria",
+        ],
+    ),
+    (
+        "working hours",
+        &[
+            "working hours",
+            "heures de travail",
+            "horaires",
+            "arbeitszeiten",
+            "dienstzeiten",
+            "orario di lavoro",
+            "часы работы",
+            "horario de trabajo",
+            "horario",
+        ],
+    ),
+    (
+        "contact",
+        &[
+            "contact",
+            "contact person",
+            "personne de contact",
+            "kontakt",
+            "kontaktperson",
+            "ansprechpartner",
+            "contatto",
+            "referente",
+            "контакт",
+            "контактное лицо",
+            "contacto",
+            "persona de contacto",
+        ],
+    ),
+];
+
+/// Standard vCard properties that carry nothing the directory keeps; they
+/// are ignored rather than refused (mail clients add them).
+const IGNORED: &[&str] = &[
+    "VERSION",
+    "PRODID",
+    "UID",
+    "REV",
+    "N",
+    "NOTE",
+    "LANG",
+    "CATEGORIES",
+    "SOURCE",
+    "CLIENTPIDMAP",
+    "X-MOZILLA-HTML",
+];
+
+/// Reads the update a signed message carries: its vCards, its certificate
+/// attachment and the fields of its text.
+pub fn parse(entity: &[u8], is_mime: bool) -> Parsed {
+    let mut update = Update::default();
+    let mut found = false;
+    let mut text = String::new();
+    if is_mime {
+        let Some(msg) = mail_parser::MessageParser::default().parse(entity) else {
+            return Parsed::Unparseable("the message cannot be read".into());
+        };
+        for part in msg.parts.iter() {
+            let ct = crate::mime::mime_type(part);
+            let name = part.attachment_name().unwrap_or("").to_ascii_lowercase();
+            if matches!(
+                ct.as_str(),
+                "text/vcard" | "text/x-vcard" | "text/directory"
+            ) || name.ends_with(".vcf")
+            {
+                if let Err(why) =
+                    read_vcards(&String::from_utf8_lossy(part.contents()), &mut update)
+                {
+                    return Parsed::Unparseable(why);
+                }
+                found = true;
+            } else if ct == "application/pgp-keys"
+                || name.ends_with(".asc")
+                    && part
+                        .contents()
+                        .starts_with(b"-----BEGIN PGP PUBLIC KEY BLOCK")
+            {
+                if update.new_cert.is_some() {
+                    return Parsed::Unparseable("more than one certificate attached".into());
+                }
+                update.new_cert = Some(part.contents().to_vec());
+                found = true;
+            }
+        }
+        for i in 0..msg.text_body_count() {
+            if let Some(t) = msg.body_text(i) {
+                text.push_str(&t);
+                text.push('\n');
+            }
+        }
+    } else {
+        text = String::from_utf8_lossy(entity).into_owned();
+    }
+    match read_text(&text, &mut update) {
+        Ok(n) => found |= n > 0,
+        Err(why) => return Parsed::Unparseable(why),
+    }
+    if !found {
+        return Parsed::Unparseable("no vCard, certificate or recognised field".into());
+    }
+    if let Some(cert) = &update.new_cert {
+        match Cert::from_bytes(cert) {
+            Ok(c) if c.is_tsk() => {
+                return Parsed::Unparseable("the attached key holds secret key material".into())
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Parsed::Unparseable(format!("the attached certificate cannot be read: {e}"))
+            }
+        }
+    }
+    Parsed::Update(update)
+}
+
+/// Applies an update to an entry (the certificate is handled by the caller).
+pub fn apply(entry: &Entry, u: &Update) -> Entry {
+    let mut e = entry.clone();
+    if let Some(a) = &u.address {
+        e.address = Some(a.clone());
+    }
+    if let Some(t) = &u.timezone {
+        e.timezone = Some(t.clone());
+    }
+    if let Some(w) = &u.working_hours {
+        e.working_hours = Some(w.clone());
+    }
+    e.contacts.retain(|c| {
+        !u.remove_contacts
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&c.name))
+    });
+    for c in &u.contacts {
+        match e
+            .contacts
+            .iter_mut()
+            .find(|old| old.name.eq_ignore_ascii_case(&c.name))
+        {
+            Some(old) => *old = c.clone(),
+            None => e.contacts.push(c.clone()),
+        }
+    }
+    e
+}
+
+/// A phone number in international form: `+`, then digits, spaces and `()-./`.
+pub fn is_phone(s: &str) -> bool {
+    let digits = s.chars().filter(char::is_ascii_digit).count();
+    s.starts_with('+')
+        && (6..=20).contains(&digits)
+        && s[1..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || " ()-./".contains(c))
+}
+
+fn normalize(s: &str) -> String {
+    crate::classify::rules::normalize(s)
+}
+
+/// The text form's fields; returns how many were found.
+fn read_text(text: &str, u: &mut Update) -> Result<usize, String> {
+    let mut n = 0;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let key = normalize(key.trim().trim_start_matches(['-', '*', ' ']));
+        let value = value.trim();
+        let Some((field, _)) = FIELDS
+            .iter()
+            .find(|(_, names)| names.contains(&key.as_str()))
+        else {
+            continue;
+        };
+        if value.is_empty() {
+            return Err(format!("the field {field:?} has no value"));
+        }
+        n += 1;
+        match *field {
+            "address" => u.address = Some(clean(value)),
+            "timezone" => u.timezone = Some(clean(value)),
+            "working hours" => u.working_hours = Some(clean(value)),
+            "remove contact" => u.remove_contacts.push(clean(value)),
+            _ => u.contacts.push(contact_from_pipes(value)?),
+        }
+    }
+    Ok(n)
+}
+
+/// `Name | Role | e-mail | +phone ...`
+fn contact_from_pipes(value: &str) -> Result<Contact, String> {
+    let mut parts = value.split('|').map(str::trim).filter(|p| !p.is_empty());
+    let name = clean(parts.next().unwrap_or(""));
+    if name.is_empty() {
+        return Err("a contact without a name".into());
+    }
+    let mut c = Contact {
+        name,
+        role: None,
+        emails: vec![],
+        phones: vec![],
+    };
+    for p in parts {
+        if p.contains('@') {
+            if !crate::mime::is_plain_address(p) {
+                return Err(format!("{p:?} is not an e-mail address"));
+            }
+            c.emails.push(p.to_ascii_lowercase());
+        } else if p.starts_with('+') {
+            if !is_phone(p) {
+                return Err(format!("{p:?} is not a phone number in international form"));
+            }
+            c.phones.push(p.to_string());
+        } else if c.role.is_none() {
+            c.role = Some(clean(p));
+        } else {
+            return Err(format!(
+                "{p:?} is neither a role, an e-mail address nor a phone number"
+            ));
+        }
+    }
+    Ok(c)
+}
+
+fn clean(s: &str) -> String {
+    crate::outbound::render::clean_line(s, 300)
+}
+
+/// Reads every vCard of a text/vcard part into the update.
+fn read_vcards(text: &str, u: &mut Update) -> Result<(), String> {
+    // Unfold (RFC 6350 §3.2): a line starting with a space or tab continues the previous one.
+    let mut lines: Vec<String> = Vec::new();
+    for raw in text.split('\n') {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if let Some(rest) = raw.strip_prefix([' ', '\t']) {
+            if let Some(last) = lines.last_mut() {
+                last.push_str(rest);
+                continue;
+            }
+        }
+        lines.push(raw.to_string());
+    }
+    let mut card: Option<Vec<(String, String, String)>> = None;
+    let mut cards = 0;
+    for line in lines.into_iter().filter(|l| !l.trim().is_empty()) {
+        let Some((head, value)) = line.split_once(':') else {
+            return Err(format!("a vCard line without a value: {:?}", clean(&line)));
+        };
+        let mut head_parts = head.split(';');
+        let name = head_parts.next().unwrap_or("").to_ascii_uppercase();
+        let name = name.rsplit('.').next().unwrap_or("").to_string(); // group prefixes (item1.TEL)
+        let params = head_parts.collect::<Vec<_>>().join(";");
+        match name.as_str() {
+            "BEGIN" => card = Some(Vec::new()),
+            "END" => {
+                let props = card.take().ok_or("END:VCARD without BEGIN")?;
+                read_card(&props, u)?;
+                cards += 1;
+            }
+            _ => match card.as_mut() {
+                Some(props) => props.push((name, params, unescape(value))),
+                None => return Err("a vCard property outside BEGIN:VCARD".into()),
+            },
+        }
+        if cards > 50 {
+            return Err("more than 50 vCards".into());
+        }
+    }
+    if card.is_some() {
+        return Err("a vCard without END:VCARD".into());
+    }
+    if cards == 0 {
+        return Err("an empty vCard attachment".into());
+    }
+    Ok(())
+}
+
+fn unescape(v: &str) -> String {
+    let mut out = String::new();
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') | Some('N') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn read_card(props: &[(String, String, String)], u: &mut Update) -> Result<(), String> {
+    let get = |n: &str| {
+        props
+            .iter()
+            .find(|(k, _, _)| k == n)
+            .map(|(_, _, v)| v.trim().to_string())
+    };
+    if let Some(target) = get("X-NFP-PARTY") {
+        let target = clean(&target);
+        if u.target.as_ref().is_some_and(|t| *t != target) {
+            return Err("the vCards name different parties".into());
+        }
+        u.target = Some(target);
+    }
+    let org = get("KIND").is_some_and(|k| k.eq_ignore_ascii_case("org"));
+    let mut contact = Contact {
+        name: clean(&get("FN").unwrap_or_default()),
+        role: None,
+        emails: vec![],
+        phones: vec![],
+    };
+    for (name, params, value) in props {
+        let value = value.trim();
+        match name.as_str() {
+            "FN" | "KIND" | "X-NFP-PARTY" | "ORG" => {}
+            "TITLE" | "ROLE" => contact.role = Some(clean(value)),
+            "EMAIL" => {
+                if !crate::mime::is_plain_address(value) {
+                    return Err(format!("{:?} is not an e-mail address", clean(value)));
+                }
+                contact.emails.push(value.to_ascii_lowercase());
+            }
+            "TEL" => {
+                let number = value
+                    .strip_prefix("tel:")
+                    .unwrap_or(value)
+                    .replace('-', " ");
+                if !is_phone(&number) {
+                    return Err(format!(
+                        "{:?} is not a phone number in international form",
+                        clean(value)
+                    ));
+                }
+                contact.phones.push(number);
+            }
+            "ADR" if org => {
+                let label = params
+                    .split(';')
+                    .find_map(|p| p.strip_prefix("LABEL="))
+                    .map(|l| l.trim_matches('"').to_string());
+                let structured: Vec<&str> = value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                u.address = Some(clean(&label.unwrap_or_else(|| structured.join(", "))));
+            }
+            "ADR" => {}
+            "TZ" if org => u.timezone = Some(clean(value)),
+            "X-NFP-WORKING-HOURS" if org => u.working_hours = Some(clean(value)),
+            "X-NFP-REMOVE" => u.remove_contacts.push(clean(value)),
+            n if IGNORED.contains(&n) => {}
+            n => {
+                return Err(format!(
+                    "the vCard field {n} is not one the directory keeps"
+                ))
+            }
+        }
+    }
+    if !org {
+        if contact.name.is_empty() {
+            return Err("a contact vCard without FN".into());
+        }
+        if !(contact.emails.is_empty() && contact.phones.is_empty() && contact.role.is_none()) {
+            u.contacts.push(contact);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VCARD: &str = "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Anna Berger\r\nTITLE:Head of the NFP\r\nEMAIL;TYPE=work:anna.berger@bmi.at.example\r\nTEL;VALUE=uri;TYPE=work:tel:+43-1-555-1234\r\nX-NFP-PARTY:AT\r\nEND:VCARD\r\nBEGIN:VCARD\r\nVERSION:4.0\r\nKIND:org\r\nFN:NFP Austria\r\nADR;LABEL=\"Minoritenplatz 9, 1010 Wien\":;;Minoritenplatz 9;Wien;;1010;Austria\r\nEND:VCARD\r\n";
+
+    fn mime(parts: &str) -> Vec<u8> {
+        format!("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n[CONTACT UPDATE]\r\n--b\r\nContent-Type: text/vcard; name=\"a.vcf\"\r\n\r\n{parts}--b--\r\n").into_bytes()
+    }
+
+    #[test]
+    fn vcards_give_contacts_and_the_address() {
+        let Parsed::Update(u) = parse(&mime(VCARD), true) else {
+            panic!("unparseable")
+        };
+        assert_eq!(u.target.as_deref(), Some("AT"));
+        assert_eq!(u.address.as_deref(), Some("Minoritenplatz 9, 1010 Wien"));
+        assert_eq!(u.contacts.len(), 1);
+        assert_eq!(u.contacts[0].phones, vec!["+43 1 555 1234"]);
+        assert_eq!(u.contacts[0].role.as_deref(), Some("Head of the NFP"));
+    }
+
+    #[test]
+    fn invalid_values_and_unknown_fields_are_refused() {
+        let bad_mail = VCARD.replace("anna.berger@bmi.at.example", "not-an-address");
+        assert!(
+            matches!(parse(&mime(&bad_mail), true), Parsed::Unparseable(w) if w.contains("e-mail"))
+        );
+        let bad_phone = VCARD.replace("tel:+43-1-555-1234", "0043 1 555");
+        assert!(
+            matches!(parse(&mime(&bad_phone), true), Parsed::Unparseable(w) if w.contains("phone"))
+        );
+        let unknown = VCARD.replace("X-NFP-PARTY:AT", "X-SECRET:1");
+        assert!(
+            matches!(parse(&mime(&unknown), true), Parsed::Unparseable(w) if w.contains("X-SECRET"))
+        );
+    }
+
+    #[test]
+    fn the_text_form_in_several_languages() {
+        let text = "[MISE À JOUR DES COORDONNÉES]\nBonjour,\nAdresse : 2 place Beauvau, Paris\nContact : Jean Dupont | Chef du point de contact | jean.dupont@interieur.fr.example | +33 1 99 00 41 20\nSupprimer contact : Marie Curie\n";
+        let Parsed::Update(u) = parse(text.as_bytes(), false) else {
+            panic!("unparseable")
+        };
+        assert_eq!(u.address.as_deref(), Some("2 place Beauvau, Paris"));
+        assert_eq!(
+            u.contacts[0].emails,
+            vec!["jean.dupont@interieur.fr.example"]
+        );
+        assert_eq!(u.remove_contacts, vec!["Marie Curie"]);
+        let ru = "Адрес: ул. Житная, 16, Москва\n";
+        assert!(matches!(parse(ru.as_bytes(), false), Parsed::Update(u) if u.address.is_some()));
+        assert!(matches!(
+            parse(b"Hello, nothing here.", false),
+            Parsed::Unparseable(_)
+        ));
+    }
+
+    #[test]
+    fn apply_replaces_contacts_by_name() {
+        let e: Entry = serde_json::from_str(r#"{"id":"AT","kind":"nfp","name":"N","email":"n@at.example","language":"de","contacts":[{"name":"Anna Berger","emails":["old@at.example"]},{"name":"Marie Curie"}],"cert":"F"}"#).unwrap();
+        let u = Update {
+            contacts: vec![Contact {
+                name: "anna berger".into(),
+                role: None,
+                emails: vec!["new@at.example".into()],
+                phones: vec![],
+            }],
+            remove_contacts: vec!["Marie Curie".into()],
+            ..Update::default()
+        };
+        let after = apply(&e, &u);
+        assert_eq!(after.contacts.len(), 1);
+        assert_eq!(after.contacts[0].emails, vec!["new@at.example"]);
+    }
+}
