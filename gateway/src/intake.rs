@@ -397,7 +397,7 @@ fn accepted_mail(
 #[derive(Debug, Clone)]
 pub enum UpdateOutcome {
     Applied {
-        after: crate::directory::Entry,
+        after: Box<crate::directory::Entry>,
         changes: Vec<crate::directory::Change>,
         /// (fingerprint, armored certificate) of a rotated certificate.
         new_cert: Option<(String, Vec<u8>)>,
@@ -468,7 +468,7 @@ async fn contact_update(
         .as_ref()
         .map(|_| now + ctx.gw.config.certificate_overlap);
     Ok(UpdateOutcome::Applied {
-        after,
+        after: Box::new(after),
         changes,
         new_cert,
         until,
