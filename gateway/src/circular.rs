@@ -171,3 +171,111 @@ fn compose(
     )?);
     Ok(mails)
 }
+
+/// Who an operator's circular reaches: every NFP, then the Secretariat.
+fn recipients(ctx: &Ctx) -> Vec<&crate::directory::Party> {
+    let mut nfps: Vec<_> = ctx
+        .gw
+        .directory
+        .parties()
+        .iter()
+        .filter(|p| p.kind == PartyKind::Nfp)
+        .collect();
+    nfps.sort_by(|a, b| a.id.cmp(&b.id));
+    nfps.push(ctx.gw.directory.secretariat());
+    nfps
+}
+
+/// One recipient of an operator's circular, as `--dry-run` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preview {
+    pub party: String,
+    pub email: String,
+    pub language: String,
+    pub subject: String,
+    /// Why nothing would be sent to it (no usable key), if so.
+    pub held: Option<String>,
+}
+
+/// An operator's circular (`nfp-gateway circular send`): `template`
+/// rendered with `data` (a JSON object; the gateway adds `gateway`,
+/// `recipient`, `circular_id` and `generated_at`) for every NFP and the
+/// Secretariat, each in its language, signed and encrypted to each, queued
+/// for the daemon to send. With `dry_run`, nothing is written.
+pub async fn send(
+    ctx: &Arc<Ctx>,
+    template: &str,
+    data: serde_json::Value,
+    dry_run: bool,
+    now: SystemTime,
+) -> Result<(Option<i64>, Vec<Preview>)> {
+    let serde_json::Value::Object(fields) = data else {
+        anyhow::bail!("the data file must hold a JSON object")
+    };
+    let mut tx = ctx.store.begin().await?;
+    let circular_id = match dry_run {
+        true => 0,
+        false => tx
+            .announce("announcement", &serde_json::to_string(&fields)?, &[], now)
+            .await?
+            .context("Recording the circular")?,
+    };
+    let (mails, previews) = {
+        let (ctx, template, fields) = (ctx.clone(), template.to_string(), fields.clone());
+        tokio::task::spawn_blocking(move || -> Result<(Vec<Planned>, Vec<Preview>)> {
+            let gw = &ctx.gw;
+            let sender = Sender {
+                address: &gw.config.address,
+                signer: &ctx.signer,
+                policy: &gw.policy,
+                now,
+            };
+            let mut mails = Vec::new();
+            let mut previews = Vec::new();
+            for party in recipients(&ctx) {
+                let mut data = fields.clone();
+                data.insert("gateway".into(), gw.config.address.clone().into());
+                data.insert(
+                    "recipient".into(),
+                    serde_json::to_value(PartyView::from(party))?,
+                );
+                data.insert("circular_id".into(), circular_id.into());
+                data.insert("generated_at".into(), crate::rfc3339(now).into());
+                let mail = intake::letter(&ctx, &sender, "circular", &template, party, &data)?;
+                let subject = ctx
+                    .templates
+                    .render(&template, party.language, &data)?
+                    .subject;
+                previews.push(Preview {
+                    party: party.id.clone(),
+                    email: party.email.clone(),
+                    language: party.language.code().to_string(),
+                    subject,
+                    held: mail.sealed.message.as_ref().err().map(|e| e.0.clone()),
+                });
+                mails.push(mail);
+            }
+            Ok((mails, previews))
+        })
+        .await
+        .context("The composing task failed")??
+    };
+    if dry_run {
+        return Ok((None, previews));
+    }
+    intake::queue(&mut tx, None, &mails, now).await?;
+    let held = previews.iter().filter(|p| p.held.is_some()).count();
+    let detail = format!(
+        "circular {circular_id} ({template}): sent to {}, held for {held}",
+        previews.len() - held
+    );
+    tx.audit(&Audit {
+        at: Some(now),
+        event: "circular",
+        detail: &detail,
+        ..Audit::default()
+    })
+    .await?;
+    tx.commit().await?;
+    Ok((Some(circular_id), previews))
+}

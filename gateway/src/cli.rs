@@ -62,6 +62,25 @@ pub enum Command {
     /// The network's directory, as the store holds it.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Circulars of the Secretariat to every NFP.
+    #[command(subcommand)]
+    Circular(CircularCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CircularCommand {
+    /// Queue a circular to every NFP and the Secretariat (a running daemon sends it).
+    Send {
+        /// The template (templates/<language>/<NAME>.hbs), e.g. circular_announcement.
+        #[arg(long)]
+        template: String,
+        /// A JSON object with the template's fields (circular_announcement: title, text).
+        #[arg(long)]
+        data: PathBuf,
+        /// Only show who would receive what.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +186,38 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }),
         Command::Quarantine(q) => runtime()?.block_on(quarantine(&cli.config, q)),
         Command::Directory(d) => runtime()?.block_on(directory(&cli.config, d)),
+        Command::Circular(CircularCommand::Send {
+            template,
+            data,
+            dry_run,
+        }) => runtime()?.block_on(async {
+            let text = std::fs::read_to_string(&data)
+                .with_context(|| format!("Reading {}", data.display()))?;
+            let data: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("Parsing {}", data.display()))?;
+            let (gw, store) = Gateway::load_with_store(&cli.config).await?;
+            let ctx = std::sync::Arc::new(crate::intake::Ctx::new(gw, store).await?);
+            let sent =
+                crate::circular::send(&ctx, &template, data, dry_run, SystemTime::now()).await;
+            ctx.store.close().await;
+            let (id, previews) = sent?;
+            for p in &previews {
+                let held = p
+                    .held
+                    .as_deref()
+                    .map(|w| format!("  HELD: {w}"))
+                    .unwrap_or_default();
+                println!(
+                    "{:<12} {:<3} <{}>  {}{held}",
+                    p.party, p.language, p.email, p.subject
+                );
+            }
+            match id {
+                Some(id) => println!("circular {id} queued for {} recipients", previews.len()),
+                None => println!("(dry run: nothing queued)"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Outbox(o) => runtime()?.block_on(async {
             let store = open_store(&cli.config).await?;
             let code = outbox(&store, o).await;

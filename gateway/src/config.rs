@@ -33,6 +33,10 @@ struct RawConfig {
     certificate_overlap: Duration,
     #[serde(with = "humantime_serde", default = "default_quiet")]
     circular_quiet_period: Duration,
+    #[serde(with = "humantime_serde", default = "default_key_warning")]
+    key_expiry_warning: Duration,
+    #[serde(default = "default_true")]
+    key_expiry_watch: bool,
     #[serde(default)]
     policy: Policy,
     #[serde(default)]
@@ -128,6 +132,12 @@ impl Default for Daemon {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
+fn default_key_warning() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
 fn default_quiet() -> Duration {
     Duration::from_secs(10 * 60)
 }
@@ -222,6 +232,10 @@ pub struct Config {
     /// How long the directory must stay unchanged before a circular announces
     /// the changes (changes close together share one circular).
     pub circular_quiet_period: Duration,
+    /// How long before a party's certificate expires the daily watch warns.
+    pub key_expiry_warning: Duration,
+    /// Whether the daemon runs the daily key-expiry watch.
+    pub key_expiry_watch: bool,
     pub policy: Policy,
     pub limits: Limits,
     pub imap: Option<Imap>,
@@ -287,6 +301,8 @@ impl Config {
             templates: raw.templates.as_deref().map(at),
             certificate_overlap: raw.certificate_overlap,
             circular_quiet_period: raw.circular_quiet_period,
+            key_expiry_warning: raw.key_expiry_warning,
+            key_expiry_watch: raw.key_expiry_watch,
             policy: raw.policy,
             limits: raw.limits,
             imap: raw.imap.map(|mut i| {

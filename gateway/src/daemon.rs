@@ -457,7 +457,8 @@ async fn watch_directory(shared: Shared, cancel: CancellationToken) {
     }
 }
 
-/// Sends a circular when directory changes have waited out the quiet period.
+/// Sends a circular when directory changes have waited out the quiet
+/// period, and runs the daily key-expiry watch.
 async fn announce_changes(shared: Shared, cancel: CancellationToken) {
     loop {
         tokio::select! {
@@ -466,6 +467,11 @@ async fn announce_changes(shared: Shared, cancel: CancellationToken) {
         }
         if let Err(e) = crate::circular::announce_due(&shared.get(), SystemTime::now()).await {
             tracing::error!(error = %format!("{e:#}"), "a directory circular could not be queued");
+        }
+        match crate::keywatch::run_daily(&shared.get(), SystemTime::now()).await {
+            Ok(true) => tracing::info!("key-expiry watch done for today"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "the key-expiry watch failed"),
         }
     }
 }

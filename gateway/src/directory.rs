@@ -238,8 +238,17 @@ impl Directory {
                 }
             }
         }
+        // A party's current certificate and those still in their overlap
+        // after a rotation, each only if it holds one of the keys.
         idx.into_iter()
-            .map(|i| self.parties[i].cert.clone())
+            .flat_map(|i| std::iter::once(&self.parties[i].cert).chain(&self.parties[i].old_certs))
+            .filter(|c| {
+                c.keys()
+                    .key_handles(handles.iter().cloned())
+                    .next()
+                    .is_some()
+            })
+            .cloned()
             .collect()
     }
 }

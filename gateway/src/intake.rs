@@ -233,17 +233,22 @@ pub async fn intake(
             after,
             new_cert,
             until,
-            ..
+            changes,
         }),
         Some(reference),
     ) = (&update, &reference)
     {
         let actor = format!("update by {} ({reference})", after.id);
-        tx.put_entry(after, &actor, Some(inbound_id), now).await?;
-        if let (Some((fingerprint, armored)), Some(until)) = (new_cert, until) {
+        // A refreshed certificate alone changes no field of the entry.
+        if changes.iter().any(|c| c.field != "cert expiry") {
+            tx.put_entry(after, &actor, Some(inbound_id), now).await?;
+        }
+        if let Some((fingerprint, armored)) = new_cert {
             tx.put_cert(&after.id, fingerprint, armored, now).await?;
-            tx.retire_other_certs(&after.id, fingerprint, *until)
-                .await?;
+            if let Some(until) = until {
+                tx.retire_other_certs(&after.id, fingerprint, *until)
+                    .await?;
+            }
         }
     }
     let event = if accepted { "accepted" } else { "quarantined" };
@@ -378,7 +383,7 @@ fn accepted_mail(
 ) -> Result<Vec<Planned>> {
     let mut mails = Vec::new();
     for hop in &d.route {
-        if let Some(mail) = forward_mail(ctx, sender, d, reference, content, hop, now)? {
+        if let Some(mail) = forward_mail(ctx, sender, d, reference, content, update, hop, now)? {
             mails.push(mail);
         }
     }
@@ -432,6 +437,7 @@ async fn contact_update(
     };
     let mut after = update::apply(&before, &u);
     let mut new_cert = None;
+    let mut refreshed = None;
     let mut cert = ctx.gw.directory.get(party).map(|p| p.cert.clone());
     if let Some(bytes) = &u.new_cert {
         let c = sequoia_openpgp::Cert::from_bytes(bytes).context("Reading the new certificate")?;
@@ -448,6 +454,33 @@ async fn contact_update(
                 c.armored().to_vec().context("Serialising a certificate")?,
             ));
             cert = Some(c);
+        } else if let Some(current) = cert.take() {
+            // The same certificate with new self-signatures (its validity
+            // extended): merged into the stored one, no overlap needed.
+            let merged = current
+                .clone()
+                .merge_public(c)
+                .context("Merging the refreshed certificate")?;
+            let expiry = |c: &sequoia_openpgp::Cert| {
+                crate::keywatch::expiry(c, &ctx.gw.policy, now)
+                    .map(rfc3339)
+                    .unwrap_or_else(|| "never".into())
+            };
+            if merged != current {
+                refreshed = Some(crate::directory::Change {
+                    field: "cert expiry".into(),
+                    before: expiry(&current),
+                    after: expiry(&merged),
+                });
+                new_cert = Some((
+                    fingerprint,
+                    merged
+                        .armored()
+                        .to_vec()
+                        .context("Serialising a certificate")?,
+                ));
+            }
+            cert = Some(merged);
         }
     }
     let Some(cert) = cert else {
@@ -460,12 +493,16 @@ async fn contact_update(
             "the updated entry is not valid: {e:#}"
         )));
     }
-    let changes = after.changes_from(Some(&before));
+    let mut changes = after.changes_from(Some(&before));
+    changes.extend(refreshed.clone());
     if changes.is_empty() {
         return Ok(UpdateOutcome::Unchanged);
     }
+    // A new certificate's predecessor verifies during the overlap; a
+    // refreshed one replaces itself.
     let until = new_cert
         .as_ref()
+        .filter(|_| refreshed.is_none())
         .map(|_| now + ctx.gw.config.certificate_overlap);
     Ok(UpdateOutcome::Applied {
         after: Box::new(after),
@@ -561,6 +598,7 @@ fn forward_mail(
     d: &Decision,
     reference: &str,
     content: &check::SignedContent,
+    update: Option<&UpdateOutcome>,
     hop: &crate::route::Recipient,
     now: SystemTime,
 ) -> Result<Option<Planned>> {
@@ -615,6 +653,23 @@ fn forward_mail(
             .collect(),
         why: hop.why.clone(),
         original_name: original_name.clone(),
+        contact_update: update.map(|u| match u {
+            UpdateOutcome::Applied { changes, .. } => crate::outbound::UpdateNote {
+                applied: true,
+                changes: changes.clone(),
+                why: String::new(),
+            },
+            UpdateOutcome::Unchanged => crate::outbound::UpdateNote {
+                applied: true,
+                changes: Vec::new(),
+                why: String::new(),
+            },
+            UpdateOutcome::Unparseable(why) => crate::outbound::UpdateNote {
+                applied: false,
+                changes: Vec::new(),
+                why: clean_line(why, 300),
+            },
+        }),
     };
     let text = ctx.templates.render(&template, to.language, &data)?;
     let attachment = compose::original_attachment(
@@ -1070,6 +1125,7 @@ pub async fn recompose_held(ctx: &Arc<Ctx>) -> Result<usize> {
                             &decision,
                             &stored.reference,
                             &content,
+                            None,
                             hop,
                             now,
                         )

@@ -26,6 +26,7 @@ pub mod config;
 pub mod daemon;
 pub mod directory;
 pub mod intake;
+pub mod keywatch;
 pub mod mailbox;
 pub mod mime;
 pub mod openpgp;

@@ -66,6 +66,18 @@ pub struct ForwardData {
     pub why: String,
     /// The file name of the attached original.
     pub original_name: String,
+    /// For a contact update: whether the gateway applied it to the
+    /// sender's entry, what changed, or why it could not be read.
+    pub contact_update: Option<UpdateNote>,
+}
+
+/// What became of a contact update, for the forward to the Secretariat.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateNote {
+    pub applied: bool,
+    pub changes: Vec<crate::directory::Change>,
+    /// Why it could not be applied (English), when it was not.
+    pub why: String,
 }
 
 /// `acknowledgement`: to the sender of an accepted message. Nothing from the
@@ -180,4 +192,51 @@ pub struct DirectoryCircularData {
     pub parties: Vec<PartyChanges>,
     /// The delivery report (the Secretariat's copy only): who gets nothing, and why.
     pub undelivered: Vec<Undelivered>,
+}
+
+/// One certificate the key-expiry watch reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyStatus {
+    pub party: PartyView,
+    pub fingerprint: String,
+    /// When it expires (RFC 3339), if it does.
+    pub expires_at: Option<String>,
+    /// Whole days until then (0 or less: already).
+    pub days_left: Option<i64>,
+    /// Mail can no longer be encrypted to it.
+    pub unusable: bool,
+    /// Why, in English, when unusable.
+    pub why: String,
+}
+
+/// `key_expiry_warning`: to a party whose certificate expires soon.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyExpiryWarningData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    pub key: KeyStatus,
+}
+
+/// `key_expiry_report`: to the Secretariat: every certificate that expires
+/// soon or is unusable already (those parties receive nothing).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyExpiryReportData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    pub generated_at: String,
+    pub warning_days: i64,
+    pub keys: Vec<KeyStatus>,
+}
+
+/// `circular_announcement`: an operator's circular (initiatives, activities,
+/// meetings), from `nfp-gateway circular send --data FILE`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnnouncementData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    pub circular_id: i64,
+    pub generated_at: String,
+    /// From the data file, as written by the Secretariat.
+    pub title: String,
+    pub text: String,
 }

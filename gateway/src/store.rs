@@ -48,10 +48,25 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("Opening the database {url}"))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .context("Migrating the database")?;
+        // Another process (the daemon, and a command started beside it) may
+        // be migrating the same database: SQLite's migrator takes no lock
+        // across processes, so the loser sees a lock or a table the winner
+        // just created. Waiting and looking again finds the migrations applied.
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match MIGRATOR.run(&pool).await {
+                Ok(()) => break,
+                Err(e)
+                    if (e.to_string().contains("database is locked")
+                        || e.to_string().contains("already exists"))
+                        && delay < Duration::from_secs(10) =>
+                {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => return Err(e).context("Migrating the database"),
+            }
+        }
         Ok(Store { pool })
     }
 

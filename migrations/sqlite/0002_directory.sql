@@ -34,6 +34,8 @@ CREATE TABLE party_cert (
     party_id     TEXT NOT NULL,
     cert         BLOB NOT NULL,
     added_at     TEXT NOT NULL,
+    -- When the stored certificate last changed (a refresh: new self-signatures).
+    updated_at   TEXT NOT NULL,
     retire_at    TEXT,
     retired      INTEGER NOT NULL DEFAULT 0
 );

@@ -13,3 +13,9 @@ CREATE TABLE circular (
 ALTER TABLE party_version ADD COLUMN circular_id INTEGER REFERENCES circular (id);
 -- 1: announced already or needs no announcement (the seed of the directory).
 ALTER TABLE party_version ADD COLUMN announced INTEGER NOT NULL DEFAULT 0;
+
+-- The key-expiry watch runs once per day (UTC), whichever instance runs it.
+CREATE TABLE key_watch_run (
+    day  TEXT PRIMARY KEY NOT NULL,
+    at   TEXT NOT NULL
+);

@@ -546,6 +546,104 @@ def contact_update_and_circular() -> None:
         net.close()
 
 
+def key_expiry_watch() -> None:
+    """The daily key-expiry watch: every party whose key expires within the
+    warning period is warned (here: 800 days, so every key); PL's expired
+    key is reported to the Secretariat and PL gets nothing; a restart the
+    same day does not repeat it."""
+    net = Net("keywatch")
+    try:
+        text = net.config.read_text().replace("key-expiry-watch = false", 'key-expiry-warning = "800d"')
+        net.config.write_text(text)
+        net.start_gateway()
+        report = [m for m in net.wait_mail("secretariat", 2) if "A15F" in m.text() or "nfp@sg.pl.example" in m.text()]
+        check(len(report) == 1 and report[0].signed_by_gateway, f"no report naming PL: {[m.subject for m in net.mailbox('secretariat')]}")
+        check(net.w.p["PL"].fpr in report[0].text(), "the report does not give PL's fingerprint")
+        warning = net.wait_mail("AT", 1)
+        check(warning[0].signed_by_gateway and net.w.p["AT"].fpr in warning[0].text(), "AT's warning")
+        check(net.count("PL") == 0, "PL (expired key) received mail")
+        net.wait_outbox_sent(2)
+        check(net.stop_gateway() == 0, "SIGTERM")
+        before = net.rows("SELECT COUNT(*) FROM outbox")
+        net.start_gateway()
+        time.sleep(4)
+        check(net.rows("SELECT COUNT(*) FROM outbox") == before, "the watch ran twice in one day")
+    finally:
+        net.close()
+
+
+def operator_circular() -> None:
+    """`circular send --dry-run` shows who would receive what (PL held);
+    `circular send` queues one copy per NFP and the Secretariat, in each
+    recipient's language, and the running daemon delivers them."""
+    net = Net("opcirc")
+    try:
+        data = net.dir / "announcement.json"
+        data.write_text(json.dumps({"title": "Annual meeting of the NFP network, Vienna, 12-13 March",
+                                    "text": "Dear colleagues, the Secretariat invites each NFP to its annual meeting."}))
+        net.start_gateway()
+        dry = net.cli("circular", "send", "--template", "circular_announcement", "--data", str(data), "--dry-run")
+        check(dry.returncode == 0 and "HELD" in dry.stdout and "nothing queued" in dry.stdout, dry.stdout + dry.stderr)
+        check(net.rows("SELECT COUNT(*) FROM outbox") == [(0,)], "a dry run queued mail")
+        sent = net.cli("circular", "send", "--template", "circular_announcement", "--data", str(data))
+        check(sent.returncode == 0 and "queued" in sent.stdout, sent.stdout + sent.stderr)
+        for pid in ("AT", "DE", "ES", "FR", "IT", "RU", "SE", "secretariat"):
+            got = net.wait_mail(pid, 1)
+            check(got[0].signed_by_gateway and "Annual meeting" in got[0].subject, f"{pid}: {got[0].subject!r}")
+        check(net.count("PL") == 0, "PL (no usable key) received the circular")
+    finally:
+        net.close()
+
+
+def certificate_rotation_and_refresh() -> None:
+    """AT sends its new certificate in a contact update signed with the
+    current one: the directory takes it, mail to AT is then encrypted to
+    the new key only, and AT's old key still verifies during the overlap.
+    Then AT extends the new key's validity: the refresh is stored."""
+    net = Net("rotate")
+    try:
+        at = net.w.p["AT"]
+        old_fpr = at.fpr
+        net.w.gpg.generate(at, net.now)          # AT's new key; at.fpr is the new one now
+        new_fpr = at.fpr
+        new_cert = net.w.gpg.export(new_fpr)
+        rotation = net.w.pgp_mime(at, "[KONTAKTÄNDERUNG] Neues Zertifikat", [mm.text(BODY_DE),
+                                  mm.attachment(new_cert, "neuer-schluessel.asc", "application/pgp-keys")],
+                                  signer=old_fpr).eml
+        net.send(rotation)
+        net.start_gateway()
+        confirmation = net.wait_mail("AT", 1)[0]
+        check(old_fpr in confirmation.text() and new_fpr in confirmation.text(),
+              f"the confirmation does not show the certificate change:\n{confirmation.text()}")
+        deadline = time.time() + 15
+        while net.log.read_text().count("directory reloaded") < 1 and time.time() < deadline:
+            time.sleep(0.2)
+        # Mail to AT now goes to the new key only.
+        net.send(net.mail_from("FR", "[DEMANDE D'INFORMATION] [AT] Contrôles douaniers", BODY_FR))
+        got = net.wait_mail("AT", 2)
+        forward = [m for m in got if "douaniers" in m.subject][0]
+        enc_to = {s.split()[1] for s in forward.status if s.startswith("ENC_TO ")}
+        new_keys = net.w.subkeys(at)
+        check(enc_to and enc_to <= new_keys, f"encrypted to {enc_to}, AT's new keys are {new_keys}")
+        # AT's old key still verifies during the overlap.
+        at.fpr = old_fpr
+        net.send(net.mail_from("AT", "[HILFEERSUCHEN] Schulung der Grenzpolizei", BODY_DE))
+        at.fpr = new_fpr
+        rows = net.wait_rows("SELECT verdict FROM inbound WHERE kind = 'assistance_request'", 1)
+        check(rows == [("accepted",)], f"the old key no longer verifies: {net.rows('SELECT verdict, reason, detail FROM inbound')}")
+
+        # A refresh: the new key's validity extended, sent signed with it.
+        net.w.gpg.run(["--quick-set-expire", new_fpr, "5y"])
+        net.w.gpg.run(["--quick-set-expire", new_fpr, "5y", "*"])
+        refreshed = net.w.gpg.export(new_fpr)
+        net.send(net.w.pgp_mime(at, "[KONTAKTÄNDERUNG] Verlängertes Zertifikat", [mm.text(BODY_DE),
+                                mm.attachment(refreshed, "schluessel.asc", "application/pgp-keys")]).eml)
+        answers = [m for m in net.wait_mail("AT", 4) if "cert expiry" in m.text()]
+        check(len(answers) == 1, f"no confirmation of the refresh among {[m.subject for m in net.mailbox('AT')]}")
+    finally:
+        net.close()
+
+
 import resilience  # noqa: E402  (crash, SMTP and IMAP failure scenarios)
 
 SCENARIOS = {
@@ -566,6 +664,9 @@ SCENARIOS = {
         mail_arriving_while_busy_is_not_missed,
         directory_changes_apply_without_restart,
         contact_update_and_circular,
+        key_expiry_watch,
+        operator_circular,
+        certificate_rotation_and_refresh,
         *resilience.SCENARIOS,
     ]
 }

@@ -250,9 +250,10 @@ fn read_text(text: &str, u: &mut Update) -> Result<usize, String> {
         };
         let key = normalize(key.trim().trim_start_matches(['-', '*', ' ']));
         let value = value.trim();
+        // Both sides normalized: in `normalize`, й and ё lose their marks.
         let Some((field, _)) = FIELDS
             .iter()
-            .find(|(_, names)| names.contains(&key.as_str()))
+            .find(|(_, names)| names.iter().any(|n| normalize(n) == key))
         else {
             continue;
         };
@@ -506,8 +507,10 @@ mod tests {
             vec!["jean.dupont@interieur.fr.example"]
         );
         assert_eq!(u.remove_contacts, vec!["Marie Curie"]);
-        let ru = "Адрес: ул. Житная, 16, Москва\n";
-        assert!(matches!(parse(ru.as_bytes(), false), Parsed::Update(u) if u.address.is_some()));
+        let ru = "Адрес: ул. Житная, 16, Москва\nЧасовой пояс: Europe/Moscow\n";
+        assert!(
+            matches!(parse(ru.as_bytes(), false), Parsed::Update(u) if u.address.is_some() && u.timezone.is_some())
+        );
         assert!(matches!(
             parse(b"Hello, nothing here.", false),
             Parsed::Unparseable(_)

@@ -21,7 +21,7 @@ mod embedded {
 }
 
 /// Every template the gateway renders.
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 17] = [
     "forward_assistance_request",
     "forward_best_practice",
     "forward_contact_update",
@@ -36,6 +36,9 @@ pub const NAMES: [&str; 14] = [
     "contact_update_applied",
     "contact_update_unparsed",
     "circular_directory_change",
+    "key_expiry_warning",
+    "key_expiry_report",
+    "circular_announcement",
 ];
 
 /// A rendered subject and body.
@@ -283,6 +286,58 @@ mod tests {
                 })),
                 "Minoritenplatz 9, 1010 Wien",
             ),
+            "key_expiry_warning" | "key_expiry_report" => {
+                let key = KeyStatus {
+                    party: party("SE", "Polisen"),
+                    fingerprint: "C42147E7AD6F57570590F7845B1C04081B718CFC".into(),
+                    expires_at: Some("2026-12-10T00:00:00Z".into()),
+                    days_left: Some(14),
+                    unusable: false,
+                    why: String::new(),
+                };
+                if name == "key_expiry_warning" {
+                    (
+                        v(serde_json::to_value(KeyExpiryWarningData {
+                            gateway,
+                            recipient: party("SE", "Polisen"),
+                            key,
+                        })),
+                        "C42147E7AD6F57570590F7845B1C04081B718CFC",
+                    )
+                } else {
+                    let dead = KeyStatus {
+                        party: party("PL", "Straż Graniczna"),
+                        fingerprint: "A15F00A7FA020A3BE24C0935BBA0F0BA97E97A04".into(),
+                        expires_at: Some("2026-11-20T00:00:00Z".into()),
+                        days_left: Some(-6),
+                        unusable: true,
+                        why: "certificate is expired".into(),
+                    };
+                    (
+                        v(serde_json::to_value(KeyExpiryReportData {
+                            gateway,
+                            recipient: party("secretariat", "OSCE Secretariat"),
+                            generated_at: "2026-11-26T10:00:00Z".into(),
+                            warning_days: 30,
+                            keys: vec![key, dead],
+                        })),
+                        "A15F00A7FA020A3BE24C0935BBA0F0BA97E97A04",
+                    )
+                }
+            }
+            "circular_announcement" => (
+                v(serde_json::to_value(AnnouncementData {
+                    gateway,
+                    recipient: party("FR", "Ministère de l'Intérieur"),
+                    circular_id: 8,
+                    generated_at: "2026-11-26T10:00:00Z".into(),
+                    title: "Annual meeting of the NFP network, Vienna, 12-13 March".into(),
+                    text:
+                        "Dear colleagues, the Secretariat invites each NFP to its annual meeting."
+                            .into(),
+                })),
+                "Annual meeting of the NFP network",
+            ),
             _ => (
                 v(serde_json::to_value(ForwardData {
                     reference: "BSM-2026-000042".into(),
@@ -305,6 +360,15 @@ mod tests {
                     }],
                     why: "assistance requests go to the Secretariat".into(),
                     original_name: "original-BSM-2026-000042.eml".into(),
+                    contact_update: Some(UpdateNote {
+                        applied: true,
+                        changes: vec![crate::directory::Change {
+                            field: "address".into(),
+                            before: "Herrengasse 7".into(),
+                            after: "Minoritenplatz 9".into(),
+                        }],
+                        why: String::new(),
+                    }),
                 })),
                 "BSM-2026-000042",
             ),

@@ -141,12 +141,16 @@ impl Store {
         }))
     }
 
-    /// When the directory last changed (RFC 3339), if ever.
+    /// When the directory last changed (RFC 3339), if ever: an entry, or a
+    /// stored certificate (refreshed with new self-signatures).
     pub async fn directory_changed_at(&self) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT MAX(valid_from) FROM party_version")
-            .fetch_one(&self.pool)
-            .await
-            .context("Reading the directory's history")
+        sqlx::query_scalar(
+            "SELECT MAX(t) FROM (SELECT MAX(valid_from) AS t FROM party_version
+                                 UNION ALL SELECT MAX(updated_at) FROM party_cert)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("Reading the directory's history")
     }
 
     /// The directory file's [network] table, as imported.
@@ -255,8 +259,10 @@ impl Tx {
         at: SystemTime,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO party_cert (fingerprint, party_id, cert, added_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (fingerprint) DO UPDATE SET cert = excluded.cert, retired = 0, retire_at = NULL",
+            "INSERT INTO party_cert (fingerprint, party_id, cert, added_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (fingerprint) DO UPDATE SET cert = excluded.cert, retired = 0, retire_at = NULL,
+                 updated_at = CASE WHEN party_cert.cert = excluded.cert THEN party_cert.updated_at
+                                   ELSE excluded.updated_at END",
         )
         .bind(fingerprint)
         .bind(party)
@@ -359,6 +365,19 @@ impl Tx {
             }
         }
         Ok(Some(id))
+    }
+
+    /// Claims the key-expiry watch of `day` (YYYY-MM-DD); false when it ran already.
+    pub async fn claim_key_watch(&mut self, day: &str, at: SystemTime) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO key_watch_run (day, at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING",
+        )
+        .bind(day)
+        .bind(timestamp(at))
+        .execute(&mut *self.tx)
+        .await
+        .context("Claiming the key-expiry watch")?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Replaces the network's description.

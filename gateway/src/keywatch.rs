@@ -1,0 +1,149 @@
+//! The key-expiry watch: once a day, every party whose certificate expires
+//! within `key-expiry-warning` is told so (while mail can still reach it),
+//! and the Secretariat receives the list, with the parties whose
+//! certificates are unusable already (they receive nothing, never plaintext).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use sequoia_openpgp::policy::Policy;
+use sequoia_openpgp::Cert;
+
+use crate::intake::{self, Ctx};
+use crate::openpgp::seal;
+use crate::outbound::compose::Sender;
+use crate::outbound::{KeyExpiryReportData, KeyExpiryWarningData, KeyStatus};
+use crate::store::Audit;
+
+/// When mail can no longer be encrypted to `cert`: the primary key's
+/// expiry, or the last of its transport-encryption keys' (None: never).
+pub fn expiry(cert: &Cert, policy: &dyn Policy, now: SystemTime) -> Option<SystemTime> {
+    let vc = cert.with_policy(policy, now).ok()?;
+    let primary = vc.primary_key().key_expiration_time();
+    let keys: Vec<Option<SystemTime>> = vc
+        .keys()
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_transport_encryption()
+        .map(|k| k.key_expiration_time())
+        .collect();
+    let subkeys = if keys.iter().any(Option::is_none) {
+        None
+    } else {
+        keys.into_iter().flatten().max()
+    };
+    match (primary, subkeys) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Runs the watch if it has not run today (UTC). Returns whether it ran.
+pub async fn run_daily(ctx: &Arc<Ctx>, now: SystemTime) -> Result<bool> {
+    if !ctx.gw.config.key_expiry_watch {
+        return Ok(false);
+    }
+    let day = chrono::DateTime::<chrono::Utc>::from(now)
+        .format("%Y-%m-%d")
+        .to_string();
+    let mut tx = ctx.store.begin().await?;
+    if !tx.claim_key_watch(&day, now).await? {
+        return Ok(false);
+    }
+    let mails = {
+        let ctx = ctx.clone();
+        tokio::task::spawn_blocking(move || compose(&ctx, now))
+            .await
+            .context("The key watch failed")??
+    };
+    intake::queue(&mut tx, None, &mails, now).await?;
+    let detail = format!("key-expiry watch {day}: {} mails", mails.len());
+    tx.audit(&Audit {
+        at: Some(now),
+        event: "key_watch",
+        detail: &detail,
+        ..Audit::default()
+    })
+    .await?;
+    tx.commit().await?;
+    if !mails.is_empty() {
+        ctx.outbox_ready.notify_one();
+    }
+    Ok(true)
+}
+
+/// The statuses worth reporting, and the mails: a warning to each party
+/// that can still be written to, the report to the Secretariat.
+fn compose(ctx: &Ctx, now: SystemTime) -> Result<Vec<intake::Planned>> {
+    let gw = &ctx.gw;
+    let horizon = now + gw.config.key_expiry_warning;
+    let mut keys = Vec::new();
+    for party in gw.directory.parties() {
+        let expires = expiry(&party.cert, &gw.policy, now);
+        let usable = seal::transport_keys(&party.cert, &gw.policy, now);
+        let days_left = expires.map(|t| match t.duration_since(now) {
+            Ok(d) => (d.as_secs() / 86_400) as i64,
+            Err(e) => -((e.duration().as_secs() / 86_400) as i64) - 1,
+        });
+        let status = KeyStatus {
+            party: party.into(),
+            fingerprint: party.cert.fingerprint().to_hex(),
+            expires_at: expires.map(crate::rfc3339),
+            days_left,
+            unusable: usable.is_err(),
+            why: usable
+                .err()
+                .map(|e| crate::outbound::render::clean_line(&e.0, 300))
+                .unwrap_or_default(),
+        };
+        if status.unusable || expires.is_some_and(|t| t <= horizon) {
+            keys.push(status);
+        }
+    }
+    let sender = Sender {
+        address: &gw.config.address,
+        signer: &ctx.signer,
+        policy: &gw.policy,
+        now,
+    };
+    let mut mails = Vec::new();
+    for key in keys.iter().filter(|k| !k.unusable) {
+        let Some(party) = gw.directory.get(&key.party.id) else {
+            continue;
+        };
+        let data = KeyExpiryWarningData {
+            gateway: gw.config.address.clone(),
+            recipient: party.into(),
+            key: key.clone(),
+        };
+        mails.push(intake::letter(
+            ctx,
+            &sender,
+            "alert",
+            "key_expiry_warning",
+            party,
+            &data,
+        )?);
+    }
+    if !keys.is_empty() {
+        let secretariat = gw.directory.secretariat();
+        let data = KeyExpiryReportData {
+            gateway: gw.config.address.clone(),
+            recipient: secretariat.into(),
+            generated_at: crate::rfc3339(now),
+            warning_days: (gw.config.key_expiry_warning.as_secs() / 86_400) as i64,
+            keys,
+        };
+        mails.push(intake::letter(
+            ctx,
+            &sender,
+            "alert",
+            "key_expiry_report",
+            secretariat,
+            &data,
+        )?);
+    }
+    Ok(mails)
+}
