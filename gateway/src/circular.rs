@@ -16,7 +16,6 @@ use crate::intake::{self, Ctx, Planned};
 use crate::outbound::compose::Sender;
 use crate::outbound::{DirectoryCircularData, PartyChanges, PartyView, Undelivered};
 use crate::store::directory::PendingVersion;
-use crate::store::Audit;
 
 /// Sends the circular of the changes not yet announced, when the directory
 /// has been quiet long enough. Returns the circular's number.
@@ -86,22 +85,13 @@ pub async fn announce_due(ctx: &Arc<Ctx>, now: SystemTime) -> Result<Option<i64>
             .await
             .context("The composing task failed")??
     };
-    intake::queue(&mut tx, None, &mails, now).await?;
     let held = mails.iter().filter(|m| m.sealed.message.is_err()).count();
     let detail = format!(
         "circular {circular_id}: {} entries changed; sent to {}, held for {held}",
         parties.len(),
         mails.len() - held
     );
-    tx.audit(&Audit {
-        at: Some(now),
-        event: "circular",
-        detail: &detail,
-        ..Audit::default()
-    })
-    .await?;
-    tx.commit().await?;
-    ctx.outbox_ready.notify_one();
+    intake::queue_and_commit(ctx, tx, &mails, "circular", &detail, now).await?;
     tracing::info!(
         circular_id,
         entries = parties.len(),
@@ -263,19 +253,11 @@ pub async fn send(
     if dry_run {
         return Ok((None, previews));
     }
-    intake::queue(&mut tx, None, &mails, now).await?;
     let held = previews.iter().filter(|p| p.held.is_some()).count();
     let detail = format!(
         "circular {circular_id} ({template}): sent to {}, held for {held}",
         previews.len() - held
     );
-    tx.audit(&Audit {
-        at: Some(now),
-        event: "circular",
-        detail: &detail,
-        ..Audit::default()
-    })
-    .await?;
-    tx.commit().await?;
+    intake::queue_and_commit(ctx, tx, &mails, "circular", &detail, now).await?;
     Ok((Some(circular_id), previews))
 }

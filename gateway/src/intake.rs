@@ -148,15 +148,7 @@ pub async fn intake(
     } = judgement;
 
     let mut tx = ctx.store.begin().await?;
-    if let Some(digest) = decision
-        .signature_digest
-        .clone()
-        .filter(|_| decision.verdict == Verdict::Accepted)
-    {
-        if tx.signature_seen(&digest).await? {
-            decision = decision.into_replay();
-        }
-    }
+    decision = withdraw_replay(&mut tx, decision).await?;
     let accepted = decision.verdict == Verdict::Accepted;
     let content = content.filter(|_| accepted);
     if accepted && decision.kind == Some(Kind::InformationReply) {
@@ -280,6 +272,42 @@ pub async fn intake(
         accepted,
         new: true,
     })
+}
+
+/// An accepted decision whose signature the store has seen before becomes a replay.
+async fn withdraw_replay(tx: &mut Tx, decision: Decision) -> Result<Decision> {
+    if decision.verdict != Verdict::Accepted {
+        return Ok(decision);
+    }
+    match &decision.signature_digest {
+        Some(digest) if tx.signature_seen(digest).await? => Ok(decision.into_replay()),
+        _ => Ok(decision),
+    }
+}
+
+/// Queues mail the gateway decided to send on its own (circulars, watch
+/// reports, alerts) with one audit entry, commits, and wakes the sender.
+pub async fn queue_and_commit(
+    ctx: &Ctx,
+    mut tx: Tx,
+    mails: &[Planned],
+    event: &str,
+    detail: &str,
+    now: SystemTime,
+) -> Result<()> {
+    queue(&mut tx, None, mails, now).await?;
+    tx.audit(&Audit {
+        at: Some(now),
+        event,
+        detail,
+        ..Audit::default()
+    })
+    .await?;
+    tx.commit().await?;
+    if !mails.is_empty() {
+        ctx.outbox_ready.notify_one();
+    }
+    Ok(())
 }
 
 /// A composed mail for one recipient.
@@ -592,6 +620,7 @@ fn sender_and_kind<'a>(ctx: &'a Ctx, d: &Decision) -> Result<(&'a Party, String)
 }
 
 /// The forward of an accepted message to one recipient of its route.
+#[allow(clippy::too_many_arguments)]
 fn forward_mail(
     ctx: &Ctx,
     sender: &Sender<'_>,
@@ -991,15 +1020,7 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
         content,
     } = judgement;
     let mut tx = ctx.store.begin().await?;
-    if let Some(digest) = decision
-        .signature_digest
-        .clone()
-        .filter(|_| decision.verdict == Verdict::Accepted)
-    {
-        if tx.signature_seen(&digest).await? {
-            decision = decision.into_replay();
-        }
-    }
+    decision = withdraw_replay(&mut tx, decision).await?;
     if decision.verdict != Verdict::Accepted {
         let detail = format!(
             "still quarantined: {}",

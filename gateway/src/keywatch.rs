@@ -14,7 +14,6 @@ use crate::intake::{self, Ctx};
 use crate::openpgp::seal;
 use crate::outbound::compose::Sender;
 use crate::outbound::{KeyExpiryReportData, KeyExpiryWarningData, KeyStatus};
-use crate::store::Audit;
 
 /// When mail can no longer be encrypted to `cert`: the primary key's
 /// expiry, or the last of its transport-encryption keys' (None: never).
@@ -58,19 +57,8 @@ pub async fn run_daily(ctx: &Arc<Ctx>, now: SystemTime) -> Result<bool> {
             .await
             .context("The key watch failed")??
     };
-    intake::queue(&mut tx, None, &mails, now).await?;
     let detail = format!("key-expiry watch {day}: {} mails", mails.len());
-    tx.audit(&Audit {
-        at: Some(now),
-        event: "key_watch",
-        detail: &detail,
-        ..Audit::default()
-    })
-    .await?;
-    tx.commit().await?;
-    if !mails.is_empty() {
-        ctx.outbox_ready.notify_one();
-    }
+    intake::queue_and_commit(ctx, tx, &mails, "key_watch", &detail, now).await?;
     Ok(true)
 }
 

@@ -43,31 +43,34 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .with_context(|| format!("Opening the database {url}"))?;
         // Another process (the daemon, and a command started beside it) may
-        // be migrating the same database: SQLite's migrator takes no lock
-        // across processes, so the loser sees a lock or a table the winner
-        // just created. Waiting and looking again finds the migrations applied.
+        // be opening or migrating the same database: setting up a connection
+        // can then meet a lock, and SQLite's migrator takes no lock across
+        // processes, so the loser may see a table the winner just created.
+        // Waiting and trying again finds the database ready.
         let mut delay = Duration::from_millis(50);
         loop {
-            match MIGRATOR.run(&pool).await {
-                Ok(()) => break,
-                Err(e)
-                    if (e.to_string().contains("database is locked")
-                        || e.to_string().contains("already exists"))
-                        && delay < Duration::from_secs(10) =>
-                {
+            match Store::connect_and_migrate(&options).await {
+                Ok(pool) => return Ok(Store { pool }),
+                Err(e) if transient(&e) && delay < Duration::from_secs(10) => {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                Err(e) => return Err(e).context("Migrating the database"),
+                Err(e) => return Err(e).with_context(|| format!("Opening the database {url}")),
             }
         }
-        Ok(Store { pool })
+    }
+
+    async fn connect_and_migrate(options: &SqliteConnectOptions) -> Result<SqlitePool> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("Migrating the database")?;
+        Ok(pool)
     }
 
     /// Opens the database only if it exists already (SQLite: the file is there).
@@ -193,6 +196,12 @@ pub struct AuditRow {
     pub party: Option<String>,
     pub fingerprint: Option<String>,
     pub detail: String,
+}
+
+/// A lock or a race with another process opening the same database.
+fn transient(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("database is locked") || text.contains("already exists")
 }
 
 /// SHA-256 of bytes, in lower-case hex.
