@@ -92,6 +92,9 @@ pub enum DirectoryCommand {
         /// Only show what would change.
         #[arg(long)]
         dry_run: bool,
+        /// Also change back entries that contact updates changed since.
+        #[arg(long)]
+        force: bool,
     },
     /// The directory, or one party's entry and its history.
     Show {
@@ -233,13 +236,23 @@ async fn directory(config_path: &std::path::Path, command: DirectoryCommand) -> 
     let store = Store::open(&config.database).await?;
     let result = async {
         match command {
-            DirectoryCommand::Import { file, dry_run } => {
+            DirectoryCommand::Import {
+                file,
+                dry_run,
+                force,
+            } => {
                 let path = file.unwrap_or_else(|| config.directory.clone());
                 let parsed = Directory::load(&path)?;
                 let actor = format!("import {}", path.display());
-                let plan =
-                    sync::import(&store, &parsed, &actor, dry_run, config.certificate_overlap)
-                        .await?;
+                let plan = sync::import(
+                    &store,
+                    &parsed,
+                    &actor,
+                    dry_run,
+                    force,
+                    config.certificate_overlap,
+                )
+                .await?;
                 print!("{}", plan.describe());
                 if dry_run && !plan.is_empty() {
                     println!("(dry run: nothing written)");

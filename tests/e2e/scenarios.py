@@ -542,6 +542,13 @@ def contact_update_and_circular() -> None:
         sec = [m for m in net.wait_mail("secretariat", 3) if "Minoritenplatz" in m.text() and "Jean Dupont" in m.text()]
         check(len(sec) == 1 and "nfp@sg.pl.example" in sec[0].text(),
               f"the Secretariat's circular has no delivery report naming PL:\n{sec[0].text() if sec else ''}")
+        # The directory file predates the updates: importing it would undo them.
+        dry = net.cli("directory", "import", "--dry-run")
+        check("! AT" in dry.stdout and "update by AT" in dry.stdout, dry.stdout)
+        refused = net.cli("directory", "import")
+        check(refused.returncode != 0 and "--force" in refused.stderr, refused.stdout + refused.stderr)
+        check("Minoritenplatz 9, 1010 Wien" in net.cli("directory", "export", "--format", "json").stdout,
+              "a refused import changed the directory")
     finally:
         net.close()
 

@@ -20,6 +20,9 @@ pub struct ImportPlan {
     pub added: Vec<(String, Vec<Change>)>,
     pub changed: Vec<(String, Vec<Change>)>,
     pub removed: Vec<String>,
+    /// Entries whose current version came by mail (a contact update) that
+    /// the file would change back: (party, who made the current version).
+    pub overrides: Vec<(String, String)>,
 }
 
 impl ImportPlan {
@@ -45,6 +48,11 @@ impl ImportPlan {
         for id in &self.removed {
             out.push_str(&format!("- {id} (removed)\n"));
         }
+        for (id, actor) in &self.overrides {
+            out.push_str(&format!(
+                "! {id}: the store's entry was changed by \"{actor}\"; this file would undo that\n"
+            ));
+        }
         if out.is_empty() {
             out.push_str("no change\n");
         }
@@ -53,7 +61,8 @@ impl ImportPlan {
 }
 
 /// Writes the parties of a directory file into the store; with `dry_run`,
-/// only says what would change. Idempotent: importing the same file twice
+/// only says what would change. An entry last changed by a contact update
+/// is not changed back by a file that predates it, unless `force`. Idempotent: importing the same file twice
 /// changes nothing the second time. A party whose certificate changed keeps
 /// its earlier one for `overlap` (mail in flight), then it is retired.
 pub async fn import(
@@ -61,6 +70,7 @@ pub async fn import(
     file: &Directory,
     actor: &str,
     dry_run: bool,
+    force: bool,
     overlap: Duration,
 ) -> Result<ImportPlan> {
     let current: HashMap<String, Entry> = store
@@ -88,8 +98,28 @@ pub async fn import(
         .cloned()
         .collect();
     plan.removed.sort();
+    let touched: Vec<&String> = plan
+        .changed
+        .iter()
+        .map(|(id, _)| id)
+        .chain(&plan.removed)
+        .collect();
+    plan.overrides = store
+        .latest_actors()
+        .await?
+        .into_iter()
+        .filter(|(id, actor)| actor.starts_with("update by") && touched.contains(&id))
+        .collect();
+    plan.overrides.sort();
     if dry_run || plan.is_empty() {
         return Ok(plan);
+    }
+    if !plan.overrides.is_empty() && !force {
+        bail!(
+            "{}the file would undo contact updates applied by mail (marked !): bring them into the file \
+             (`directory show ID` shows them), or run again with --force",
+            plan.describe()
+        );
     }
     let now = SystemTime::now();
     let mut tx = store.begin().await?;
@@ -193,6 +223,7 @@ pub async fn current(
         store,
         &seed,
         &format!("seed from {}", file.display()),
+        false,
         false,
         overlap,
     )

@@ -107,6 +107,17 @@ impl Store {
             .collect()
     }
 
+    /// Who made the latest version of each current entry: (party, actor).
+    pub async fn latest_actors(&self) -> Result<Vec<(String, String)>> {
+        sqlx::query_as(
+            "SELECT v.party_id, v.actor FROM party_version v JOIN party p
+                 ON p.id = v.party_id AND p.version = v.version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("Reading the directory's history")
+    }
+
     /// The certificates not retired at `now`.
     pub async fn live_certs(&self, now: SystemTime) -> Result<Vec<StoredCert>> {
         sqlx::query_as(
