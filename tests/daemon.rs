@@ -57,6 +57,7 @@ scenarios!(
     key_expiry_watch,
     operator_circular,
     certificate_rotation_and_refresh,
+    unreadable_contact_update,
     crash_after_fetch,
     crash_after_store,
     crash_after_move,

@@ -128,3 +128,55 @@ fn import_is_idempotent_shows_changes_first_and_keeps_history() {
         "{history}"
     );
 }
+
+#[test]
+fn organigrams_are_stored_by_content_and_size_limited() {
+    let (dir, config) = demo_network();
+    let file = dir.path().join("directory.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let with_doc = text.replacen(
+        "id = \"AT\"\n",
+        "id = \"AT\"\norganigram = [\"org/at.pdf\"]\n",
+        1,
+    );
+    assert_ne!(text, with_doc, "AT's entry found");
+    std::fs::write(&file, with_doc).unwrap();
+    std::fs::create_dir_all(dir.path().join("org")).unwrap();
+    let pdf = b"%PDF-1.4\n% organigram of the Austrian NFP\n".to_vec();
+    std::fs::write(dir.path().join("org/at.pdf"), &pdf).unwrap();
+    gateway(&config, &["directory", "import"]);
+    let json = gateway(&config, &["directory", "export", "--format", "json"]);
+    let entries: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let at = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "AT")
+        .unwrap();
+    let doc = &at["organigram"][0];
+    assert_eq!(doc["name"], "at.pdf");
+    assert_eq!(doc["content-type"], "application/pdf");
+    assert_eq!(doc["size"], pdf.len());
+    let sha = doc["sha256"].as_str().unwrap().to_string();
+    let url = format!("sqlite://{}", dir.path().join("nfp-gateway.db").display());
+    let stored = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let store = nfp_gateway::store::Store::open(&url).await.unwrap();
+            store.document(&sha).await.unwrap()
+        });
+    assert_eq!(stored.expect("the document is stored").1, pdf);
+
+    // Over 10 MiB: refused, and the message names the file.
+    std::fs::write(dir.path().join("org/at.pdf"), vec![0u8; (10 << 20) + 1]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
+        .args(["--config", config.to_str().unwrap(), "directory", "import"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at.pdf"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -222,8 +222,16 @@ pub async fn send(
             };
             let mut mails = Vec::new();
             let mut previews = Vec::new();
+            let mut undelivered: Vec<Undelivered> = Vec::new();
             for party in recipients(&ctx) {
                 let mut data = fields.clone();
+                // The Secretariat's copy (the last) carries the delivery report.
+                let report = if party.kind == PartyKind::Secretariat {
+                    undelivered.clone()
+                } else {
+                    Vec::new()
+                };
+                data.insert("undelivered".into(), serde_json::to_value(report)?);
                 data.insert("gateway".into(), gw.config.address.clone().into());
                 data.insert(
                     "recipient".into(),
@@ -243,6 +251,12 @@ pub async fn send(
                     subject,
                     held: mail.sealed.message.as_ref().err().map(|e| e.0.clone()),
                 });
+                if let Err(no_key) = &mail.sealed.message {
+                    undelivered.push(Undelivered {
+                        party: party.into(),
+                        why: crate::outbound::render::clean_line(&no_key.0, 300),
+                    });
+                }
                 mails.push(mail);
             }
             Ok((mails, previews))

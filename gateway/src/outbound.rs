@@ -239,4 +239,6 @@ pub struct AnnouncementData {
     /// From the data file, as written by the Secretariat.
     pub title: String,
     pub text: String,
+    /// The delivery report (the Secretariat's copy only): who gets nothing, and why.
+    pub undelivered: Vec<Undelivered>,
 }

@@ -598,6 +598,8 @@ def operator_circular() -> None:
             got = net.wait_mail(pid, 1)
             check(got[0].signed_by_gateway and "Annual meeting" in got[0].subject, f"{pid}: {got[0].subject!r}")
         check(net.count("PL") == 0, "PL (no usable key) received the circular")
+        sec = net.mailbox("secretariat")[0]
+        check("nfp@sg.pl.example" in sec.text(), f"the Secretariat's copy has no delivery report naming PL:\n{sec.text()}")
     finally:
         net.close()
 
@@ -651,6 +653,29 @@ def certificate_rotation_and_refresh() -> None:
         net.close()
 
 
+def unreadable_contact_update() -> None:
+    """A contact update whose vCard the gateway cannot accept (an e-mail
+    address that is not one): nothing in the directory changes, the sender
+    is told it goes to the Secretariat for manual handling, and the
+    Secretariat's forward says why."""
+    net = Net("unread")
+    try:
+        vcard = "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Anna Berger\r\nEMAIL:anna.berger-at-bmi\r\nEND:VCARD\r\n"
+        net.send(net.mail_from("AT", "[KONTAKTÄNDERUNG] Neue Kontaktperson", BODY_DE,
+                               parts=[mm.attachment(vcard.encode(), "kontakt.vcf", "text/vcard")]))
+        net.start_gateway()
+        told = net.wait_mail("AT", 1)[0]
+        check(told.signed_by_gateway and "anna.berger-at-bmi" in told.text(),
+              f"the sender is not told why:\n{told.text()}")
+        forward = net.wait_mail("secretariat", 1)[0]
+        check("anna.berger-at-bmi" in forward.text() and "directory import" in forward.text(),
+              f"the Secretariat's forward does not say why and what to do:\n{forward.text()}")
+        check("Anna Berger" not in net.cli("directory", "export", "--format", "json").stdout, "the directory changed")
+        check(net.rows("SELECT COUNT(*) FROM party_version WHERE actor LIKE 'update by%'") == [(0,)], "a version was written")
+    finally:
+        net.close()
+
+
 import resilience  # noqa: E402  (crash, SMTP and IMAP failure scenarios)
 
 SCENARIOS = {
@@ -674,6 +699,7 @@ SCENARIOS = {
         key_expiry_watch,
         operator_circular,
         certificate_rotation_and_refresh,
+        unreadable_contact_update,
         *resilience.SCENARIOS,
     ]
 }

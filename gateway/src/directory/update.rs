@@ -480,6 +480,17 @@ mod tests {
     }
 
     #[test]
+    fn vcard_3_with_folded_lines_and_types() {
+        let v3 = "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Rossi;Mario;;;\r\nFN:Mario Rossi\r\nTITLE:Ufficiale di collegamento\r\nTEL;TYPE=WORK,VOICE:+39 06 4651 00\r\n 12\r\nEMAIL;TYPE=INTERNET:mario.rossi@interno.it.example\r\nPRODID:-//Apple Inc.//Mac OS X//EN\r\nEND:VCARD\r\n";
+        let Parsed::Update(u) = parse(&mime(v3), true) else {
+            panic!("unparseable")
+        };
+        assert_eq!(u.contacts[0].name, "Mario Rossi");
+        assert_eq!(u.contacts[0].phones, vec!["+39 06 4651 0012"]);
+        assert_eq!(u.contacts[0].emails, vec!["mario.rossi@interno.it.example"]);
+    }
+
+    #[test]
     fn invalid_values_and_unknown_fields_are_refused() {
         let bad_mail = VCARD.replace("anna.berger@bmi.at.example", "not-an-address");
         assert!(

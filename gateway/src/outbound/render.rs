@@ -335,6 +335,10 @@ mod tests {
                     text:
                         "Dear colleagues, the Secretariat invites each NFP to its annual meeting."
                             .into(),
+                    undelivered: vec![Undelivered {
+                        party: party("PL", "Straż Graniczna"),
+                        why: "certificate expired".into(),
+                    }],
                 })),
                 "Annual meeting of the NFP network",
             ),
