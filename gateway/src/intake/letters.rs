@@ -1,0 +1,401 @@
+//! The letters intake composes: forwards, acknowledgements, answers to
+//! contact updates, quarantine notices and alerts, each rendered in its
+//! recipient's language, signed and encrypted to it.
+
+use super::*;
+
+/// A composed mail for one recipient.
+pub struct Planned {
+    pub purpose: &'static str,
+    pub template: String,
+    pub party: String,
+    pub email: String,
+    pub sealed: Sealed,
+}
+
+pub(super) fn accepted_mail(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    d: &Decision,
+    reference: &str,
+    content: &check::SignedContent,
+    update: Option<&UpdateOutcome>,
+    now: SystemTime,
+) -> Result<Vec<Planned>> {
+    let mut mails = Vec::new();
+    for hop in &d.route {
+        if let Some(mail) = forward_mail(ctx, sender, d, reference, content, update, hop, now)? {
+            mails.push(mail);
+        }
+    }
+    // A contact update is answered with what was changed (or why nothing
+    // could be), which acknowledges it too.
+    mails.push(match update {
+        Some(u @ (UpdateOutcome::Applied { .. } | UpdateOutcome::Unparseable(_))) => {
+            update_answer(ctx, sender, d, reference, u, now)?
+        }
+        _ => acknowledgement_mail(ctx, sender, d, reference, now)?,
+    });
+    Ok(mails)
+}
+
+/// The answer to a contact update: what changed, or why nothing could.
+pub(super) fn update_answer(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    d: &Decision,
+    reference: &str,
+    outcome: &UpdateOutcome,
+    now: SystemTime,
+) -> Result<Planned> {
+    let (from_party, _) = sender_and_kind(ctx, d)?;
+    let gateway = ctx.gw.config.address.clone();
+    match outcome {
+        UpdateOutcome::Applied {
+            changes,
+            new_cert,
+            until,
+            ..
+        } => {
+            let data = crate::outbound::ContactUpdateAppliedData {
+                reference: reference.to_string(),
+                gateway,
+                recipient: from_party.into(),
+                received_at: rfc3339(now),
+                changes: changes.clone(),
+                new_certificate: new_cert.as_ref().map(|(f, _)| f.clone()),
+                previous_certificate_until: until.map(rfc3339),
+            };
+            letter(
+                ctx,
+                sender,
+                "acknowledgement",
+                "contact_update_applied",
+                from_party,
+                &data,
+            )
+        }
+        _ => {
+            let why = match outcome {
+                UpdateOutcome::Unparseable(why) => why.clone(),
+                _ => String::new(),
+            };
+            let data = crate::outbound::ContactUpdateUnparsedData {
+                reference: reference.to_string(),
+                gateway,
+                recipient: from_party.into(),
+                received_at: rfc3339(now),
+                why: clean_line(&why, 300),
+            };
+            letter(
+                ctx,
+                sender,
+                "acknowledgement",
+                "contact_update_unparsed",
+                from_party,
+                &data,
+            )
+        }
+    }
+}
+
+/// The sender's party, and the kind's code, of an accepted decision.
+pub(super) fn sender_and_kind<'a>(ctx: &'a Ctx, d: &Decision) -> Result<(&'a Party, String)> {
+    let from = d
+        .sender
+        .as_ref()
+        .context("an accepted decision has a sender")?;
+    let party = ctx
+        .gw
+        .directory
+        .get(&from.party)
+        .context("the sender is in the directory")?;
+    let kind = d.kind.unwrap_or(Kind::Unclassified);
+    let code = serde_json::to_value(kind)?
+        .as_str()
+        .unwrap_or("unclassified")
+        .to_string();
+    Ok((party, code))
+}
+
+/// The forward of an accepted message to one recipient of its route.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_mail(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    d: &Decision,
+    reference: &str,
+    content: &check::SignedContent,
+    update: Option<&UpdateOutcome>,
+    hop: &crate::route::Recipient,
+    now: SystemTime,
+) -> Result<Option<Planned>> {
+    let dir = &ctx.gw.directory;
+    let Some(to) = dir.get(&hop.party) else {
+        return Ok(None);
+    };
+    let (from_party, kind_code) = sender_and_kind(ctx, d)?;
+    let template = format!("forward_{kind_code}");
+    let original_name = format!(
+        "original-{reference}.{}",
+        if content.form == Form::PgpMime {
+            "eml"
+        } else {
+            "txt"
+        }
+    );
+    let data = ForwardData {
+        reference: reference.to_string(),
+        gateway: ctx.gw.config.address.clone(),
+        recipient: to.into(),
+        sender: from_party.into(),
+        fingerprint: d
+            .sender
+            .as_ref()
+            .map(|s| s.fingerprint.clone())
+            .unwrap_or_default(),
+        signed_at: d.signed_at.clone().unwrap_or_default(),
+        received_at: rfc3339(now),
+        subject: authenticated_subject(d, content),
+        kind: kind_code,
+        topics: d
+            .topics
+            .iter()
+            .filter_map(|t| serde_json::to_value(t).ok()?.as_str().map(str::to_string))
+            .collect(),
+        language: d.language.map(|l| l.code().to_string()).unwrap_or_default(),
+        target: d
+            .target
+            .as_deref()
+            .and_then(|t| dir.get(t))
+            .map(PartyView::from),
+        cited_reference: d.reference.clone(),
+        attachments: d
+            .attachments
+            .iter()
+            .map(|a| AttachmentView {
+                name: clean_line(&a.name, 100),
+                content_type: clean_line(&a.content_type, 100),
+                size: a.size,
+            })
+            .collect(),
+        why: hop.why.clone(),
+        original_name: original_name.clone(),
+        contact_update: update.map(|u| match u {
+            UpdateOutcome::Applied { changes, .. } => crate::outbound::UpdateNote {
+                applied: true,
+                changes: changes.clone(),
+                why: String::new(),
+            },
+            UpdateOutcome::Unchanged => crate::outbound::UpdateNote {
+                applied: true,
+                changes: Vec::new(),
+                why: String::new(),
+            },
+            UpdateOutcome::Unparseable(why) => crate::outbound::UpdateNote {
+                applied: false,
+                changes: Vec::new(),
+                why: clean_line(why, 300),
+            },
+        }),
+    };
+    let text = ctx.templates.render(&template, to.language, &data)?;
+    let attachment = compose::original_attachment(
+        &content.bytes,
+        content.form == Form::PgpMime,
+        &original_name,
+    );
+    Ok(Some(planned(
+        "forward",
+        &template,
+        to,
+        compose::seal(sender, to, &text, Some(attachment))?,
+    )))
+}
+
+/// What the forward may show as the subject: the protected subject, or for
+/// an inline message the first line of its signed text (where senders put
+/// the tags); never the envelope's unsigned subject.
+pub(super) fn authenticated_subject(d: &Decision, content: &check::SignedContent) -> String {
+    if d.subject_protected {
+        return clean_line(d.subject.as_deref().unwrap_or(""), 200);
+    }
+    if content.form == Form::Inline {
+        let text =
+            String::from_utf8_lossy(&content.bytes[..content.bytes.len().min(4096)]).into_owned();
+        return clean_line(
+            text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""),
+            200,
+        );
+    }
+    String::new()
+}
+
+/// The acknowledgement to the sender of an accepted message: the reference
+/// and who receives it, nothing quoted.
+pub(super) fn acknowledgement_mail(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    d: &Decision,
+    reference: &str,
+    now: SystemTime,
+) -> Result<Planned> {
+    let (from_party, kind_code) = sender_and_kind(ctx, d)?;
+    let ack = AcknowledgementData {
+        reference: reference.to_string(),
+        gateway: ctx.gw.config.address.clone(),
+        recipient: from_party.into(),
+        received_at: rfc3339(now),
+        signed_at: d.signed_at.clone().unwrap_or_default(),
+        kind: kind_code,
+        forwarded_to: d
+            .route
+            .iter()
+            .filter_map(|hop| ctx.gw.directory.get(&hop.party))
+            .map(PartyView::from)
+            .collect(),
+    };
+    letter(
+        ctx,
+        sender,
+        "acknowledgement",
+        "acknowledgement",
+        from_party,
+        &ack,
+    )
+}
+
+pub(super) fn quarantine_notice(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    inbound_id: i64,
+    d: &Decision,
+    raw: &[u8],
+    oversize: Option<usize>,
+    now: SystemTime,
+) -> Result<Planned> {
+    let secretariat = ctx.gw.directory.secretariat();
+    let reason = d.reason.unwrap_or(Reason::Malformed);
+    let data = QuarantineNoticeData {
+        gateway: ctx.gw.config.address.clone(),
+        recipient: secretariat.into(),
+        inbound_id,
+        received_at: rfc3339(now),
+        reason: reason.code().to_string(),
+        reason_text: reason.description().to_string(),
+        envelope_from: clean_line(&envelope_of(raw).1, 254),
+        size: oversize.unwrap_or(raw.len()),
+    };
+    letter(
+        ctx,
+        sender,
+        "quarantine_notice",
+        "quarantine_notice",
+        secretariat,
+        &data,
+    )
+}
+
+/// An alert to the Secretariat that `party` has no usable key; None when
+/// the Secretariat is that party (then only the audit and the log know).
+pub(super) fn no_key_alert(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    reference: Option<&str>,
+    party: &str,
+    why: &str,
+) -> Result<Option<Planned>> {
+    let secretariat = ctx.gw.directory.secretariat();
+    let Some(unreachable) = ctx.gw.directory.get(party) else {
+        return Ok(None);
+    };
+    if unreachable.id == secretariat.id {
+        tracing::error!(
+            party,
+            why,
+            "the Secretariat has no usable encryption key: nothing can be sent to it"
+        );
+        return Ok(None);
+    }
+    let data = NoUsableKeyData {
+        gateway: ctx.gw.config.address.clone(),
+        recipient: secretariat.into(),
+        reference: reference.map(str::to_string),
+        unreachable: unreachable.into(),
+        why: clean_line(why, 300),
+    };
+    letter(ctx, sender, "alert", "no_usable_key", secretariat, &data).map(Some)
+}
+
+/// A letter of the gateway's own (no attachment): `template` rendered in
+/// the recipient's language, signed and encrypted to it.
+pub(crate) fn letter(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    purpose: &'static str,
+    template: &str,
+    to: &Party,
+    data: &impl serde::Serialize,
+) -> Result<Planned> {
+    let text = ctx.templates.render(template, to.language, data)?;
+    Ok(planned(
+        purpose,
+        template,
+        to,
+        compose::seal(sender, to, &text, None)?,
+    ))
+}
+
+pub(super) fn planned(
+    purpose: &'static str,
+    template: &str,
+    to: &Party,
+    sealed: Sealed,
+) -> Planned {
+    Planned {
+        purpose,
+        template: template.to_string(),
+        party: to.id.clone(),
+        email: to.email.clone(),
+        sealed,
+    }
+}
+
+/// The alert to the Secretariat that a mail could not be delivered.
+pub fn delivery_failure_alert(
+    ctx: &Ctx,
+    item: &crate::store::outbox::OutboxItem,
+    attempts: usize,
+    response: &str,
+    now: SystemTime,
+) -> Result<Vec<Planned>> {
+    let secretariat = ctx.gw.directory.secretariat();
+    let failed = ctx.gw.directory.get(&item.recipient_party);
+    let data = crate::outbound::DeliveryFailureData {
+        gateway: ctx.gw.config.address.clone(),
+        recipient: secretariat.into(),
+        reference: None,
+        failed_recipient: failed.map(PartyView::from).unwrap_or(PartyView {
+            id: item.recipient_party.clone(),
+            name: item.recipient_party.clone(),
+            email: item.recipient_email.clone(),
+        }),
+        attempts: attempts as i64,
+        first_attempt_at: item.created_at.clone(),
+        last_error: clean_line(response, 300),
+    };
+    let sender = Sender {
+        address: &ctx.gw.config.address,
+        signer: &ctx.signer,
+        policy: &ctx.gw.policy,
+        now,
+    };
+    Ok(vec![letter(
+        ctx,
+        &sender,
+        "alert",
+        "delivery_failure",
+        secretariat,
+        &data,
+    )?])
+}
