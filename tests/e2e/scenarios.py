@@ -374,7 +374,8 @@ def operations() -> None:
         check(net.stop_gateway() == 0, "SIGTERM")
         # The write-ahead log is folded into the database at shutdown (backups copy one file).
         wal = net.dir / "net" / "secretariat" / "nfp-gateway.db-wal"
-        check(not wal.exists() or wal.stat().st_size == 0, f"the WAL holds {wal.stat().st_size} bytes after shutdown")
+        wal_size = wal.stat().st_size if wal.exists() else 0
+        check(wal_size == 0, f"the WAL holds {wal_size} bytes after shutdown")
         seen = []
         while (d := sock.recv(256)) != b"STOPPING=1":
             check(d == b"WATCHDOG=1", f"unexpected notification {d!r}")
