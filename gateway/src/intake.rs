@@ -263,17 +263,16 @@ pub async fn intake(
         (None, Some(reason)) => format!("{}: {}", reason.code(), decision.detail),
         (None, None) => String::new(),
     };
-    tx.audit(&Audit {
-        at: Some(now),
+    audit_and_queue(
+        &mut tx,
         event,
-        inbound_id: Some(inbound_id),
-        party: decision.sender.as_ref().map(|s| s.party.as_str()),
-        fingerprint: decision.sender.as_ref().map(|s| s.fingerprint.as_str()),
-        detail: &detail,
-        ..Audit::default()
-    })
+        inbound_id,
+        &decision,
+        &detail,
+        &plan.mails,
+        now,
+    )
     .await?;
-    queue(&mut tx, Some(inbound_id), &plan.mails, now).await?;
     tx.commit().await?;
     if !plan.mails.is_empty() {
         ctx.outbox_ready.notify_one();
@@ -283,6 +282,29 @@ pub async fn intake(
         accepted,
         new: true,
     })
+}
+
+/// The audit entry of a decision on a stored message, and the mail it causes.
+async fn audit_and_queue(
+    tx: &mut Tx,
+    event: &str,
+    inbound_id: i64,
+    decision: &Decision,
+    detail: &str,
+    mails: &[Planned],
+    now: SystemTime,
+) -> Result<()> {
+    tx.audit(&Audit {
+        at: Some(now),
+        event,
+        inbound_id: Some(inbound_id),
+        party: decision.sender.as_ref().map(|s| s.party.as_str()),
+        fingerprint: decision.sender.as_ref().map(|s| s.fingerprint.as_str()),
+        detail,
+        ..Audit::default()
+    })
+    .await?;
+    queue(tx, Some(inbound_id), mails, now).await
 }
 
 /// An accepted decision whose signature the store has seen before becomes a replay.

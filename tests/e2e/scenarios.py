@@ -230,6 +230,23 @@ def national_routing() -> None:
         net.close()
 
 
+def register_malta(net: Net):
+    """Adds an NFP for Malta whose key is mallory's to the directory file and
+    imports it; returns the import's completed process."""
+    directory = net.config.parent / "directory.toml"
+    directory.write_text(directory.read_text() + '''
+[[party]]
+id = "MT"
+kind = "nfp"
+state = "MT"
+name = "National Focal Point Malta"
+email = "mallory@evil.example"
+cert = "../certs/mallory.asc"
+language = "en"
+''')
+    return net.cli("directory", "import")
+
+
 def release_after_the_directory_learns_the_key() -> None:
     """A message from a sender not yet in the directory is quarantined
     (unknown_signer); the operator adds the party's certificate to the
@@ -243,18 +260,7 @@ def release_after_the_directory_learns_the_key() -> None:
         net.start_gateway()
         net.wait_mail("secretariat", 1)  # the quarantine notice
         (inbound_id,), = net.wait_rows("SELECT id FROM inbound WHERE reason = 'unknown_signer'", 1)
-        directory = net.config.parent / "directory.toml"
-        directory.write_text(directory.read_text() + '''
-[[party]]
-id = "MT"
-kind = "nfp"
-state = "MT"
-name = "National Focal Point Malta"
-email = "mallory@evil.example"
-cert = "../certs/mallory.asc"
-language = "en"
-''')
-        imported = net.cli("directory", "import")
+        imported = register_malta(net)
         check(imported.returncode == 0 and "+ MT" in imported.stdout, f"import: {imported.stdout}{imported.stderr}")
         out = net.cli("quarantine", "release", str(inbound_id))
         check(out.returncode == 0, f"release failed: {out.stdout}{out.stderr}")
@@ -466,18 +472,7 @@ def directory_changes_apply_without_restart() -> None:
         net.send(from_mallory("[REQUEST] First message"))
         net.start_gateway()
         net.wait_rows("SELECT id FROM inbound WHERE reason = 'unknown_signer'", 1)
-        directory = net.config.parent / "directory.toml"
-        directory.write_text(directory.read_text() + '''
-[[party]]
-id = "MT"
-kind = "nfp"
-state = "MT"
-name = "National Focal Point Malta"
-email = "mallory@evil.example"
-cert = "../certs/mallory.asc"
-language = "en"
-''')
-        imported = net.cli("directory", "import")
+        imported = register_malta(net)
         check(imported.returncode == 0 and "+ MT" in imported.stdout, imported.stdout + imported.stderr)
         deadline = time.time() + 15
         while "directory reloaded" not in net.log.read_text() and time.time() < deadline:

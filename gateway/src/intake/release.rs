@@ -92,17 +92,16 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
         tx.record_signature(digest, id, now).await?;
     }
     let detail = format!("{reference}: released by an operator");
-    tx.audit(&Audit {
-        at: Some(now),
-        event: "released",
-        inbound_id: Some(id),
-        party: decision.sender.as_ref().map(|s| s.party.as_str()),
-        fingerprint: decision.sender.as_ref().map(|s| s.fingerprint.as_str()),
-        detail: &detail,
-        ..Audit::default()
-    })
+    audit_and_queue(
+        &mut tx,
+        "released",
+        id,
+        &decision,
+        &detail,
+        &plan.mails,
+        now,
+    )
     .await?;
-    queue(&mut tx, Some(id), &plan.mails, now).await?;
     tx.commit().await?;
     Ok(decision)
 }
