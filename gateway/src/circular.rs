@@ -13,7 +13,6 @@ use anyhow::{Context, Result};
 use crate::config::Role;
 use crate::directory::PartyKind;
 use crate::intake::{self, Ctx, Planned};
-use crate::outbound::compose::Sender;
 use crate::outbound::{DirectoryCircularData, PartyChanges, PartyView, Undelivered};
 use crate::store::directory::PendingVersion;
 
@@ -110,12 +109,7 @@ fn compose(
     now: SystemTime,
 ) -> Result<Vec<Planned>> {
     let gw = &ctx.gw;
-    let sender = Sender {
-        address: &gw.config.address,
-        signer: &ctx.signer,
-        policy: &gw.policy,
-        now,
-    };
+    let sender = ctx.sender(now);
     let data = |recipient: PartyView, undelivered: Vec<Undelivered>| DirectoryCircularData {
         gateway: gw.config.address.clone(),
         recipient,
@@ -214,12 +208,7 @@ pub async fn send(
         let (ctx, template, fields) = (ctx.clone(), template.to_string(), fields.clone());
         tokio::task::spawn_blocking(move || -> Result<(Vec<Planned>, Vec<Preview>)> {
             let gw = &ctx.gw;
-            let sender = Sender {
-                address: &gw.config.address,
-                signer: &ctx.signer,
-                policy: &gw.policy,
-                now,
-            };
+            let sender = ctx.sender(now);
             let mut mails = Vec::new();
             let mut previews = Vec::new();
             let mut undelivered: Vec<Undelivered> = Vec::new();

@@ -74,6 +74,16 @@ impl Ctx {
         })
     }
 
+    /// The gateway as the signer and From of the mail it composes at `now`.
+    pub fn sender(&self, now: SystemTime) -> Sender<'_> {
+        Sender {
+            address: &self.gw.config.address,
+            signer: &self.signer,
+            policy: &self.gw.policy,
+            now,
+        }
+    }
+
     /// The same context with another directory (after `directory import`
     /// or a contact update): the gateway's key, rules and policy are read
     /// again, the templates, store and outbox wake-up are shared.
@@ -380,12 +390,7 @@ fn plan(
         Some(_) => "mime",
         None => "",
     };
-    let sender = Sender {
-        address: &gw.config.address,
-        signer: &ctx.signer,
-        policy: &gw.policy,
-        now,
-    };
+    let sender = ctx.sender(now);
     let mut mails = Vec::new();
     match (decision.verdict, reference, content) {
         (Verdict::Accepted, Some(reference), Some(content)) => {

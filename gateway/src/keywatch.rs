@@ -12,7 +12,6 @@ use sequoia_openpgp::Cert;
 
 use crate::intake::{self, Ctx};
 use crate::openpgp::seal;
-use crate::outbound::compose::Sender;
 use crate::outbound::{KeyExpiryReportData, KeyExpiryWarningData, KeyStatus};
 
 /// When mail can no longer be encrypted to `cert`: the primary key's
@@ -90,12 +89,7 @@ fn compose(ctx: &Ctx, now: SystemTime) -> Result<Vec<intake::Planned>> {
             keys.push(status);
         }
     }
-    let sender = Sender {
-        address: &gw.config.address,
-        signer: &ctx.signer,
-        policy: &gw.policy,
-        now,
-    };
+    let sender = ctx.sender(now);
     let mut mails = Vec::new();
     for key in keys.iter().filter(|k| !k.unusable) {
         let Some(party) = gw.directory.get(&key.party.id) else {

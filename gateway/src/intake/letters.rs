@@ -384,12 +384,7 @@ pub fn delivery_failure_alert(
         first_attempt_at: item.created_at.clone(),
         last_error: clean_line(response, 300),
     };
-    let sender = Sender {
-        address: &ctx.gw.config.address,
-        signer: &ctx.signer,
-        policy: &ctx.gw.policy,
-        now,
-    };
+    let sender = ctx.sender(now);
     Ok(vec![letter(
         ctx,
         &sender,

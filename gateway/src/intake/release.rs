@@ -130,12 +130,7 @@ pub async fn recompose_held(ctx: &Arc<Ctx>) -> Result<usize> {
             tokio::task::spawn_blocking(move || -> Result<Option<Planned>> {
                 let decision: Decision =
                     serde_json::from_str(&stored.decision).context("Reading a stored decision")?;
-                let sender = Sender {
-                    address: &ctx.gw.config.address,
-                    signer: &ctx.signer,
-                    policy: &ctx.gw.policy,
-                    now,
-                };
+                let sender = ctx.sender(now);
                 match item.purpose.as_str() {
                     "forward" => {
                         let Some(hop) = decision
