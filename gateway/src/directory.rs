@@ -126,7 +126,13 @@ impl Directory {
     pub fn load(path: &Path) -> Result<Directory> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("Reading the directory {}", path.display()))?;
-        let raw: RawDirectory = toml::from_str(&text)
+        Directory::parse(&text, path)
+    }
+
+    /// Parses directory text as if read from `path`; the certificates and
+    /// organigrams it names are read from `path`'s folder.
+    pub fn parse(text: &str, path: &Path) -> Result<Directory> {
+        let raw: RawDirectory = toml::from_str(text)
             .with_context(|| format!("Parsing the directory {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut parties = Vec::with_capacity(raw.party.len());
@@ -253,6 +259,29 @@ impl Directory {
     }
 }
 
+/// A certificate is a few KiB; a file this large is a mistake, not a key.
+const MAX_CERTIFICATE_SIZE: u64 = 1 << 20;
+
+/// Reads a regular file of at most `limit` bytes (a directory file that names
+/// `/dev/zero` or a huge file gets an error, not a hang).
+fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    // stat before open: opening a FIFO would block.
+    let meta = std::fs::metadata(path).with_context(|| format!("Reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("Reading {}", path.display()))?;
+    let mut data = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut data)
+        .with_context(|| format!("Reading {}", path.display()))?;
+    if data.len() as u64 > limit {
+        bail!("{} is larger than {limit} bytes", path.display());
+    }
+    Ok(data)
+}
+
 impl Party {
     /// A party from the directory file: its certificate and organigram files
     /// are read from the file's folder (documents go to `documents`).
@@ -262,22 +291,13 @@ impl Party {
         documents: &mut HashMap<String, Vec<u8>>,
     ) -> Result<Party> {
         let cert_path = base.join(&p.cert);
-        let cert = Cert::from_file(&cert_path)
+        let cert = Cert::from_bytes(&read_capped(&cert_path, MAX_CERTIFICATE_SIZE)?)
             .with_context(|| format!("Reading the certificate {}", cert_path.display()))?;
         let mut organigram = Vec::new();
         for file in &p.organigram {
             let path = base.join(file);
-            let size = std::fs::metadata(&path)
-                .with_context(|| format!("Reading {}", path.display()))?
-                .len();
-            if size > MAX_DOCUMENT_SIZE {
-                bail!(
-                    "{} is larger than {MAX_DOCUMENT_SIZE} bytes",
-                    path.display()
-                );
-            }
-            let data =
-                std::fs::read(&path).with_context(|| format!("Reading {}", path.display()))?;
+            let data = read_capped(&path, MAX_DOCUMENT_SIZE)?;
+            let size = data.len() as u64;
             let sha256 = crate::store::sha256_hex(&data);
             let name = path
                 .file_name()

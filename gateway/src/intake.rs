@@ -479,7 +479,7 @@ pub async fn queue(
 }
 
 /// (Message-ID, From address) as the envelope states them, unauthenticated.
-fn envelope_of(raw: &[u8]) -> (String, String) {
+pub(crate) fn envelope_of(raw: &[u8]) -> (String, String) {
     let Some(msg) = mail_parser::MessageParser::default().parse_headers(raw) else {
         return Default::default();
     };

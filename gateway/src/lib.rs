@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod directory;
+pub mod fuzz;
 pub mod intake;
 pub mod keywatch;
 pub mod mailbox;

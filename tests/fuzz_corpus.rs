@@ -1,0 +1,70 @@
+//! The fuzz corpus as a regression test: every committed input of every
+//! cargo-fuzz target (`fuzz/seeds/`, the minimised `fuzz/corpus/` and the
+//! crashes the fuzzer found, `fuzz/regressions/`) runs through the same entry
+//! point as in `fuzz/fuzz_targets/`. The fuzzer itself runs in `fuzz/run.sh`,
+//! not in CI.
+
+use std::path::{Path, PathBuf};
+
+use nfp_gateway::check::{judge, Gateway, MemoryReplayGuard, Verdict};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for set in ["seeds", "corpus", "regressions"] {
+        let Ok(dir) = std::fs::read_dir(fuzz_dir().join(set).join(target)) else {
+            continue;
+        };
+        for entry in dir {
+            let path = entry.expect("a readable corpus folder").path();
+            if path.is_file() {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn every_corpus_input_passes_its_target() {
+    nfp_gateway::fuzz::panic_policy();
+    for (target, run) in nfp_gateway::fuzz::TARGETS {
+        let files = inputs(target);
+        assert!(!files.is_empty(), "fuzz/seeds/{target} has seeds");
+        for file in &files {
+            let data = std::fs::read(file).expect("a readable corpus file");
+            run(&data);
+        }
+        eprintln!("{target}: {} inputs", files.len());
+    }
+}
+
+/// The seeds reach past decryption and verification in the fuzzing world:
+/// without that the check target would only ever fuzz refusals.
+#[test]
+fn the_check_seeds_are_accepted_at_the_fuzzing_clock() {
+    let gw = Gateway::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/gateway.toml"))
+        .expect("the demo network loads");
+    let now = chrono::DateTime::parse_from_rfc3339(nfp_gateway::fuzz::NOW)
+        .unwrap()
+        .into();
+    let mut accepted = Vec::new();
+    for file in std::fs::read_dir(fuzz_dir().join("seeds/check")).unwrap() {
+        let path = file.unwrap().path();
+        let raw = std::fs::read(&path).unwrap();
+        let d = judge(&gw, &raw, now, &mut MemoryReplayGuard::default());
+        if d.verdict == Verdict::Accepted {
+            accepted.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    accepted.sort();
+    assert!(
+        accepted.len() >= 6,
+        "only {accepted:?} of the check seeds are accepted at {}",
+        nfp_gateway::fuzz::NOW
+    );
+}
