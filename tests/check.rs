@@ -15,8 +15,8 @@ use serde_json::Value;
 use common::{fixtures, run_check};
 
 /// Each manifest case: the decision printed for the case's file matches
-/// every expectation the generator wrote down, and the exit status matches
-/// the verdict.
+/// every expectation the generator wrote down, contains none of the case's
+/// `absent` strings, and the exit status matches the verdict.
 #[test]
 fn every_fixture_gets_its_expected_decision() {
     let fx = fixtures();
@@ -36,6 +36,15 @@ fn every_fixture_gets_its_expected_decision() {
             let got = project(decision, key);
             if got != *want {
                 wrong.push(format!("{key}: want {want}, got {got}"));
+            }
+        }
+        // What an unauthenticated header or an injected line must never
+        // become: any part of the decision.
+        let printed = decision.to_string();
+        for absent in case["absent"].as_array().into_iter().flatten() {
+            let absent = absent.as_str().unwrap();
+            if printed.contains(absent) {
+                wrong.push(format!("the decision contains {absent:?}"));
             }
         }
         let want_status = if expect["verdict"] == "accepted" && status_all_accepted(&decisions) {
