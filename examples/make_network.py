@@ -267,6 +267,11 @@ database = "sqlite://nfp-gateway.db"
 # acknowledgement, quarantine_notice, delivery_failure, no_usable_key.
 # templates = "templates"
 
+# At most one quarantine digest per this period: it lists, by reason and by
+# envelope sender, the quarantined messages beyond the notice budget of
+# [limits]. Default "1h".
+quarantine-digest = "1h"
+
 [policy]
 # The window around now in which a signature must be dated: older is
 # stale_signature (and beyond the replay memory's horizon), newer is clock
@@ -281,6 +286,16 @@ max-message-size = 33554432    # the raw message as received; default 32 MiB
 max-decrypted-size = 67108864  # decrypted content after decompression; default 64 MiB
 max-mime-depth = 20            # nesting of MIME parts, outer or inner; default 20
 max-mime-parts = 500           # number of MIME parts, outer or inner; default 500
+# Hourly limits of the daemon, counted from its store (they hold across
+# restarts). Accepted messages beyond a party's or the network's limit are
+# quarantined as `rate_limited`; `quarantine release` overrides the limit.
+sender-messages-per-hour = 120  # accepted messages of one party; default 120
+messages-per-hour = 2000        # accepted messages of all parties; default 2000
+# A quarantined message gets its own notice to the Secretariat only within
+# these budgets; beyond them it waits for the quarantine digest (below), so
+# that a storm of forged mail costs a few notices and one digest.
+notices-per-hour = 10           # quarantine notices in all; default 10
+notices-per-sender-per-hour = 3 # about mail claiming one envelope sender; default 3
 
 # ---------------------------------------------------------------------------
 # The daemon, `nfp-gateway run`: it requires the sections [imap] and [smtp],

@@ -110,9 +110,12 @@ fn every_reason_code_has_a_fixture() {
         .iter()
         .filter_map(|c| c["expect"]["reason"].as_str())
         .collect();
+    // rate_limited needs the store's history: `check` never decides it; the
+    // daemon scenario `storm_of_forgeries_and_rate_limits` proves it.
     let all: BTreeSet<&str> = nfp_gateway::reason::Reason::ALL
         .iter()
         .map(|r| r.code())
+        .filter(|&c| c != "rate_limited")
         .collect();
     let missing: Vec<_> = all.difference(&covered).collect();
     assert!(

@@ -67,4 +67,5 @@ scenarios!(
     smtp_down_then_back,
     imap_cut_mid_fetch,
     imap_cut_mid_idle,
+    storm_of_forgeries_and_rate_limits,
 );

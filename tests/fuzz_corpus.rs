@@ -36,7 +36,10 @@ fn every_corpus_input_passes_its_target() {
         let files = inputs(target);
         assert!(!files.is_empty(), "fuzz/seeds/{target} has seeds");
         for file in &files {
-            let data = std::fs::read(file).expect("a readable corpus file");
+            // (A fuzzer running beside the test may remove files it reduced.)
+            let Ok(data) = std::fs::read(file) else {
+                continue;
+            };
             run(&data);
         }
         eprintln!("{target}: {} inputs", files.len());

@@ -150,6 +150,16 @@ impl Decision {
         d
     }
 
+    /// An accepted decision beyond the hourly limits becomes `rate_limited`;
+    /// who signed it stays known (it was authenticated).
+    pub fn into_rate_limited(self, why: String) -> Decision {
+        let mut d = Decision::quarantined(Rejection::new(Reason::RateLimited, why));
+        d.sender = self.sender;
+        d.signed_at = self.signed_at;
+        d.signature_digest = self.signature_digest;
+        d
+    }
+
     /// A refusal, with nothing else said about the message.
     pub fn quarantined(r: Rejection) -> Decision {
         Decision {

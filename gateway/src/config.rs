@@ -35,6 +35,8 @@ struct RawConfig {
     circular_quiet_period: Duration,
     #[serde(with = "humantime_serde", default = "default_key_warning")]
     key_expiry_warning: Duration,
+    #[serde(with = "humantime_serde", default = "default_digest")]
+    quarantine_digest: Duration,
     #[serde(default = "default_true")]
     key_expiry_watch: bool,
     #[serde(default)]
@@ -141,6 +143,9 @@ fn default_key_warning() -> Duration {
 fn default_quiet() -> Duration {
     Duration::from_secs(10 * 60)
 }
+fn default_digest() -> Duration {
+    Duration::from_secs(60 * 60)
+}
 fn default_overlap() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
 }
@@ -199,6 +204,16 @@ pub struct Limits {
     pub max_mime_depth: usize,
     /// Number of MIME parts, outer or inner.
     pub max_mime_parts: usize,
+    /// Accepted messages one party may send in any hour; beyond, the daemon
+    /// quarantines them as `rate_limited` (an operator may release them).
+    pub sender_messages_per_hour: u32,
+    /// Accepted messages of all parties together in any hour; the same.
+    pub messages_per_hour: u32,
+    /// Quarantine notices (one mail to the Secretariat per quarantined
+    /// message) in any hour; further quarantines wait for the digest.
+    pub notices_per_hour: u32,
+    /// Quarantine notices about mail claiming one envelope sender, in any hour.
+    pub notices_per_sender_per_hour: u32,
 }
 
 impl Default for Limits {
@@ -208,6 +223,10 @@ impl Default for Limits {
             max_decrypted_size: 64 << 20,
             max_mime_depth: 20,
             max_mime_parts: 500,
+            sender_messages_per_hour: 120,
+            messages_per_hour: 2000,
+            notices_per_hour: 10,
+            notices_per_sender_per_hour: 3,
         }
     }
 }
@@ -232,6 +251,9 @@ pub struct Config {
     /// How long the directory must stay unchanged before a circular announces
     /// the changes (changes close together share one circular).
     pub circular_quiet_period: Duration,
+    /// At most one quarantine digest per this period: it lists the
+    /// quarantined messages that got no notice of their own.
+    pub quarantine_digest: Duration,
     /// How long before a party's certificate expires the daily watch warns.
     pub key_expiry_warning: Duration,
     /// Whether the daemon runs the daily key-expiry watch.
@@ -302,6 +324,7 @@ impl Config {
             certificate_overlap: raw.certificate_overlap,
             circular_quiet_period: raw.circular_quiet_period,
             key_expiry_warning: raw.key_expiry_warning,
+            quarantine_digest: raw.quarantine_digest,
             key_expiry_watch: raw.key_expiry_watch,
             policy: raw.policy,
             limits: raw.limits,

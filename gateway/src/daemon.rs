@@ -458,7 +458,8 @@ async fn watch_directory(shared: Shared, cancel: CancellationToken) {
 }
 
 /// Sends a circular when directory changes have waited out the quiet
-/// period, and runs the daily key-expiry watch.
+/// period, the quarantine digest when one is due, and runs the daily
+/// key-expiry watch.
 async fn announce_changes(shared: Shared, cancel: CancellationToken) {
     loop {
         tokio::select! {
@@ -467,6 +468,9 @@ async fn announce_changes(shared: Shared, cancel: CancellationToken) {
         }
         if let Err(e) = crate::circular::announce_due(&shared.get(), SystemTime::now()).await {
             tracing::error!(error = %format!("{e:#}"), "a directory circular could not be queued");
+        }
+        if let Err(e) = crate::intake::digest_due(&shared.get(), SystemTime::now()).await {
+            tracing::error!(error = %format!("{e:#}"), "a quarantine digest could not be queued");
         }
         match crate::keywatch::run_daily(&shared.get(), SystemTime::now()).await {
             Ok(true) => tracing::info!("key-expiry watch done for today"),

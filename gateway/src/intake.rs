@@ -33,6 +33,7 @@ use crate::store::outbox::NewOutbox;
 use crate::store::{Audit, Store, Tx};
 
 mod letters;
+mod limits;
 mod release;
 mod update;
 
@@ -40,6 +41,7 @@ pub(crate) use letters::letter;
 use letters::{accepted_mail, acknowledgement_mail, forward_mail, no_key_alert, quarantine_notice};
 pub use letters::{delivery_failure_alert, Planned};
 pub use release::{recompose_held, release};
+pub use limits::digest_due;
 use update::contact_update;
 pub use update::UpdateOutcome;
 
@@ -163,6 +165,7 @@ pub async fn intake(
         })
     };
     let (judgement, raw) = judged.await.context("The judgement task failed")?;
+    let envelope = envelope_of(&raw);
     let Judgement {
         mut decision,
         content,
@@ -170,6 +173,8 @@ pub async fn intake(
 
     let mut tx = ctx.store.begin().await?;
     decision = withdraw_replay(&mut tx, decision).await?;
+    decision = limits::rate_limit(&mut tx, &ctx.gw.config.limits, decision, now).await?;
+    let notice = limits::notice(&mut tx, &ctx.gw.config.limits, &decision, &envelope.1, now).await?;
     let accepted = decision.verdict == Verdict::Accepted;
     let content = content.filter(|_| accepted);
     if accepted && decision.kind == Some(Kind::InformationReply) {
@@ -210,6 +215,7 @@ pub async fn intake(
                 reference.as_deref(),
                 content,
                 update.as_ref(),
+                notice == limits::NOTICE,
                 raw,
                 oversize,
                 now,
@@ -218,7 +224,6 @@ pub async fn intake(
     };
     let plan = planned.await.context("The composing task failed")??;
 
-    let envelope = envelope_of(&plan.raw_head);
     tx.insert_inbound(&NewInbound {
         id: inbound_id,
         received_at: now,
@@ -234,6 +239,7 @@ pub async fn intake(
         reference: reference.as_deref(),
         content_enc: plan.content_enc.as_deref(),
         content_form: plan.content_form,
+        notice,
     })
     .await?;
     if accepted {
@@ -356,7 +362,6 @@ pub async fn queue_and_commit(
 struct Plan {
     raw_enc: Vec<u8>,
     raw_len: usize,
-    raw_head: Vec<u8>,
     content_enc: Option<Vec<u8>>,
     content_form: &'static str,
     mails: Vec<Planned>,
@@ -371,6 +376,7 @@ fn plan(
     reference: Option<&str>,
     content: Option<check::SignedContent>,
     update: Option<&UpdateOutcome>,
+    notify: bool,
     raw: Vec<u8>,
     oversize: Option<usize>,
     now: SystemTime,
@@ -396,15 +402,14 @@ fn plan(
         (Verdict::Accepted, Some(reference), Some(content)) => {
             mails = accepted_mail(ctx, &sender, decision, reference, &content, update, now)?;
         }
-        _ => {
-            // Automatic mail is never answered, and never announced one by one:
-            // a storm of it must not become a storm of notices.
-            if decision.reason != Some(Reason::Loop) {
-                mails.push(quarantine_notice(
-                    ctx, &sender, inbound_id, decision, &raw, oversize, now,
-                )?);
-            }
+        // Within the hour's notice budget (limits::notice); beyond it, the
+        // quarantine waits for the digest, and automatic mail never gets one.
+        _ if notify => {
+            mails.push(quarantine_notice(
+                ctx, &sender, inbound_id, decision, &raw, oversize, now,
+            )?);
         }
+        _ => {}
     }
     let mut alerts = Vec::new();
     for m in &mails {
@@ -415,14 +420,9 @@ fn plan(
         }
     }
     mails.extend(alerts);
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(raw.len().min(64 * 1024));
     Ok(Plan {
         raw_enc,
         raw_len: raw.len(),
-        raw_head: raw[..head_end].to_vec(),
         content_enc,
         content_form,
         mails,

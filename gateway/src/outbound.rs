@@ -109,6 +109,35 @@ pub struct QuarantineNoticeData {
     pub size: usize,
 }
 
+/// `quarantine_digest`: to the Secretariat, at most once per period, about
+/// the quarantined messages beyond the hour's notice budget. Counts and
+/// envelope senders as seen; nothing from the messages themselves.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineDigestData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    pub since: String,
+    pub until: String,
+    pub count: usize,
+    /// Per reason code: the code, its fixed explanation, how many.
+    pub by_reason: Vec<DigestLine>,
+    /// Per envelope sender (unverified), most first.
+    pub by_sender: Vec<DigestLine>,
+    /// Envelope senders beyond those listed.
+    pub more_senders: usize,
+    /// The inbound ids the digest covers.
+    pub first_id: i64,
+    pub last_id: i64,
+}
+
+/// One counted line of a digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct DigestLine {
+    pub label: String,
+    pub text: String,
+    pub count: usize,
+}
+
 /// `delivery_failure`: to the Secretariat when a mail could not be delivered.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryFailureData {

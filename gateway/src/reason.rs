@@ -44,11 +44,15 @@ pub enum Reason {
     Loop,
     /// A contact update for another party's entry: a party may change only its own.
     ForeignUpdate,
+    /// The sender, or the network as a whole, sent more messages in the
+    /// last hour than the daemon's limits allow (never from `check`, which
+    /// judges one message without history).
+    RateLimited,
 }
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::NotEncrypted,
         Reason::NotSigned,
         Reason::BadSignature,
@@ -65,6 +69,7 @@ impl Reason {
         Reason::NotForUs,
         Reason::Loop,
         Reason::ForeignUpdate,
+        Reason::RateLimited,
     ];
 
     /// The stable code, as printed in JSON and stored.
@@ -86,6 +91,7 @@ impl Reason {
             Reason::NotForUs => "not_for_us",
             Reason::Loop => "loop",
             Reason::ForeignUpdate => "foreign_update",
+            Reason::RateLimited => "rate_limited",
         }
     }
 }
@@ -111,6 +117,7 @@ impl Reason {
             Reason::NotForUs => "the message was not encrypted to, or not signed for, the gateway",
             Reason::Loop => "the message was an automatic reply, bounce or report",
             Reason::ForeignUpdate => "the contact update was for another party's entry",
+            Reason::RateLimited => "the sender or the network exceeded the hourly message limit",
         }
     }
 }

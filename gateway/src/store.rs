@@ -9,6 +9,7 @@
 
 pub mod directory;
 pub mod inbound;
+pub mod limits;
 pub mod outbox;
 
 use std::str::FromStr;

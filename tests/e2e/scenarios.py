@@ -673,6 +673,7 @@ def unreadable_contact_update() -> None:
 
 
 import resilience  # noqa: E402  (crash, SMTP and IMAP failure scenarios)
+import storms  # noqa: E402  (storms of hostile mail, rate limits)
 
 SCENARIOS = {
     f.__name__: f
@@ -697,6 +698,7 @@ SCENARIOS = {
         certificate_rotation_and_refresh,
         unreadable_contact_update,
         *resilience.SCENARIOS,
+        *storms.SCENARIOS,
     ]
 }
 

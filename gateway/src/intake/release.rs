@@ -72,6 +72,7 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
                 Some(&reference),
                 content,
                 None,
+                false,
                 raw,
                 None,
                 now,

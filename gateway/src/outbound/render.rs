@@ -21,7 +21,7 @@ mod embedded {
 }
 
 /// Every template the gateway renders.
-pub const NAMES: [&str; 17] = [
+pub const NAMES: [&str; 18] = [
     "forward_assistance_request",
     "forward_best_practice",
     "forward_contact_update",
@@ -31,6 +31,7 @@ pub const NAMES: [&str; 17] = [
     "forward_unclassified",
     "acknowledgement",
     "quarantine_notice",
+    "quarantine_digest",
     "delivery_failure",
     "no_usable_key",
     "contact_update_applied",
@@ -213,6 +214,29 @@ mod tests {
                     size: 12345,
                 })),
                 "unknown_signer",
+            ),
+            "quarantine_digest" => (
+                v(serde_json::to_value(QuarantineDigestData {
+                    gateway,
+                    recipient: party("secretariat", "OSCE Secretariat"),
+                    since: "2026-11-26T10:00:00Z".into(),
+                    until: "2026-11-26T11:00:00Z".into(),
+                    count: 997,
+                    by_reason: vec![DigestLine {
+                        label: "sender_mismatch".into(),
+                        text: "the From address does not belong to the signer".into(),
+                        count: 997,
+                    }],
+                    by_sender: vec![DigestLine {
+                        label: "nfp@interieur.fr.example".into(),
+                        text: String::new(),
+                        count: 997,
+                    }],
+                    more_senders: 0,
+                    first_id: 4,
+                    last_id: 1000,
+                })),
+                "997",
             ),
             "delivery_failure" => (
                 v(serde_json::to_value(DeliveryFailureData {

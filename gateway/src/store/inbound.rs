@@ -27,6 +27,8 @@ pub struct NewInbound<'a> {
     pub content_enc: Option<&'a [u8]>,
     /// "mime", "inline", or "" without content.
     pub content_form: &'a str,
+    /// How the Secretariat learns of a quarantine (see migration 0004).
+    pub notice: &'a str,
 }
 
 /// A stored message, as the daemon needs to know it.
@@ -91,8 +93,8 @@ impl Tx {
         };
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO inbound (id, received_at, imap_folder, imap_uidvalidity, imap_uid, raw_sha256,
-                 raw_size, raw_enc, message_id, envelope_from, verdict, decision)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}')
+                 raw_size, raw_enc, message_id, envelope_from, verdict, decision, notice)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}', $12)
              RETURNING id",
         )
         .bind(m.id)
@@ -106,6 +108,7 @@ impl Tx {
         .bind(m.message_id)
         .bind(m.envelope_from)
         .bind(verdict)
+        .bind(m.notice)
         .fetch_one(&mut *self.tx)
         .await
         .context("Storing an inbound message")?;
