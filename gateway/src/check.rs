@@ -334,6 +334,12 @@ fn signed_content(
     match envelope.form {
         outer::Form::Inline => match decrypted.signer {
             Some(signer) => {
+                if openpgp::is_openpgp_message(&decrypted.plaintext) {
+                    return reject(
+                        Reason::Structure,
+                        "an OpenPGP message inside the signed inline text",
+                    );
+                }
                 let content = inner::inline_content(&decrypted.plaintext);
                 Ok((signer, content, decrypted.plaintext))
             }

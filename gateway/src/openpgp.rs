@@ -432,6 +432,22 @@ impl Helper<'_, '_> {
             }
             Err(VerificationError::BadSignature { sig, error, .. }) => {
                 in_window(v, sig)?;
+                // Sequoia refuses a signature whose intended recipients do not
+                // name us as a bad one; it is a message signed for others.
+                let own = v.key.cert.fingerprint();
+                if sig.intended_recipients().next().is_some()
+                    && !sig.intended_recipients().any(|r| *r == own)
+                {
+                    let named: Vec<String> =
+                        sig.intended_recipients().map(|r| r.to_hex()).collect();
+                    return reject(
+                        Reason::NotForUs,
+                        format!(
+                            "signed for other recipients ({}), then re-encrypted to the gateway",
+                            named.join(", ")
+                        ),
+                    );
+                }
                 reject(
                     Reason::BadSignature,
                     format!("the signature does not verify, or the policy refuses it: {error}"),
@@ -447,6 +463,42 @@ impl Helper<'_, '_> {
             Err(e) => reject(Reason::BadSignature, format!("{e}")),
         }
     }
+}
+
+/// Whether `data` is itself an OpenPGP message, armored or binary (a signed
+/// or encrypted message inside the plaintext: a notarization, a nested
+/// layer, someone else's signed text passed off as one's own content).
+pub fn is_openpgp_message(data: &[u8]) -> bool {
+    const ARMOR: [&[u8]; 2] = [
+        b"-----BEGIN PGP MESSAGE-----",
+        b"-----BEGIN PGP SIGNED MESSAGE-----",
+    ];
+    if ARMOR
+        .iter()
+        .any(|m| data.windows(m.len()).any(|w| w == *m))
+    {
+        return true;
+    }
+    let start = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(data.len());
+    let data = &data[start..];
+    // A binary packet's first byte has its high bit set; text never starts so
+    // unless it is UTF-8 beyond ASCII, which the packet parser then refuses.
+    if data.first().is_none_or(|b| b & 0x80 == 0) {
+        return false;
+    }
+    use openpgp::parse::{PacketParser, PacketParserResult};
+    use openpgp::Packet;
+    matches!(
+        PacketParser::from_bytes(data),
+        Ok(PacketParserResult::Some(pp)) if matches!(
+            pp.packet,
+            Packet::PKESK(_) | Packet::SKESK(_) | Packet::OnePassSig(_) | Packet::Signature(_)
+                | Packet::CompressedData(_) | Packet::Literal(_) | Packet::SEIP(_)
+        )
+    )
 }
 
 /// The signer's certificate and signing key must be usable now, not only when it signed.

@@ -46,9 +46,17 @@ pub struct Content {
     pub has_vcard: bool,
 }
 
-/// Parses a decrypted MIME entity and checks it against the limits.
+/// Parses a decrypted MIME entity and checks it against the limits. It must
+/// declare its Content-Type, as every PGP/MIME client writes it: bytes
+/// without MIME headers (another OpenPGP message, say) are not an entity.
 pub fn parse_entity<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Rejection> {
     let msg = parse(bytes)?;
+    if msg.root_part().content_type().is_none() {
+        return reject(
+            Reason::Structure,
+            "the decrypted content is not a MIME entity (no Content-Type)",
+        );
+    }
     check_tree(&msg, limits)?;
     Ok(msg)
 }
@@ -255,9 +263,7 @@ pub fn refuse_nested_openpgp(msg: &Message<'_>) -> Result<(), Rejection> {
         }
         if matches!(part.body, PartType::Text(_)) {
             let text = part.text_contents().unwrap_or("");
-            if text.contains("-----BEGIN PGP MESSAGE-----")
-                || text.contains("-----BEGIN PGP SIGNED MESSAGE-----")
-            {
+            if crate::openpgp::is_openpgp_message(text.as_bytes()) {
                 return reject(
                     Reason::Structure,
                     "an armored OpenPGP message inside the encrypted content",
