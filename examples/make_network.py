@@ -286,6 +286,7 @@ max-message-size = 33554432    # the raw message as received; default 32 MiB
 max-decrypted-size = 67108864  # decrypted content after decompression; default 64 MiB
 max-mime-depth = 20            # nesting of MIME parts, outer or inner; default 20
 max-mime-parts = 500           # number of MIME parts, outer or inner; default 500
+max-header-size = 102400       # one part's header section (Postfix's header_size_limit); default 100 KiB
 # Hourly limits of the daemon, counted from its store (they hold across
 # restarts). Accepted messages beyond a party's or the network's limit are
 # quarantined as `rate_limited`; `quarantine release` overrides the limit.

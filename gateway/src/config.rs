@@ -204,6 +204,8 @@ pub struct Limits {
     pub max_mime_depth: usize,
     /// Number of MIME parts, outer or inner.
     pub max_mime_parts: usize,
+    /// Bytes of one part's header section (Postfix's `header_size_limit`).
+    pub max_header_size: usize,
     /// Accepted messages one party may send in any hour; beyond, the daemon
     /// quarantines them as `rate_limited` (an operator may release them).
     pub sender_messages_per_hour: u32,
@@ -223,6 +225,7 @@ impl Default for Limits {
             max_decrypted_size: 64 << 20,
             max_mime_depth: 20,
             max_mime_parts: 500,
+            max_header_size: 100 << 10,
             sender_messages_per_hour: 120,
             messages_per_hour: 2000,
             notices_per_hour: 10,

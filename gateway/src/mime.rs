@@ -56,7 +56,7 @@ pub fn mime_type(part: &MessagePart<'_>) -> String {
     }
 }
 
-/// Checks a parsed message against the depth and part-count limits.
+/// Checks a parsed message against the depth, part-count and header-size limits.
 ///
 /// mail-parser keeps nested `message/rfc822` parts as messages of their own:
 /// they count towards both limits.
@@ -81,6 +81,18 @@ pub fn check_tree(msg: &Message<'_>, limits: &Limits) -> Result<(), Rejection> {
         let Some(part) = m.parts.get(idx) else {
             continue;
         };
+        let header = part
+            .raw_body_offset()
+            .saturating_sub(part.raw_header_offset()) as usize;
+        if header > limits.max_header_size {
+            return reject(
+                Reason::Limits,
+                format!(
+                    "a header section of {header} bytes (more than {})",
+                    limits.max_header_size
+                ),
+            );
+        }
         match &part.body {
             PartType::Multipart(children) => {
                 stack.extend(children.iter().map(|&c| (m, c as usize, depth + 1)));

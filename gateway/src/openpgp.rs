@@ -12,7 +12,7 @@
 
 pub mod seal;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Read;
 use std::time::{Duration, SystemTime};
 
@@ -107,10 +107,14 @@ enum Decryption {
     Done,
 }
 
+/// The session key that opened the message, for a second look after an error.
+type Opened = RefCell<Option<(Option<SymmetricAlgorithm>, SessionKey)>>;
+
 struct Helper<'v, 'a> {
     v: &'v Verifier<'a>,
     /// Shared with the caller: Sequoia consumes the helper when it fails early.
     decryption: &'v Cell<Decryption>,
+    opened: &'v Opened,
     outcome: Option<Result<Option<Signer>, Rejection>>,
     expect_encryption: bool,
 }
@@ -118,10 +122,25 @@ struct Helper<'v, 'a> {
 /// Decrypts and verifies an OpenPGP message (armored or binary).
 pub fn decrypt(v: &Verifier<'_>, ciphertext: &[u8]) -> Result<Decrypted, Rejection> {
     let state = Cell::new(Decryption::NotAttempted);
+    let opened = Opened::default();
     // Sequoia 2.4 panics on some truncated SEIPDv1 packets (an `unwrap` in
     // its parser, found by our property test): a panic is a refusal too.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decrypt_unguarded(v, ciphertext, &state)
+        decrypt_unguarded(v, ciphertext, &state, &opened).map_err(|r| {
+            // Sequoia stops descending into compressed packets 16 levels
+            // down and then finds no literal data: a compression quine or
+            // recursion, which is a resource limit, not a corrupt message.
+            if matches!(r.reason, Reason::IntegrityFailure | Reason::Malformed)
+                && compression_too_deep(ciphertext, opened.borrow().as_ref())
+            {
+                Rejection::new(
+                    Reason::Limits,
+                    format!("compressed packets nested {MAX_COMPRESSION_DEPTH} or more levels deep"),
+                )
+            } else {
+                r
+            }
+        })
     }));
     outcome.unwrap_or_else(|_| {
         Err(match state.get() {
@@ -137,14 +156,55 @@ pub fn decrypt(v: &Verifier<'_>, ciphertext: &[u8]) -> Result<Decrypted, Rejecti
     })
 }
 
+/// Sequoia's parser recurses at most 16 levels; the encryption is one.
+const MAX_COMPRESSION_DEPTH: usize = 16;
+
+/// Whether the message nests compressed packets `MAX_COMPRESSION_DEPTH`
+/// deep along its first branch (decrypting with the session key, if any);
+/// reads no content beyond the packet headers.
+fn compression_too_deep(
+    data: &[u8],
+    opened: Option<&(Option<SymmetricAlgorithm>, SessionKey)>,
+) -> bool {
+    use openpgp::parse::{PacketParser, PacketParserResult};
+    use openpgp::Packet;
+    let Ok(mut ppr) = PacketParser::from_bytes(data) else {
+        return false;
+    };
+    let mut depth = 0;
+    while let PacketParserResult::Some(mut pp) = ppr {
+        match &pp.packet {
+            Packet::PKESK(_) | Packet::SKESK(_) | Packet::Marker(_) => {}
+            Packet::SEIP(_) => match opened {
+                Some((algo, key)) if pp.decrypt(*algo, key).is_ok() => {}
+                _ => return false,
+            },
+            Packet::CompressedData(_) => {
+                depth += 1;
+                if depth >= MAX_COMPRESSION_DEPTH {
+                    return true;
+                }
+            }
+            _ => return false,
+        }
+        ppr = match pp.recurse() {
+            Ok((_, next)) => next,
+            Err(_) => return false,
+        };
+    }
+    false
+}
+
 fn decrypt_unguarded(
     v: &Verifier<'_>,
     ciphertext: &[u8],
     state: &Cell<Decryption>,
+    opened: &Opened,
 ) -> Result<Decrypted, Rejection> {
     let helper = Helper {
         v,
         decryption: state,
+        opened,
         outcome: None,
         expect_encryption: true,
     };
@@ -191,9 +251,11 @@ pub fn verify_detached(
     signature: &[u8],
 ) -> Result<Signer, Rejection> {
     let state = Cell::new(Decryption::Done);
+    let opened = Opened::default();
     let helper = Helper {
         v,
         decryption: &state,
+        opened: &opened,
         outcome: None,
         expect_encryption: false,
     };
@@ -287,6 +349,7 @@ impl DecryptionHelper for Helper<'_, '_> {
                 if let Some((algo, session_key)) = pkesk.decrypt(&mut pair, sym_algo) {
                     if decrypt(algo, &session_key) {
                         self.decryption.set(Decryption::Done);
+                        *self.opened.borrow_mut() = Some((algo, session_key));
                         return Ok(Some(self.v.key.cert.clone()));
                     }
                 }
