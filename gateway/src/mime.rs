@@ -45,11 +45,22 @@ pub fn addresses(addr: Option<&mail_parser::Address<'_>>) -> Vec<String> {
 }
 
 /// `type/subtype` in lower case, `text/plain` when absent (RFC 2045 §5.2).
+/// Only RFC 2045 token characters are kept (it is shown in the gateway's own
+/// text): a type that needed more is `application/octet-stream`.
 pub fn mime_type(part: &MessagePart<'_>) -> String {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 127
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
     match part.content_type() {
         Some(ct) => match ct.subtype() {
-            Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
-            None => ct.ctype().to_ascii_lowercase(),
+            Some(sub) if token(ct.ctype()) && token(sub) => {
+                format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase()
+            }
+            None if token(ct.ctype()) => ct.ctype().to_ascii_lowercase(),
+            _ => "application/octet-stream".into(),
         },
         None if matches!(part.body, PartType::Multipart(_)) => "multipart/mixed".into(),
         None => "text/plain".into(),
