@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# bench/run.sh [OUT]: issue 6's benchmarks in one run, on an otherwise idle
+# machine; prints the report in Markdown on stdout (progress on stderr).
+#
+#   1. judgement throughput: `cargo bench --bench judge` (criterion) on the
+#      fixed corpus of bench/corpus.py, against one `gpg --decrypt` subprocess
+#      per message (bench/gpg_pipeline.py) and raw Sequoia decrypt+verify;
+#   2. the daemon end to end on the real mail stack, against the stack alone
+#      (bench/daemon.py);
+#   3. latency from SMTP acceptance to delivery with IMAP IDLE, and the idle
+#      daemon's footprint (bench/latency.py).
+# Needs what scripts/test.sh installs (GnuPG, Dovecot, Postfix).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-target/bench}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+log() { echo "== $*" >&2; }
+
+log "building (release)"
+cargo build --release --quiet
+log "corpus"
+rm -rf "$out/corpus"
+python3 bench/corpus.py "$out/corpus" >&2
+log "criterion: cargo bench --bench judge"
+NFP_BENCH_CORPUS="$out/corpus" cargo bench --quiet --bench judge >&2
+log "GnuPG pipeline"
+python3 bench/gpg_pipeline.py "$out/corpus" >&2
+
+echo "# nfp-gateway benchmarks"
+echo
+echo "$(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- gateway || echo ' (with uncommitted changes)');"
+echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/{print $2}') GiB;"
+echo "$(gpg --version | head -1), $(rustc --version)."
+echo
+echo "## 1. Judgement throughput (messages per second)"
+echo
+python3 bench/judgement_table.py "$out/corpus" target/criterion
+echo
+echo "## 2. The daemon end to end"
+echo
+log "daemon (bench/daemon.py --quick)"
+python3 bench/daemon.py --quick --bin target/release/nfp-gateway
+echo
+echo "## 3. Latency with IMAP IDLE, and the idle daemon"
+echo
+log "latency (bench/latency.py: 200 messages, one every 0.5 s; 60 s idle)"
+python3 bench/latency.py --bin target/release/nfp-gateway | tail -n +3
