@@ -68,4 +68,10 @@ scenarios!(
     imap_cut_mid_fetch,
     imap_cut_mid_idle,
     storm_of_forgeries_and_rate_limits,
+    output_injection,
+    no_address_from_a_message_is_ever_written_to,
+    html_is_never_rendered_into_the_gateways_text,
+    keys_are_never_imported_from_mail,
+    large_tampered_message,
+    two_gateways_stop_after_one_hop,
 );

@@ -8,6 +8,7 @@ over IMAP and their mail decrypted and verified by GnuPG with their keys.
     net.start_gateway()
     net.send(net.mail_from("AT", "[REQUEST] ...", "text"))
     got = net.wait_mail("secretariat", 1)   # decrypted, verified Received mails
+    peer = net.add_gateway("national-at")   # a second gateway on the same stack
     net.close()
 
 Python 3 standard library only, plus tests/fixtures and tests/mailstack.
@@ -59,6 +60,7 @@ class Received:
     decrypted: bool
     inner: email.message.Message | None
     status: list[str]
+    plain: bytes = b""   # the decrypted bytes, as GnuPG output them
 
     @property
     def subject(self) -> str:
@@ -82,7 +84,7 @@ class Net:
     """One test network: keys, directories, a mail stack and a gateway."""
 
     def __init__(self, name: str, *, role: str = "secretariat", retry: tuple[str, ...] = ("1s", "2s", "3s"),
-                 extra_config: str = ""):
+                 extra_config: str = "", outsiders: tuple[str, ...] = ()):
         self.dir = Path(tempfile.mkdtemp(prefix=f"e2e-{name[:8]}-", dir="/tmp"))
         os.chmod(self.dir, 0o755)
         self.now = int(time.time())
@@ -92,23 +94,36 @@ class Net:
         self.role = role
         self.w.config = mf.SECRETARIAT if role == "secretariat" else mf.NATIONAL_AT
         self.passwords = {p.email: f"pw-{p.id}" for p in self.w.p.values()}
+        # Mailboxes of no persona (attackers' addresses), to prove they receive nothing.
+        self.passwords.update({a: f"pw-outsider-{i}" for i, a in enumerate(outsiders)})
         self.stack = mailstack.start(str(self.dir / "ms"), self.passwords)
         self.gateway_persona = self.w.p[GATEWAY[role]]
-        self.config = self.dir / "net" / role / "gateway.toml"
-        secret = self.dir / "net" / role / "mail-password"
-        secret.write_text(self.passwords[self.gateway_persona.email] + "\n")
+        self.retry = retry
+        self.config = self.configure(role, extra_config)
+        self.proc: subprocess.Popen | None = None
+        self.log = self.dir / "gateway.log"
+        self.peers: list[Peer] = []
+
+    def configure(self, role: str, extra_config: str = "") -> Path:
+        """Completes `role`'s gateway.toml (from the World) with this stack's
+        IMAP and SMTP, logged in as that role's gateway; returns its path."""
+        persona = self.w.p[GATEWAY[role]]
+        config = self.dir / "net" / role / "gateway.toml"
+        secret = config.parent / "mail-password"
+        secret.write_text(self.passwords[persona.email] + "\n")
         os.chmod(secret, 0o600)
         s = self.stack.info
+        retry = self.retry
         # The daily key-expiry watch would report PL's expired key in every
         # scenario; the scenario about it turns it back on.
-        self.config.write_text(self.config.read_text().replace("role = ", "key-expiry-watch = false\nrole = ", 1))
-        with open(self.config, "a") as f:
+        config.write_text(config.read_text().replace("role = ", "key-expiry-watch = false\nrole = ", 1))
+        with open(config, "a") as f:
             f.write(f"""
 [imap]
 host = "127.0.0.1"
 port = {s['imaps_port']}
 security = "tls"
-username = "{self.gateway_persona.email}"
+username = "{persona.email}"
 password-file = "mail-password"
 ca-file = "{s['ca_cert']}"
 poll-interval = "1s"
@@ -118,7 +133,7 @@ idle-timeout = "60s"
 host = "127.0.0.1"
 port = {s['submission_port']}
 security = "starttls"
-username = "{self.gateway_persona.email}"
+username = "{persona.email}"
 password-file = "mail-password"
 ca-file = "{s['ca_cert']}"
 retry = [{", ".join(f'"{r}"' for r in retry)}]
@@ -126,8 +141,15 @@ retry = [{", ".join(f'"{r}"' for r in retry)}]
 [daemon]
 shutdown-timeout = "10s"
 {extra_config}""")
-        self.proc: subprocess.Popen | None = None
-        self.log = self.dir / "gateway.log"
+        return config
+
+    def add_gateway(self, role: str, extra_config: str = "") -> Peer:
+        """A second gateway (another role's) on this network's mail stack,
+        with its own configuration, store and log; not started."""
+        check(role != self.role and all(p.role != role for p in self.peers), f"a {role} gateway exists already")
+        peer = Peer(self, role, self.configure(role, extra_config))
+        self.peers.append(peer)
+        return peer
 
     # --- the gateway ---------------------------------------------------------
 
@@ -201,7 +223,7 @@ shutdown-timeout = "10s"
         good = any(s.startswith("GOODSIG ") and s.split()[1] in gw_keys for s in r.status)
         ok = "DECRYPTION_OKAY" in r.status
         inner = email.message_from_bytes(r.out, policy=email.policy.default) if ok else None
-        return Received(raw, outer, good, ok, inner, r.status)
+        return Received(raw, outer, good, ok, inner, r.status, r.out if ok else b"")
 
     # --- the store ------------------------------------------------------------
 
@@ -235,11 +257,69 @@ shutdown-timeout = "10s"
 
     def close(self) -> None:
         try:
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(10)
+            for proc in [self.proc] + [p.proc for p in self.peers]:
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
         finally:
             self.stack.stop()
             self.w.gpg.close()
             if not os.environ.get("NFP_E2E_KEEP"):
                 shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Peer:
+    """Another gateway on a Net's mail stack (Net.add_gateway): its own
+    process, configuration, store and log."""
+
+    def __init__(self, net: Net, role: str, config: Path):
+        self.net, self.role, self.config = net, role, config
+        self.persona = net.w.p[GATEWAY[role]]
+        self.log = net.dir / f"gateway-{role}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        check(self.proc is None or self.proc.poll() is not None, f"the {self.role} gateway is already running")
+        env = {k: v for k, v in os.environ.items() if k != "NFP_GATEWAY_CRASH_AT"}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([str(BIN), "--config", str(self.config), "run"],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env={**env, "NFP_GATEWAY_LOG": "info"})
+
+    def stop(self, timeout: float = 20) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise Failure(f"the {self.role} gateway did not stop in time")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN), "--config", str(self.config), *args], capture_output=True, text=True)
+
+    def rows(self, sql: str, *args) -> list[tuple]:
+        with sqlite3.connect(self.config.parent / "nfp-gateway.db") as c:
+            return c.execute(sql, args).fetchall()
+
+    def wait_rows(self, sql: str, count: int, timeout: float = 30, *args) -> list[tuple]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                rows = self.rows(sql, *args)
+            except sqlite3.OperationalError:
+                rows = []
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.1)
+
+    def folder(self, folder: str) -> int:
+        return self.net.stack.count(self.persona.email, self.net.passwords[self.persona.email], folder)
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return "(no log)"

@@ -674,6 +674,7 @@ def unreadable_contact_update() -> None:
 
 import resilience  # noqa: E402  (crash, SMTP and IMAP failure scenarios)
 import storms  # noqa: E402  (storms of hostile mail, rate limits)
+import attacks  # noqa: E402  (oracles, output injection, large tampered mail, two gateways)
 
 SCENARIOS = {
     f.__name__: f
@@ -699,6 +700,7 @@ SCENARIOS = {
         unreadable_contact_update,
         *resilience.SCENARIOS,
         *storms.SCENARIOS,
+        *attacks.SCENARIOS,
     ]
 }
 
