@@ -140,9 +140,11 @@ fn raw_sequoia(c: &Corpus, p: &StandardPolicy, ciphertext: &[u8]) -> usize {
         keypairs: &c.keypairs,
         certs: &c.certs,
     };
+    // As the gateway does: liveness at the end of the accepted clock skew.
+    let horizon = c.now + c.gw.config.policy.signature_max_future;
     let mut d = DecryptorBuilder::from_bytes(ciphertext)
         .unwrap()
-        .with_policy(p, c.now, helper)
+        .with_policy(p, horizon, helper)
         .expect("decrypts and verifies");
     let mut out = Vec::new();
     d.read_to_end(&mut out).unwrap();

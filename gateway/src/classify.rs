@@ -184,6 +184,8 @@ pub fn classify(
 /// How much of the text classification reads: enough for any letter, and
 /// it keeps the cost of a message with a huge text part flat.
 const MAX_CLASSIFIED_BYTES: usize = 64 * 1024;
+/// How much of it language detection reads.
+const MAX_LANGUAGE_BYTES: usize = 4 * 1024;
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 fn prefix(s: &str, max: usize) -> &str {
@@ -242,7 +244,8 @@ fn plus_target(recipients: &[String], own_address: &str, directory: &Directory) 
 
 /// The language of the text, with whatlang restricted to the six languages.
 fn detect_language(content: &str, tags: &[String]) -> Option<Language> {
-    let mut text = content.to_string();
+    // A few paragraphs tell the language as surely as the whole letter.
+    let mut text = prefix(content, MAX_LANGUAGE_BYTES).to_string();
     for t in tags {
         text = text.replace(t.as_str(), " ");
     }

@@ -225,7 +225,7 @@ fn decrypt_unguarded(
     // Grown by hand, never beyond the cap: read_to_end's doubling would hold
     // twice the cap at the moment a bomb crosses it.
     let mut plaintext = Vec::new();
-    let mut chunk = vec![0u8; 64 << 10];
+    let mut chunk = vec![0u8; 16 << 10];
     loop {
         let n = match decryptor.read(&mut chunk) {
             Ok(0) => break,

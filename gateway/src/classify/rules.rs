@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use aho_corasick::AhoCorasick;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use unicode_normalization::UnicodeNormalization;
 
 use super::{Kind, Topic};
 
@@ -46,6 +46,17 @@ struct Entry<T> {
 pub struct Rules {
     kinds: Vec<Entry<Kind>>,
     topics: Vec<Entry<Topic>>,
+    /// Every keyword of every kind and topic, found in one pass over a text;
+    /// pattern i is `owners[i]`'s keyword.
+    matcher: AhoCorasick,
+    owners: Vec<Owner>,
+}
+
+/// Whose keyword a pattern is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Kind(usize),
+    Topic(usize),
 }
 
 /// Kinds that keywords alone may select. Replies need a reference, circulars
@@ -94,7 +105,52 @@ impl Rules {
                 .unwrap_or(usize::MAX)
         });
         topics.sort_by_key(|t| t.what);
-        Ok(Rules { kinds, topics })
+        let mut patterns = Vec::new();
+        let mut owners = Vec::new();
+        for (i, k) in kinds.iter().enumerate() {
+            for kw in &k.keywords {
+                patterns.push(kw.clone());
+                owners.push(Owner::Kind(i));
+            }
+        }
+        for (i, t) in topics.iter().enumerate() {
+            for kw in &t.keywords {
+                patterns.push(kw.clone());
+                owners.push(Owner::Topic(i));
+            }
+        }
+        let matcher = AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(&patterns)
+            .context("Compiling the keywords")?;
+        Ok(Rules {
+            kinds,
+            topics,
+            matcher,
+            owners,
+        })
+    }
+
+    /// Distinct keywords found at the start of a word, per owner.
+    fn hits(&self, normalized: &str) -> Vec<(Owner, usize)> {
+        let mut found = vec![false; self.owners.len()];
+        for m in self.matcher.find_overlapping_iter(normalized) {
+            let starts_word = normalized[..m.start()]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_alphanumeric());
+            if starts_word {
+                found[m.pattern().as_usize()] = true;
+            }
+        }
+        let mut counts: Vec<(Owner, usize)> = Vec::new();
+        for (i, _) in found.iter().enumerate().filter(|(_, f)| **f) {
+            match counts.iter_mut().find(|(o, _)| *o == self.owners[i]) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((self.owners[i], 1)),
+            }
+        }
+        counts
     }
 
     /// The kind an explicit tag (already normalized, upper case) names.
@@ -114,13 +170,16 @@ impl Rules {
 
     /// The kind with the most distinct keyword hits (at least one).
     pub fn kind_by_keywords(&self, normalized: &str) -> Option<Kind> {
+        let counts = self.hits(normalized);
         let mut best: Option<(usize, Kind)> = None;
-        for k in self
-            .kinds
-            .iter()
-            .filter(|k| KEYWORD_KINDS.contains(&k.what))
-        {
-            let hits = hits(normalized, &k.keywords);
+        for (i, k) in self.kinds.iter().enumerate() {
+            if !KEYWORD_KINDS.contains(&k.what) {
+                continue;
+            }
+            let hits = counts
+                .iter()
+                .find(|(o, _)| *o == Owner::Kind(i))
+                .map_or(0, |(_, n)| *n);
             if hits > 0 && best.is_none_or(|(b, _)| hits > b) {
                 best = Some((hits, k.what));
             }
@@ -130,10 +189,12 @@ impl Rules {
 
     /// Every topic with at least one keyword hit.
     pub fn topics_by_keywords(&self, normalized: &str) -> Vec<Topic> {
+        let counts = self.hits(normalized);
         self.topics
             .iter()
-            .filter(|t| hits(normalized, &t.keywords) > 0)
-            .map(|t| t.what)
+            .enumerate()
+            .filter(|(i, _)| counts.iter().any(|(o, _)| *o == Owner::Topic(*i)))
+            .map(|(_, t)| t.what)
             .collect()
     }
 }
@@ -167,25 +228,18 @@ fn serde_plain<T: serde::de::DeserializeOwned>(name: &str) -> Result<T> {
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut space = true;
-    for c in text.nfd() {
-        // Accents go (é -> e, ü -> u; in Russian й -> и, ё -> е), on the
-        // rules and on the text alike.
-        if unicode_normalization::char::is_combining_mark(c) {
-            continue;
-        }
-        let c = if c == '\u{2019}' || c == '\u{02BC}' {
-            '\''
-        } else {
-            c
-        };
-        if c.is_whitespace() {
-            if !space {
-                out.push(' ');
-                space = true;
-            }
-        } else {
-            out.extend(c.to_lowercase());
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
             space = false;
+        } else if c.is_ascii() {
+            push_folded(&mut out, &mut space, c);
+        } else {
+            // Marks are dropped, so NFD's reordering of them does not
+            // matter: decomposing each character is enough.
+            unicode_normalization::char::decompose_canonical(c, |d| {
+                push_folded(&mut out, &mut space, d)
+            });
         }
     }
     if out.ends_with(' ') {
@@ -194,32 +248,28 @@ pub fn normalize(text: &str) -> String {
     out
 }
 
-/// How many distinct keywords occur at the start of a word.
-fn hits(normalized: &str, keywords: &[String]) -> usize {
-    keywords
-        .iter()
-        .filter(|k| occurs_at_word_start(normalized, k))
-        .count()
+/// One character of a decomposed text, folded: accents go (é -> e, ü -> u;
+/// in Russian й -> и, ё -> е), on the rules and on the text alike.
+fn push_folded(out: &mut String, space: &mut bool, c: char) {
+    if unicode_normalization::char::is_combining_mark(c) {
+        return;
+    }
+    let c = if c == '\u{2019}' || c == '\u{02BC}' {
+        '\''
+    } else {
+        c
+    };
+    if c.is_whitespace() {
+        if !*space {
+            out.push(' ');
+            *space = true;
+        }
+    } else {
+        out.extend(c.to_lowercase());
+        *space = false;
+    }
 }
 
-fn occurs_at_word_start(hay: &str, needle: &str) -> bool {
-    let mut from = 0;
-    while let Some(i) = hay[from..].find(needle) {
-        let at = from + i;
-        let starts_word = hay[..at]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !c.is_alphanumeric());
-        if starts_word {
-            return true;
-        }
-        from = at + needle.len().max(1);
-        while from < hay.len() && !hay.is_char_boundary(from) {
-            from += 1;
-        }
-    }
-    false
-}
 
 #[cfg(test)]
 mod tests {
@@ -255,10 +305,19 @@ mod tests {
 
     #[test]
     fn keywords_match_at_word_starts_only() {
-        assert!(occurs_at_word_start("the smuggling of goods", "smuggl"));
-        assert!(!occurs_at_word_start("antismuggling", "smuggl"));
-        assert!(occurs_at_word_start("zollbehorde", "zoll"));
-        assert!(occurs_at_word_start("контрабанда наркотиков", "наркот"));
+        let r = Rules::parse(
+            "[kinds.assistance_request]\ntags = [\"REQUEST\"]\n\
+             [topics.customs]\nkeywords = [\"smuggl\", \"zoll\"]\n\
+             [topics.anti_drug]\nkeywords = [\"наркот\"]\n",
+        )
+        .unwrap();
+        let topics = |t: &str| r.topics_by_keywords(&normalize(t));
+        assert_eq!(topics("the smuggling of goods"), [Topic::Customs]);
+        assert_eq!(topics("antismuggling"), []);
+        // A later occurrence at a word start counts after an earlier one inside a word.
+        assert_eq!(topics("antismuggling and smuggling"), [Topic::Customs]);
+        assert_eq!(topics("Zollbehörde"), [Topic::Customs]);
+        assert_eq!(topics("контрабанда наркотиков"), [Topic::AntiDrug]);
     }
 
     #[test]
