@@ -156,6 +156,45 @@ pub fn decrypt(v: &Verifier<'_>, ciphertext: &[u8]) -> Result<Decrypted, Rejecti
     })
 }
 
+/// An armored OpenPGP message in its usual shape (RFC 9580 §6.2: the BEGIN
+/// line, header lines, an empty line, base64 lines, an optional checksum
+/// line, which §6.1.1 says not to enforce, and the END line), decoded with a
+/// fast base64 decoder; None for anything else, which Sequoia's own armor
+/// reader then gets (it is several times slower: a quarter of the time
+/// spent on a 2 MiB message).
+fn dearmor(data: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(data).ok()?;
+    let mut lines = text.lines().map(|l| l.trim_end()).skip_while(|l| l.is_empty());
+    if lines.next()? != "-----BEGIN PGP MESSAGE-----" {
+        return None;
+    }
+    for line in lines.by_ref() {
+        if line.is_empty() {
+            break;
+        }
+        if !line.contains(": ") {
+            return None;
+        }
+    }
+    let mut body = String::with_capacity(data.len() * 3 / 4);
+    let mut ended = false;
+    for line in lines.by_ref() {
+        if line == "-----END PGP MESSAGE-----" {
+            ended = true;
+            break;
+        }
+        if line.starts_with('=') && line.len() == 5 {
+            continue; // the CRC-24 checksum
+        }
+        body.push_str(line);
+    }
+    if !ended || lines.any(|l| !l.is_empty()) {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
 /// Sequoia's parser recurses at most 16 levels; the encryption is one.
 const MAX_COMPRESSION_DEPTH: usize = 16;
 
@@ -211,6 +250,8 @@ fn decrypt_unguarded(
     // Signatures are checked for liveness at this time; the exact window is
     // enforced on the creation time afterwards.
     let horizon = v.now + v.max_future;
+    let binary = dearmor(ciphertext);
+    let ciphertext = binary.as_deref().unwrap_or(ciphertext);
     // Sequoia holds back the last `buffer_size` bytes of plaintext until the
     // signatures are checked. Nothing here acts on plaintext before the
     // whole message is read and judged, so 1 MiB instead of the default
@@ -659,4 +700,43 @@ fn digest(sig: &Signature) -> Result<String, Rejection> {
     let mut ctx = HashAlgorithm::SHA256.context().map_err(fail)?.for_digest();
     ctx.update(&bytes);
     Ok(openpgp::fmt::hex::encode(ctx.into_digest().map_err(fail)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openpgp::armor::{Kind, Writer};
+    use std::io::Write;
+
+    fn armored(data: &[u8], headers: &[(&str, &str)]) -> Vec<u8> {
+        let mut w = Writer::with_headers(Vec::new(), Kind::Message, headers.to_vec()).unwrap();
+        w.write_all(data).unwrap();
+        w.finalize().unwrap()
+    }
+
+    #[test]
+    fn the_fast_dearmor_reads_what_sequoia_writes() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        for headers in [&[][..], &[("Comment", "a comment"), ("Version", "x")][..]] {
+            let a = armored(&data, headers);
+            assert_eq!(dearmor(&a).as_deref(), Some(&data[..]));
+            // CRLF, as mail carries it.
+            let crlf = String::from_utf8(a).unwrap().replace('\n', "\r\n");
+            assert_eq!(dearmor(crlf.as_bytes()).as_deref(), Some(&data[..]));
+        }
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_sequoia() {
+        let a = String::from_utf8(armored(b"hello world", &[])).unwrap();
+        for bad in [
+            a.replace("-----END PGP MESSAGE-----", ""),
+            a.replace("MESSAGE", "SIGNATURE"),
+            format!("{a}trailing text\n"),
+            a.replacen("\n\n", "\n", 1),
+            a.replacen("aGVs", "a*Vs", 1),
+        ] {
+            assert_eq!(dearmor(bad.as_bytes()), None, "{bad}");
+        }
+    }
 }
