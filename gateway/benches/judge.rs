@@ -47,7 +47,8 @@ fn load(dir: &Path) -> Corpus {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest.json"))
             .expect("manifest.json parses");
-    let gw = Gateway::load(&dir.join("secretariat/gateway.toml")).expect("the corpus gateway loads");
+    let gw =
+        Gateway::load(&dir.join("secretariat/gateway.toml")).expect("the corpus gateway loads");
     let now: SystemTime = chrono::DateTime::parse_from_rfc3339(manifest["now"].as_str().unwrap())
         .expect("now is RFC 3339")
         .into();
@@ -79,7 +80,12 @@ fn load(dir: &Path) -> Corpus {
         .for_storage_encryption()
         .filter_map(|k| k.key().clone().into_keypair().ok())
         .collect();
-    let certs = gw.directory.parties().iter().map(|p| p.cert.clone()).collect();
+    let certs = gw
+        .directory
+        .parties()
+        .iter()
+        .map(|p| p.cert.clone())
+        .collect();
     Corpus {
         gw,
         now,

@@ -86,8 +86,14 @@ pub fn check(data: &[u8]) {
         Verdict::Accepted => {
             assert!(d.reason.is_none(), "an accepted message has no reason");
             let sender = d.sender.as_ref().expect("an accepted message has a sender");
-            let party = w.gw.directory.get(&sender.party).expect("a directory party");
-            assert_eq!(party.email, sender.email, "the sender is the signer's party");
+            let party =
+                w.gw.directory
+                    .get(&sender.party)
+                    .expect("a directory party");
+            assert_eq!(
+                party.email, sender.email,
+                "the sender is the signer's party"
+            );
             assert!(!d.route.is_empty(), "an accepted message goes somewhere");
         }
         Verdict::Quarantined => {
@@ -170,8 +176,11 @@ pub fn directory(data: &[u8]) {
     }
 }
 
-/// The targets by name, for the corpus test and `fuzz/run.sh`.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+/// A fuzz target's entry point.
+pub type Target = fn(&[u8]);
+
+/// The targets by name, for the corpus test.
+pub const TARGETS: [(&str, Target); 6] = [
     ("check", check),
     ("mime", mime),
     ("openpgp", openpgp),

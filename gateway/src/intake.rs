@@ -40,8 +40,8 @@ mod update;
 pub(crate) use letters::letter;
 use letters::{accepted_mail, acknowledgement_mail, forward_mail, no_key_alert, quarantine_notice};
 pub use letters::{delivery_failure_alert, Planned};
-pub use release::{recompose_held, release};
 pub use limits::digest_due;
+pub use release::{recompose_held, release};
 use update::contact_update;
 pub use update::UpdateOutcome;
 
@@ -174,7 +174,8 @@ pub async fn intake(
     let mut tx = ctx.store.begin().await?;
     decision = withdraw_replay(&mut tx, decision).await?;
     decision = limits::rate_limit(&mut tx, &ctx.gw.config.limits, decision, now).await?;
-    let notice = limits::notice(&mut tx, &ctx.gw.config.limits, &decision, &envelope.1, now).await?;
+    let notice =
+        limits::notice(&mut tx, &ctx.gw.config.limits, &decision, &envelope.1, now).await?;
     let accepted = decision.verdict == Verdict::Accepted;
     let content = content.filter(|_| accepted);
     if accepted && decision.kind == Some(Kind::InformationReply) {

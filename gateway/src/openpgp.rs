@@ -135,7 +135,9 @@ pub fn decrypt(v: &Verifier<'_>, ciphertext: &[u8]) -> Result<Decrypted, Rejecti
             {
                 Rejection::new(
                     Reason::Limits,
-                    format!("compressed packets nested {MAX_COMPRESSION_DEPTH} or more levels deep"),
+                    format!(
+                        "compressed packets nested {MAX_COMPRESSION_DEPTH} or more levels deep"
+                    ),
                 )
             } else {
                 r
@@ -165,7 +167,10 @@ pub fn decrypt(v: &Verifier<'_>, ciphertext: &[u8]) -> Result<Decrypted, Rejecti
 fn dearmor(data: &[u8]) -> Option<Vec<u8>> {
     use base64::Engine as _;
     let text = std::str::from_utf8(data).ok()?;
-    let mut lines = text.lines().map(|l| l.trim_end()).skip_while(|l| l.is_empty());
+    let mut lines = text
+        .lines()
+        .map(|l| l.trim_end())
+        .skip_while(|l| l.is_empty());
     if lines.next()? != "-----BEGIN PGP MESSAGE-----" {
         return None;
     }
@@ -594,10 +599,7 @@ pub fn is_openpgp_message(data: &[u8]) -> bool {
         b"-----BEGIN PGP MESSAGE-----",
         b"-----BEGIN PGP SIGNED MESSAGE-----",
     ];
-    if ARMOR
-        .iter()
-        .any(|m| data.windows(m.len()).any(|w| w == *m))
-    {
+    if ARMOR.iter().any(|m| data.windows(m.len()).any(|w| w == *m)) {
         return true;
     }
     let start = data

@@ -270,7 +270,6 @@ fn push_folded(out: &mut String, space: &mut bool, c: char) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,10 @@ pub(super) async fn rate_limit(
     decision: Decision,
     now: SystemTime,
 ) -> Result<Decision> {
-    let Some(sender) = decision.sender.as_ref().filter(|_| decision.verdict == Verdict::Accepted)
+    let Some(sender) = decision
+        .sender
+        .as_ref()
+        .filter(|_| decision.verdict == Verdict::Accepted)
     else {
         return Ok(decision);
     };
@@ -136,7 +139,11 @@ pub async fn digest_due(ctx: &Ctx, now: SystemTime) -> Result<usize> {
             .iter()
             .take(DIGEST_SENDERS)
             .map(|(from, count)| DigestLine {
-                label: if from.is_empty() { "none".into() } else { clean_line(from, 254) },
+                label: if from.is_empty() {
+                    "none".into()
+                } else {
+                    clean_line(from, 254)
+                },
                 text: String::new(),
                 count: *count,
             })
