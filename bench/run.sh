@@ -46,3 +46,8 @@ echo "## 3. Latency with IMAP IDLE, and the idle daemon"
 echo
 log "latency (bench/latency.py: 200 messages, one every 0.5 s; 60 s idle)"
 python3 bench/latency.py --bin target/release/nfp-gateway | tail -n +3
+echo
+echo "## 4. Circular fan-out to the whole network"
+echo
+log "fan-out (bench/fanout.py: 57 NFPs and the Secretariat)"
+python3 bench/fanout.py --bin target/release/nfp-gateway | tail -n +3

@@ -54,6 +54,7 @@ scenarios!(
     mail_arriving_while_busy_is_not_missed,
     directory_changes_apply_without_restart,
     contact_update_and_circular,
+    a_new_nfp_receives_the_circular_announcing_it,
     key_expiry_watch,
     operator_circular,
     certificate_rotation_and_refresh,

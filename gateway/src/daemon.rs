@@ -175,7 +175,7 @@ pub async fn run(config: &std::path::Path) -> Result<()> {
     let tasks = TaskTracker::new();
     let shared = Shared::new(ctx.clone());
     tasks.spawn(watch_directory(shared.clone(), cancel.clone()));
-    tasks.spawn(announce_changes(shared.clone(), cancel.clone()));
+    tasks.spawn(scheduled_jobs(shared.clone(), cancel.clone()));
     tasks.spawn(watch_inbox(
         shared.clone(),
         mailbox,
@@ -429,45 +429,56 @@ async fn watch_directory(shared: Shared, cancel: CancellationToken) {
         let Ok(changed) = ctx.store.directory_changed_at().await else {
             continue;
         };
-        if changed == seen && loaded.elapsed() < Duration::from_secs(3600) {
-            continue;
+        if changed != seen || loaded.elapsed() >= Duration::from_secs(3600) {
+            reload_directory(&shared).await;
+            seen = changed;
+            loaded = std::time::Instant::now();
         }
-        let reloaded = async {
-            let directory = crate::directory::sync::from_store(&ctx.store, SystemTime::now())
-                .await?
-                .context("The store holds no directory")?;
-            ctx.with_directory(directory)
-        };
-        match reloaded.await {
-            Ok(new) => {
-                let parties = new.gw.directory.parties().len();
-                shared.set(Arc::new(new));
-                tracing::info!(parties, "directory reloaded from the store");
-                let released = intake::recompose_held(&shared.get()).await;
-                if let Err(e) = released {
-                    tracing::warn!(error = %format!("{e:#}"), "held mail could not be composed again");
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "the changed directory could not be loaded: keeping the previous one")
+        // Circulars are announced here, after the reload and only while the
+        // loaded directory is the store's: a circular goes to the parties of
+        // the directory it announces (an NFP just added gets it too).
+        let ctx = shared.get();
+        if ctx.store.directory_changed_at().await.ok() == Some(seen.clone()) {
+            if let Err(e) = crate::circular::announce_due(&ctx, SystemTime::now()).await {
+                tracing::error!(error = %format!("{e:#}"), "a directory circular could not be queued");
             }
         }
-        seen = changed;
-        loaded = std::time::Instant::now();
     }
 }
 
-/// Sends a circular when directory changes have waited out the quiet
-/// period, the quarantine digest when one is due, and runs the daily
-/// key-expiry watch.
-async fn announce_changes(shared: Shared, cancel: CancellationToken) {
+/// Replaces the shared context with one holding the store's directory, and
+/// composes again the mail held for want of a key.
+async fn reload_directory(shared: &Shared) {
+    let ctx = shared.get();
+    let reloaded = async {
+        let directory = crate::directory::sync::from_store(&ctx.store, SystemTime::now())
+            .await?
+            .context("The store holds no directory")?;
+        ctx.with_directory(directory)
+    };
+    match reloaded.await {
+        Ok(new) => {
+            let parties = new.gw.directory.parties().len();
+            shared.set(Arc::new(new));
+            tracing::info!(parties, "directory reloaded from the store");
+            let released = intake::recompose_held(&shared.get()).await;
+            if let Err(e) = released {
+                tracing::warn!(error = %format!("{e:#}"), "held mail could not be composed again");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the changed directory could not be loaded: keeping the previous one")
+        }
+    }
+}
+
+/// Sends the quarantine digest when one is due, and runs the daily
+/// key-expiry watch (circulars: `watch_directory`).
+async fn scheduled_jobs(shared: Shared, cancel: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = cancel.cancelled() => return,
-        }
-        if let Err(e) = crate::circular::announce_due(&shared.get(), SystemTime::now()).await {
-            tracing::error!(error = %format!("{e:#}"), "a directory circular could not be queued");
         }
         if let Err(e) = crate::intake::digest_due(&shared.get(), SystemTime::now()).await {
             tracing::error!(error = %format!("{e:#}"), "a quarantine digest could not be queued");

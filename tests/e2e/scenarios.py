@@ -487,6 +487,32 @@ def directory_changes_apply_without_restart() -> None:
         net.close()
 
 
+def a_new_nfp_receives_the_circular_announcing_it() -> None:
+    """The operator imports a directory that adds Malta while the daemon
+    runs: the circular announcing the change reaches every NFP with a usable
+    key and the Secretariat, Malta included (the daemon announces only once
+    it has loaded the directory it announces; before, a short quiet period
+    could send it to the old list of parties)."""
+    net = Net("newnfp")
+    net.config.write_text(net.config.read_text().replace("role = ", 'circular-quiet-period = "1s"\nrole = ', 1))
+    try:
+        net.start_gateway()
+        deadline = time.time() + 30
+        while "nfp-gateway running" not in net.log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        imported = register_malta(net)
+        check(imported.returncode == 0 and "+ MT" in imported.stdout, imported.stdout + imported.stderr)
+        mt = net.wait_mail("mallory", 1)
+        check(len(mt) == 1 and mt[0].signed_by_gateway and "MT" in mt[0].text(),
+              f"Malta's copy: {[m.subject for m in mt]}")
+        rows = net.wait_rows("SELECT recipient_party FROM outbox WHERE purpose = 'circular'", 9)
+        parties = sorted(p for (p,) in rows)
+        check(parties == sorted(["AT", "DE", "ES", "FR", "IT", "MT", "PL", "RU", "SE", "secretariat"]),
+              f"circular recipients: {parties}")
+    finally:
+        net.close()
+
+
 def contact_update_and_circular() -> None:
     """AT sends a vCard, FR the text form (French), close together: each
     entry changes, each sender gets a confirmation listing its changes, and
@@ -694,6 +720,7 @@ SCENARIOS = {
         mail_arriving_while_busy_is_not_missed,
         directory_changes_apply_without_restart,
         contact_update_and_circular,
+        a_new_nfp_receives_the_circular_announcing_it,
         key_expiry_watch,
         operator_circular,
         certificate_rotation_and_refresh,
