@@ -104,6 +104,7 @@ class Run:
     stack_s: float = 0.0
     stack_bytes: int = 0
     errors: list = field(default_factory=list)
+    prefilled: int = 0           # messages the store held before the run
 
 
 def log(*a) -> None:
@@ -204,12 +205,12 @@ def run_gateway(r: Run, net, timeout: float) -> None:
         if now > deadline:
             raise RuntimeError(f"timeout: {filed}/{n} filed, {sent}/{2 * n} sent; log:\n{net.tail()}")
         if not r.filed_s:
-            filed = count(db, "SELECT COUNT(*) FROM inbound WHERE imap_state = 'filed'")
+            filed = count(db, f"SELECT COUNT(*) FROM inbound WHERE imap_state = 'filed' AND id > {r.prefilled}")
             if filed and not r.first_filed_s:
                 r.first_filed_s = now - t0
             if filed >= n:
                 r.filed_s = now - t0
-        sent = count(db, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'")
+        sent = count(db, f"SELECT COUNT(*) FROM outbox WHERE state = 'sent' AND inbound_id > {r.prefilled}")
         if sent >= 2 * n:
             r.sent_s = time.monotonic() - t0
             break
@@ -233,8 +234,8 @@ def run_gateway(r: Run, net, timeout: float) -> None:
     if code != 0:
         r.errors.append(f"exit status {code} after SIGTERM")
     with net.db() as c:
-        r.verdicts = dict(c.execute("SELECT verdict, COUNT(*) FROM inbound GROUP BY verdict").fetchall())
-        r.outbox = dict(c.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
+        r.verdicts = dict(c.execute(f"SELECT verdict, COUNT(*) FROM inbound WHERE id > {r.prefilled} GROUP BY verdict").fetchall())
+        r.outbox = dict(c.execute(f"SELECT state, COUNT(*) FROM outbox WHERE inbound_id > {r.prefilled} GROUP BY state").fetchall())
     if r.verdicts.get("accepted", 0) != n:
         r.errors.append(f"verdicts {r.verdicts}")
     if r.outbox != {"sent": 2 * n}:
@@ -278,10 +279,49 @@ def run_stack(r: Run, net, timeout: float) -> None:
         imap.logout()
 
 
-def bench(variant: str, n: int, workers: int) -> Run:
+# A benchmark sends far more per hour than the limits a deployment wants.
+NO_LIMITS = """
+[limits]
+sender-messages-per-hour = 1000000
+messages-per-hour = 1000000
+"""
+
+
+def prefill(net, rows: int) -> None:
+    """A store that already holds `rows` messages from a month ago, each with
+    its replay entry, two sent mails and three audit entries, as after a long
+    time in service (created by the gateway itself, then filled with SQL)."""
+    out = net.cli("status")
+    db = net.dir / "net" / net.role / "nfp-gateway.db"
+    if not db.exists():
+        raise RuntimeError(f"`status` did not create the store: {out.stdout}{out.stderr}")
+    old = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)).strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z")
+    blob = os.urandom(3000)  # about what an encrypted 3 KB message is
+    con = sqlite3.connect(db)
+    with con:
+        for i in range(1, rows + 1):
+            h = hashlib.sha256(i.to_bytes(8, "big")).hexdigest()
+            con.execute("INSERT INTO inbound (id, received_at, raw_sha256, raw_size, raw_enc, message_id, "
+                        "envelope_from, verdict, sender_party, reference, signature_digest, decision, imap_state) "
+                        "VALUES (?, ?, ?, 3000, ?, ?, 'nfp@bmi.at.example', 'accepted', 'AT', ?, ?, '{}', 'filed')",
+                        (i, old, h, blob, f"<old-{i}@bmi.at.example>", f"BSM-1999-{i:07d}", h))
+            con.execute("INSERT INTO seen_signature (digest, inbound_id, first_seen) VALUES (?, ?, ?)", (h, i, old))
+            for k, (purpose, party) in enumerate((("forward", "secretariat"), ("acknowledgement", "AT"))):
+                con.execute("INSERT INTO outbox (inbound_id, purpose, template, recipient_party, recipient_email, "
+                            "message_id, message, state, next_attempt_at, created_at, sent_at) "
+                            "VALUES (?, ?, ?, ?, 'x@example.org', ?, ?, 'sent', ?, ?, ?)",
+                            (i, purpose, purpose, party, f"<old-{i}-{k}@gateway.example>", blob, old, old, old))
+            for event in ("accepted", "queued", "sent"):
+                con.execute("INSERT INTO audit (at, event, inbound_id, detail) VALUES (?, ?, ?, '')", (old, event, i))
+    con.close()
+
+
+def bench(variant: str, n: int, workers: int, prefilled: int = 0) -> Run:
     r = Run(variant, n)
-    log(f"--- {variant} N={n}: network and keys")
-    net = harness.Net(f"bench-{variant}")
+    r.prefilled = prefilled
+    log(f"--- {variant} N={n}{f' (store holding {prefilled})' if prefilled else ''}: network and keys")
+    net = harness.Net(f"bench-{variant}", extra_config=NO_LIMITS)
     try:
         t = time.monotonic()
         msgs = make_messages(net, variant, n, workers)
@@ -291,6 +331,10 @@ def bench(variant: str, n: int, workers: int) -> Run:
         t = time.monotonic()
         append_all(net, msgs)
         r.append_s = time.monotonic() - t
+        if prefilled:
+            t = time.monotonic()
+            prefill(net, prefilled)
+            log(f"    store filled with {prefilled} messages in {time.monotonic() - t:.1f}s")
         log(f"    appended in {r.append_s:.1f}s; starting the gateway")
         run_gateway(r, net, timeout=120 + 3 * n)
         log(f"    filed {r.filed_s:.2f}s, sent {r.sent_s:.2f}s, delivered {r.delivered_s:.2f}s, "
@@ -338,13 +382,14 @@ def machine() -> list[str]:
 
 def table(runs: list[Run]) -> list[str]:
     out = [
-        "| variant | N | msg KiB | filed s | msg/s | ms/msg | sent s | mails/s | delivered s | "
+        "| variant | N | store before | msg KiB | filed s | msg/s | ms/msg | sent s | mails/s | delivered s | "
         "peak RSS MiB | CPU s | CPU ms/msg | stack s | stack mails/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         out.append(
-            f"| {'3 KB text' if r.variant == 'text' else '+300 KiB attachment'} | {r.n} | {r.msg_bytes / 1024:.0f} "
+            f"| {'3 KB text' if r.variant == 'text' else '+300 KiB attachment'} | {r.n} | {r.prefilled:,} "
+            f"| {r.msg_bytes / 1024:.0f} "
             f"| {r.filed_s:.2f} | {r.n / r.filed_s:.1f} | {1000 * r.filed_s / r.n:.1f} "
             f"| {r.sent_s:.2f} | {2 * r.n / r.sent_s:.1f} | {r.delivered_s:.2f} "
             f"| {r.hwm_kib / 1024:.1f} | {r.cpu_s:.2f} | {1000 * r.cpu_s / r.n:.1f} "
@@ -364,6 +409,8 @@ def main() -> int:
     ap.add_argument("--tests", type=Path, default=ROOT,
                     help="the tree whose tests/e2e/harness.py (and fixtures, mailstack) to use; "
                          "default this checkout. Give a tree matching the binary when tests/ moved on")
+    ap.add_argument("--prefill", type=int, default=0,
+                    help="also run the largest N with a store already holding this many messages")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="GnuPG processes in parallel")
     args = ap.parse_args()
     os.environ["NFP_GATEWAY_BIN"] = args.bin or os.environ.get("NFP_GATEWAY_BIN") or str(
@@ -382,6 +429,8 @@ def main() -> int:
     for line in head:
         log(line)
     runs = [bench(v, n, args.workers) for v in variants for n in sizes]
+    if args.prefill:
+        runs += [bench(v, max(sizes), args.workers, args.prefill) for v in variants]
 
     print("\n".join(head))
     print(f"- run {datetime.datetime.now().isoformat(timespec='seconds')}: "

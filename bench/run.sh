@@ -5,8 +5,8 @@
 #   1. judgement throughput: `cargo bench --bench judge` (criterion) on the
 #      fixed corpus of bench/corpus.py, against one `gpg --decrypt` subprocess
 #      per message (bench/gpg_pipeline.py) and raw Sequoia decrypt+verify;
-#   2. the daemon end to end on the real mail stack, against the stack alone
-#      (bench/daemon.py);
+#   2. the daemon end to end on the real mail stack, against the stack alone,
+#      at 10x the input and with a store of 100,000 messages (bench/daemon.py);
 #   3. latency from SMTP acceptance to delivery with IMAP IDLE, and the idle
 #      daemon's footprint (bench/latency.py).
 # Needs what scripts/test.sh installs (GnuPG, Dovecot, Postfix).
@@ -39,8 +39,8 @@ python3 bench/judgement_table.py "$out/corpus" target/criterion
 echo
 echo "## 2. The daemon end to end"
 echo
-log "daemon (bench/daemon.py --quick)"
-python3 bench/daemon.py --quick --bin target/release/nfp-gateway
+log "daemon (bench/daemon.py: N = 50 and 500, and 500 again with 100,000 messages already stored)"
+python3 bench/daemon.py --sizes 50,500 --prefill 100000 --bin target/release/nfp-gateway
 echo
 echo "## 3. Latency with IMAP IDLE, and the idle daemon"
 echo
