@@ -6,8 +6,8 @@
 # The targets are built once, first: edits made while the campaign runs do
 # not reach it. A crash is written to fuzz/artifacts/<target>/: once fixed,
 # copy it to fuzz/regressions/<target>/, where tests/fuzz_corpus.rs keeps it.
-# Before committing a corpus, shrink it:
-#   cargo +nightly fuzz cmin -s none TARGET corpus/TARGET
+# Afterwards, fuzz/pack.sh shrinks each corpus and packs it as
+# corpus/<target>.tar.gz, the form that is committed.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-600}
@@ -21,6 +21,10 @@ echo "built at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- ../gatewa
 rows=()
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
+    # Start from the committed corpus (fuzz/pack.sh made it).
+    if [ -f "corpus/$t.tar.gz" ] && [ -z "$(ls -A "corpus/$t")" ]; then
+        tar -xzf "corpus/$t.tar.gz" -C "corpus/$t"
+    fi
     log="logs/$t.log"
     status=0
     "$bin/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$seconds" -max_len=262144 \

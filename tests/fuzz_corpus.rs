@@ -1,7 +1,8 @@
 //! The fuzz corpus as a regression test: every committed input of every
-//! cargo-fuzz target (`fuzz/seeds/`, the minimised `fuzz/corpus/` and the
-//! crashes the fuzzer found, `fuzz/regressions/`) runs through the same entry
-//! point as in `fuzz/fuzz_targets/`. The fuzzer itself runs in `fuzz/run.sh`,
+//! cargo-fuzz target (`fuzz/seeds/`, the minimised corpus packed in
+//! `fuzz/corpus/<target>.tar.gz` and the crashes the fuzzer found,
+//! `fuzz/regressions/`) runs through the same entry point as in
+//! `fuzz/fuzz_targets/`. The fuzzer itself runs in `fuzz/run.sh`,
 //! not in CI.
 
 use std::path::{Path, PathBuf};
@@ -12,10 +13,37 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
+/// The committed corpus of a target (`fuzz/corpus/<target>.tar.gz`, made
+/// by fuzz/pack.sh), unpacked with tar into the test's scratch folder.
+fn unpacked_corpus(target: &str) -> Option<PathBuf> {
+    let packed = fuzz_dir().join("corpus").join(format!("{target}.tar.gz"));
+    if !packed.exists() {
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("fuzz-corpus-{}", std::process::id()))
+        .join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(&packed)
+        .arg("-C")
+        .arg(&dir)
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "unpacking {}", packed.display());
+    Some(dir)
+}
+
 fn inputs(target: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for set in ["seeds", "corpus", "regressions"] {
-        let Ok(dir) = std::fs::read_dir(fuzz_dir().join(set).join(target)) else {
+    let dirs = [
+        Some(fuzz_dir().join("seeds").join(target)),
+        unpacked_corpus(target),
+        Some(fuzz_dir().join("regressions").join(target)),
+    ];
+    for dir in dirs.into_iter().flatten() {
+        let Ok(dir) = std::fs::read_dir(dir) else {
             continue;
         };
         for entry in dir {
