@@ -112,6 +112,8 @@ def main() -> int:
         delivered = max(arrivals.values()) - created if arrivals else float("nan")
         from_import = max(arrivals.values()) - imported if arrivals else float("nan")
         held = net.rows("SELECT recipient_party FROM outbox WHERE purpose = 'circular' AND state = 'held'")
+        import daemon as bench_daemon  # noqa: E402  (proc_stats)
+        hwm_kib, cpu_s = bench_daemon.proc_stats(net.proc.pid)
 
         log("the GnuPG way: one gpg --sign --encrypt per recipient")
         letter = ("Dear colleagues,\n\n" + "The directory of the network has changed. " * 60 + "\n").encode()
@@ -147,6 +149,9 @@ def main() -> int:
     print(f"| GnuPG: one `gpg --sign --encrypt` per recipient, 1 job (encryption only, nothing sent) "
           f"| {timings[1]:.2f} | {timings[1] / n * 1000:.1f} |")
     print(f"| GnuPG, 2 jobs | {timings[2]:.2f} | {timings[2] / n * 1000:.1f} |")
+    print()
+    print(f"The daemon's peak RSS over the whole run (start, import, circular): {hwm_kib / 1024:.1f} MiB; "
+          f"its CPU: {cpu_s:.2f} s.")
     return 0 if len(arrivals) == n else 1
 
 
