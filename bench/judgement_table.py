@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""judgement_table.py CORPUS [CRITERION_DIR]: issue 6's row 1 as a Markdown table.
+"""judgement_table.py CORPUS [CRITERION_DIR] [--label=L]: issue 6's row 1 as a Markdown table.
+
+--label=L reads the results of a run with NFP_BENCH_LABEL=L (a second corpus).
 
 Reads criterion's estimates of `cargo bench --bench judge` (target/criterion/
 <class>/{judge,judge-2-threads,sequoia}/new/estimates.json: the mean time of
@@ -35,8 +37,10 @@ def fmt(x: float | None, digits: int = 0) -> str:
 
 
 def main() -> int:
-    corpus = Path(sys.argv[1])
-    criterion = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("target/criterion")
+    args = [a for a in sys.argv[1:] if not a.startswith("--label=")]
+    label = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--label=")), "")
+    corpus = Path(args[0])
+    criterion = Path(args[1]) if len(args) > 1 else Path("target/criterion")
     manifest = json.loads((corpus / "manifest.json").read_text())
     gpg_file = corpus / "gpg_pipeline.json"
     gpg = json.loads(gpg_file.read_text()) if gpg_file.exists() else {}
@@ -45,9 +49,9 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cls, c in manifest["classes"].items():
         n = len(c["files"])
-        one = per_second(criterion, cls, "judge", n)
-        two = per_second(criterion, cls, "judge-2-threads", n)
-        raw = per_second(criterion, cls, "sequoia", n)
+        one = per_second(criterion, label + cls, "judge", n)
+        two = per_second(criterion, label + cls, "judge-2-threads", n)
+        raw = per_second(criterion, label + cls, "sequoia", n)
         g1 = gpg.get(cls, {}).get("1")
         g2 = gpg.get(cls, {}).get("2")
         r1 = one / g1 if one and g1 else None

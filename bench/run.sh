@@ -26,6 +26,11 @@ log "criterion: cargo bench --bench judge"
 NFP_BENCH_CORPUS="$out/corpus" cargo bench --quiet --bench judge >&2
 log "GnuPG pipeline"
 python3 bench/gpg_pipeline.py "$out/corpus" >&2
+log "the same with an RSA-3072 gateway key (what GnuPG pipelines are slowest at)"
+rm -rf "$out/corpus-rsa"
+python3 bench/corpus.py "$out/corpus-rsa" --gateway-algo rsa3072 --classes text20k-cv25519,att2m-cv25519 >&2
+NFP_BENCH_CORPUS="$out/corpus-rsa" NFP_BENCH_LABEL=rsa-gateway- cargo bench --quiet --bench judge >&2
+python3 bench/gpg_pipeline.py "$out/corpus-rsa" >&2
 
 echo "# nfp-gateway benchmarks"
 echo
@@ -36,6 +41,10 @@ echo
 echo "## 1. Judgement throughput (messages per second)"
 echo
 python3 bench/judgement_table.py "$out/corpus" target/criterion
+echo
+echo "With an RSA-3072 gateway key (every message decrypted with RSA):"
+echo
+python3 bench/judgement_table.py "$out/corpus-rsa" target/criterion --label=rsa-gateway- | head -n -2
 echo
 echo "## 2. The daemon end to end"
 echo

@@ -9,7 +9,8 @@
 //! NFP_BENCH_CORPUS=/tmp/corpus cargo bench --bench judge
 //! ```
 //! `bench/run.sh` does both and turns criterion's estimates into messages
-//! per second. Without NFP_BENCH_CORPUS there is nothing to measure.
+//! per second. Without NFP_BENCH_CORPUS there is nothing to measure;
+//! NFP_BENCH_LABEL prefixes the group names (criterion's result folders).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -170,9 +171,11 @@ fn benches(cr: &mut Criterion) {
         return;
     };
     let c = load(&dir);
+    // A second corpus (another gateway key, say) keeps its own results.
+    let label = std::env::var("NFP_BENCH_LABEL").unwrap_or_default();
     let p = StandardPolicy::new();
     for class in &c.classes {
-        let mut g = cr.benchmark_group(class.name.as_str());
+        let mut g = cr.benchmark_group(format!("{label}{}", class.name));
         g.throughput(Throughput::Elements(class.messages.len() as u64));
         g.sample_size(10);
         g.bench_function("judge", |b| b.iter(|| judge_all(&c, &class.messages)));
