@@ -18,17 +18,26 @@ pub struct Held {
 
 impl Tx {
     /// Accepted messages since `since`, of one party or of all.
+    ///
+    /// Two statements, not one with `$2 IS NULL OR ...`: each must be able
+    /// to use its index (the store holds years of messages).
     pub async fn accepted_since(&mut self, party: Option<&str>, since: SystemTime) -> Result<i64> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM inbound
-             WHERE verdict = 'accepted' AND received_at >= $1
-               AND ($2 IS NULL OR sender_party = $2)",
-        )
-        .bind(timestamp(since))
-        .bind(party)
-        .fetch_one(&mut *self.tx)
-        .await
-        .context("Counting accepted messages")
+        let query = match party {
+            Some(party) => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM inbound
+                 WHERE sender_party = $2 AND verdict = 'accepted' AND received_at >= $1",
+            )
+            .bind(timestamp(since))
+            .bind(party),
+            None => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM inbound WHERE verdict = 'accepted' AND received_at >= $1",
+            )
+            .bind(timestamp(since)),
+        };
+        query
+            .fetch_one(&mut *self.tx)
+            .await
+            .context("Counting accepted messages")
     }
 
     /// Quarantine notices sent since `since`, about mail claiming one
@@ -38,16 +47,22 @@ impl Tx {
         envelope_from: Option<&str>,
         since: SystemTime,
     ) -> Result<i64> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM inbound
-             WHERE notice = 'notice' AND received_at >= $1
-               AND ($2 IS NULL OR envelope_from = $2)",
-        )
-        .bind(timestamp(since))
-        .bind(envelope_from)
-        .fetch_one(&mut *self.tx)
-        .await
-        .context("Counting quarantine notices")
+        let query = match envelope_from {
+            Some(from) => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM inbound
+                 WHERE envelope_from = $2 AND notice = 'notice' AND received_at >= $1",
+            )
+            .bind(timestamp(since))
+            .bind(from),
+            None => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM inbound WHERE notice = 'notice' AND received_at >= $1",
+            )
+            .bind(timestamp(since)),
+        };
+        query
+            .fetch_one(&mut *self.tx)
+            .await
+            .context("Counting quarantine notices")
     }
 
     /// Marks held messages as listed in a digest, and records the digest.
