@@ -14,11 +14,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use serde_json::Value;
-
-use common::{run_check, Fixtures};
+use common::{case_failure, Fixtures};
 
 /// The generated cases; the directory (over 100 MB) goes when the test ends.
 struct Generated(Fixtures);
@@ -31,33 +28,7 @@ impl Drop for Generated {
 
 fn generate() -> Generated {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("limits-{}", std::process::id()));
-    let mut generated = Generated(Fixtures {
-        dir: dir.clone(),
-        now: String::new(),
-        manifest: Value::Null,
-    });
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/make_limits.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&dir)
-        .output()
-        .expect("python3 runs (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "make_limits.py failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(dir.join("manifest.json")).expect("manifest.json written"),
-    )
-    .expect("manifest.json parses");
-    generated.0.now = manifest["now"]
-        .as_str()
-        .expect("manifest has now")
-        .to_string();
-    generated.0.manifest = manifest;
-    generated
+    Generated(common::generate("make_limits.py", dir))
 }
 
 /// Every case gets the verdict and reason its generator wrote down (and,
@@ -68,38 +39,11 @@ fn every_resource_limit_attack_is_quarantined() {
     let generated = generate();
     let fx = &generated.0;
     assert!(!fx.cases().is_empty(), "make_limits.py wrote no cases");
-    let mut failures = Vec::new();
-    for case in fx.cases() {
-        let name = case["name"].as_str().unwrap();
-        let file = case["file"].as_str().unwrap().to_string();
-        let (status, decisions) = run_check(fx, case["config"].as_str().unwrap(), &[file]);
-        let decision = &decisions[0];
-        let mut wrong = Vec::new();
-        for (key, want) in case["expect"].as_object().unwrap() {
-            let got = match key.as_str() {
-                "sender" => decision["sender"]["party"].clone(),
-                other => decision[other].clone(),
-            };
-            if got != *want {
-                wrong.push(format!("{key}: want {want}, got {got}"));
-            }
-        }
-        let want_status = if case["expect"]["verdict"] == "accepted" {
-            0
-        } else {
-            1
-        };
-        if status != want_status {
-            wrong.push(format!("exit status {status}, want {want_status}"));
-        }
-        if !wrong.is_empty() {
-            failures.push(format!(
-                "{name}: {}\n    detail: {}",
-                wrong.join("; "),
-                decision["detail"]
-            ));
-        }
-    }
+    let failures: Vec<String> = fx
+        .cases()
+        .iter()
+        .filter_map(|case| case_failure(fx, case))
+        .collect();
     assert!(
         failures.is_empty(),
         "{} of {} cases wrong:\n{}",

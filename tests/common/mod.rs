@@ -28,30 +28,110 @@ pub fn fixtures() -> &'static Fixtures {
     FX.get_or_init(|| {
         let dir =
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fixtures-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/make_fixtures.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .expect("python3 runs (scripts/test.sh installs it)");
-        assert!(
-            out.status.success(),
-            "make_fixtures.py failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let manifest: Value = serde_json::from_slice(
-            &std::fs::read(dir.join("manifest.json")).expect("manifest.json written"),
-        )
-        .expect("manifest.json parses");
-        let now = manifest["now"]
-            .as_str()
-            .expect("manifest has now")
-            .to_string();
-        Fixtures { dir, now, manifest }
+        generate("make_fixtures.py", dir)
     })
+}
+
+/// Runs a generator of `tests/fixtures/` (`make_fixtures.py`,
+/// `make_limits.py`) into `dir` and reads its manifest.
+pub fn generate(script: &str, dir: PathBuf) -> Fixtures {
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .arg(&dir)
+        .output()
+        .expect("python3 runs (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("manifest.json")).expect("manifest.json written"),
+    )
+    .expect("manifest.json parses");
+    let now = manifest["now"]
+        .as_str()
+        .expect("manifest has now")
+        .to_string();
+    Fixtures { dir, now, manifest }
+}
+
+/// Runs `check` on one manifest case (after the messages of its
+/// `check_with`, in the same call); None when the decision matches every
+/// expectation, contains none of the case's `absent` strings and the exit
+/// status matches the verdict, else what differs.
+pub fn case_failure(fx: &Fixtures, case: &Value) -> Option<String> {
+    let name = case["name"].as_str().unwrap();
+    let mut files: Vec<String> = case["check_with"]
+        .as_array()
+        .map(|a| a.iter().map(|f| f.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    files.push(case["file"].as_str().unwrap().to_string());
+    let (status, decisions) = run_check(fx, case["config"].as_str().unwrap(), &files);
+    let decision = decisions.last().expect("one decision per message");
+    let expect = &case["expect"];
+    let mut wrong = Vec::new();
+    for (key, want) in expect.as_object().unwrap() {
+        let got = project(decision, key);
+        if got != *want {
+            wrong.push(format!("{key}: want {want}, got {got}"));
+        }
+    }
+    // What an unauthenticated header or an injected line must never
+    // become: any part of the decision.
+    let printed = decision.to_string();
+    for absent in case["absent"].as_array().into_iter().flatten() {
+        let absent = absent.as_str().unwrap();
+        if printed.contains(absent) {
+            wrong.push(format!("the decision contains {absent:?}"));
+        }
+    }
+    let all_accepted = decisions.iter().all(|d| d["verdict"] == "accepted");
+    let want_status = if expect["verdict"] == "accepted" && all_accepted {
+        0
+    } else {
+        1
+    };
+    if status != want_status {
+        wrong.push(format!("exit status {status}, want {want_status}"));
+    }
+    (!wrong.is_empty()).then(|| {
+        format!(
+            "{name}: {}\n    detail: {}",
+            wrong.join("; "),
+            decision["detail"]
+        )
+    })
+}
+
+/// The value a manifest key is compared with: `sender` is the party id,
+/// `route` the list of party ids, `attachments` name and type.
+fn project(decision: &Value, key: &str) -> Value {
+    match key {
+        "sender" => decision["sender"]["party"].clone(),
+        "route" => Value::Array(
+            decision["route"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["party"].clone())
+                .collect(),
+        ),
+        "attachments" => Value::Array(
+            decision["attachments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| serde_json::json!({"name": a["name"], "type": a["type"]}))
+                .collect(),
+        ),
+        other => decision[other].clone(),
+    }
 }
 
 /// Runs `nfp-gateway check --now <manifest now>` on files; returns the exit
