@@ -45,6 +45,20 @@ class Failure(AssertionError):
     pass
 
 
+def wait_rows(rows, sql: str, count: int, timeout: float, *args) -> list[tuple]:
+    """Polls `rows(sql, *args)` (a gateway's store) until it returns at least
+    `count` rows or `timeout` seconds have passed; returns the last rows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = rows(sql, *args)
+        except sqlite3.OperationalError:
+            found = []
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 def check(cond: bool, what: str) -> None:
     if not cond:
         raise Failure(what)
@@ -235,15 +249,7 @@ shutdown-timeout = "10s"
             return c.execute(sql, args).fetchall()
 
     def wait_rows(self, sql: str, count: int, timeout: float = 30, *args) -> list[tuple]:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                rows = self.rows(sql, *args)
-            except sqlite3.OperationalError:
-                rows = []
-            if len(rows) >= count or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.1)
+        return wait_rows(self.rows, sql, count, timeout, *args)
 
     def wait_outbox_sent(self, count: int, timeout: float = 30) -> None:
         rows = self.wait_rows("SELECT id FROM outbox WHERE state = 'sent'", count, timeout)
@@ -305,15 +311,7 @@ class Peer:
             return c.execute(sql, args).fetchall()
 
     def wait_rows(self, sql: str, count: int, timeout: float = 30, *args) -> list[tuple]:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                rows = self.rows(sql, *args)
-            except sqlite3.OperationalError:
-                rows = []
-            if len(rows) >= count or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.1)
+        return wait_rows(self.rows, sql, count, timeout, *args)
 
     def folder(self, folder: str) -> int:
         return self.net.stack.count(self.persona.email, self.net.passwords[self.persona.email], folder)
