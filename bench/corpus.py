@@ -311,20 +311,6 @@ def verify(binary: Path, out: Path, manifest: dict) -> int:
     return failures
 
 
-def clean(out: Path) -> None:
-    """Removes what an earlier run wrote (and only that), stopping its gpg-agents."""
-    for home in ("keygen", "gnupg"):
-        if (out / home).is_dir():
-            mm.GnuPG(out / home).close()
-    for name in OUTPUTS:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("outdir", type=Path)
@@ -345,7 +331,7 @@ def main() -> int:
         ap.error(f"unknown classes {unknown}")
 
     start = time.monotonic()
-    clean(out)
+    fx.clean(out, OUTPUTS, homes=("keygen", "gnupg"))
     now = int(time.time())
     w = fx.World(out, now)  # its default home, OUTDIR/gnupg, is replaced below
     w.gpg = mm.GnuPG(out / "keygen")  # every secret key; removed at the end

@@ -383,19 +383,8 @@ def load_personas(gpg: mm.GnuPG) -> dict[str, mm.Persona]:
     return ps
 
 
-def clean(out: Path) -> None:
-    """Removes what an earlier run wrote (and only that), stopping its gpg-agent."""
-    if (out / "gnupg").is_dir():
-        mm.GnuPG(out / "gnupg").close()
-        shutil.rmtree(out / "gnupg")
-    if (out / "messages").is_dir():
-        shutil.rmtree(out / "messages")
-    (out / "samples.json").unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def make(out: Path) -> int:
-    clean(out)
+    fx.clean(out, ["gnupg", "messages", "samples.json"])
     start = time.monotonic()
     w = fx.World(out, int(time.time()))
     try:
