@@ -61,6 +61,23 @@ pub fn generate(script: &str, dir: PathBuf) -> Fixtures {
     Fixtures { dir, now, manifest }
 }
 
+/// Every case of the manifest gets what it expects ([`case_failure`]);
+/// the failures are listed together.
+pub fn assert_every_case(fx: &Fixtures) {
+    let failures: Vec<String> = fx
+        .cases()
+        .iter()
+        .filter_map(|case| case_failure(fx, case))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        fx.cases().len(),
+        failures.join("\n")
+    );
+}
+
 /// Runs `check` on one manifest case (after the messages of its
 /// `check_with`, in the same call); None when the decision matches every
 /// expectation, contains none of the case's `absent` strings and the exit
