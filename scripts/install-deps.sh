@@ -16,6 +16,12 @@ packages=(
   # the private mail stack of the integration tests, demo and benchmarks
   # (tests/mailstack): a real Dovecot (IMAP, LMTP) and Postfix on loopback
   dovecot-imapd dovecot-lmtpd postfix openssl
+  # the store's second engine: a private PostgreSQL cluster per test run on a
+  # loopback port of its own (tests/pg/cluster.sh), and psql for the schema
+  # check (tests/pg/schema_parity.py). The package also creates its own "main"
+  # cluster (port 5432), and may start it where an init system runs; the tests
+  # never use it.
+  postgresql
 )
 # The fixture generator needs a python3 (3.9 or later); any on PATH will do.
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
