@@ -194,8 +194,16 @@ def run_gateway(r: Run, net, timeout: float) -> None:
     r.idle_before = wait_quiet(MAX_WAIT)
     b0 = busy_ticks()
     t0 = time.monotonic()
-    net.start_gateway()
+    # NFP_BENCH_LOG=FILTER: the gateway's log filter (default info), e.g. nfp_gateway=debug.
+    level = os.environ.get("NFP_BENCH_LOG")
+    net.start_gateway(env={"NFP_GATEWAY_LOG": level} if level else None)
     pid = net.proc.pid
+    # NFP_BENCH_PERF=FILE: a perf profile of the gateway over the run (call graphs, 999 Hz).
+    perf = None
+    if os.environ.get("NFP_BENCH_PERF"):
+        perf = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-g", "-p", str(pid),
+                                 "-o", os.environ["NFP_BENCH_PERF"]],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = t0 + timeout
     filed = sent = 0
     while True:
@@ -230,10 +238,28 @@ def run_gateway(r: Run, net, timeout: float) -> None:
             break
         time.sleep(0.1)
     r.hwm_kib, r.cpu_s = proc_stats(pid)
+    if perf:
+        perf.send_signal(2)
+        perf.wait()
     code = net.stop_gateway()
     if code != 0:
         r.errors.append(f"exit status {code} after SIGTERM")
     with net.db() as c:
+        # The timeline, for the log: when filing ended, and how fast mail
+        # was sent while the intake was busy and after it.
+        times = [datetime.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for (t,) in c.execute(
+            f"SELECT sent_at FROM outbox WHERE inbound_id > {r.prefilled} AND sent_at IS NOT NULL ORDER BY sent_at")]
+        last_in = c.execute(f"SELECT MAX(received_at) FROM inbound WHERE id > {r.prefilled}").fetchone()[0]
+        if times and last_in:
+            end_in = datetime.datetime.fromisoformat(last_in.replace("Z", "+00:00")).timestamp()
+            during = sum(1 for t in times if t <= end_in)
+            after = len(times) - during
+            span = times[-1] - end_in
+            log(f"timeline: {during} mails sent while messages were still arriving "
+                f"({during / max(end_in - times[0], 1e-3):.0f}/s), {after} after, at {after / max(span, 1e-3):.0f}/s")
+        if level:
+            again = net.log.read_text(errors="replace").count("composed again")
+            log(f"log: {again} messages composed again in their transaction")
         r.verdicts = dict(c.execute(f"SELECT verdict, COUNT(*) FROM inbound WHERE id > {r.prefilled} GROUP BY verdict").fetchall())
         r.outbox = dict(c.execute(f"SELECT state, COUNT(*) FROM outbox WHERE inbound_id > {r.prefilled} GROUP BY state").fetchall())
     if r.verdicts.get("accepted", 0) != n:

@@ -324,7 +324,13 @@ async fn session(
     }
 }
 
-/// Takes every message in the inbox folder through intake, then files it.
+/// Messages taken from the inbox per round: fetched with one command,
+/// judged at once on every core, moved with one command per folder.
+const BATCH: usize = 16;
+
+/// Takes every message in the inbox folder through intake, then files it,
+/// a batch at a time: fetch, judge (in parallel), store (one transaction per
+/// message, in order), and only then move them out of the folder.
 async fn file_all(
     shared: &Shared,
     conn: &mut Connection,
@@ -332,40 +338,66 @@ async fn file_all(
     state: &State,
     cancel: &CancellationToken,
 ) -> Result<()> {
-    for uid in conn.uids().await? {
+    for batch in conn.uids().await?.chunks(BATCH) {
         if cancel.is_cancelled() {
             return Ok(());
         }
         let ctx = &shared.get();
-        let max = ctx.gw.config.limits.max_message_size;
         state.inbox_alive.store(unix_now(), Ordering::Relaxed);
-        let Some(size) = conn.size(uid).await? else {
-            continue;
-        };
-        let oversize = (size as usize > max).then_some(size as usize);
-        let Some(raw) = conn.fetch(uid, oversize.is_some()).await? else {
-            continue;
-        };
+        let max = ctx.gw.config.limits.max_message_size;
+        let sizes = conn.sizes(batch).await?;
+        let (whole, oversize): (Vec<u32>, Vec<u32>) = batch
+            .iter()
+            .filter(|uid| sizes.contains_key(uid))
+            .partition(|uid| sizes[uid] as usize <= max);
+        let mut raws = conn.fetch(&whole, false).await?;
+        raws.extend(conn.fetch(&oversize, true).await?);
         crash_point("after_fetch");
-        let source = Source {
-            folder: cfg.folder.clone(),
-            uidvalidity: conn.uidvalidity,
-            uid,
-        };
-        let filed = intake::intake(ctx, raw, oversize, &source).await?;
-        crash_point("after_store");
-        let folder = if filed.accepted {
-            &cfg.processed_folder
-        } else {
-            &cfg.quarantine_folder
-        };
-        conn.file(uid, folder).await?;
+        let uids: Vec<u32> = batch
+            .iter()
+            .copied()
+            .filter(|uid| raws.contains_key(uid))
+            .collect();
+        let judged = futures::future::try_join_all(uids.iter().map(|uid| {
+            let raw = raws.remove(uid).unwrap_or_default();
+            let over = oversize.contains(uid).then(|| sizes[uid] as usize);
+            intake::judge(ctx, raw, over)
+        }))
+        .await?;
+        let judged = intake::compose_ahead(ctx, judged).await?;
+        let (mut processed, mut quarantined, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+        for (uid, judged) in uids.iter().copied().zip(judged) {
+            let source = Source {
+                folder: cfg.folder.clone(),
+                uidvalidity: conn.uidvalidity,
+                uid,
+            };
+            let filed = intake::file(ctx, judged, &source).await?;
+            crash_point("after_store");
+            let folder = if filed.accepted {
+                processed.push(uid);
+                &cfg.processed_folder
+            } else {
+                quarantined.push(uid);
+                &cfg.quarantine_folder
+            };
+            ids.push(filed.inbound_id);
+            tracing::info!(uid, inbound_id = filed.inbound_id, accepted = filed.accepted, new = filed.new, folder = %folder, "stored");
+        }
+        conn.file(&processed, &cfg.processed_folder).await?;
+        conn.file(&quarantined, &cfg.quarantine_folder).await?;
         crash_point("after_move");
-        ctx.store.mark_filed(filed.inbound_id).await?;
-        ctx.store
-            .set_mailbox_state(&cfg.folder, conn.uidvalidity, uid)
-            .await?;
-        tracing::info!(uid, inbound_id = filed.inbound_id, accepted = filed.accepted, new = filed.new, folder = %folder, "filed");
+        if let Some(&last) = uids.last() {
+            ctx.store
+                .mark_filed(&ids, &cfg.folder, conn.uidvalidity, last)
+                .await?;
+            tracing::info!(
+                processed = processed.len(),
+                quarantined = quarantined.len(),
+                last_uid = last,
+                "filed"
+            );
+        }
     }
     // With the folder empty, every message stored from it has left it, even
     // one whose move was not recorded because the process died in between.
@@ -507,20 +539,48 @@ async fn until_next_due(ctx: &Ctx) -> Duration {
         .min(cap)
 }
 
+/// Mails claimed per round of sending (one statement claims them all).
+const SEND_BATCH: i64 = 32;
+
+/// A name for the next claim, unique across processes and restarts:
+/// `<host>/<pid>/<start>/<n>`.
+fn next_claim() -> String {
+    static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let instance = INSTANCE.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let start = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{}/{}/{start}", host.trim(), std::process::id())
+    });
+    format!("{instance}/{}", COUNT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Sends what is due, oldest first. False when the server was unreachable
 /// (the rest waits, so that order is kept).
+///
+/// A batch is claimed at once; its mails are sent one at a time, and each
+/// outcome is committed before the next mail starts, so only the first
+/// unrecorded mail of a claim can be in doubt after a crash
+/// ([`crate::store::Store::recover_in_doubt`]).
 async fn send_due(
     ctx: &Arc<Ctx>,
     relay: &Relay,
     retry: &[Duration],
     cancel: &CancellationToken,
 ) -> Result<bool> {
-    for item in ctx.store.due(SystemTime::now(), 100).await? {
-        if cancel.is_cancelled() {
-            return Ok(true);
-        }
-        if !ctx.store.claim(item.id).await? {
-            continue;
+    let claimed = ctx
+        .store
+        .claim_due(SystemTime::now(), SEND_BATCH, &next_claim())
+        .await?;
+    let ids: Vec<i64> = claimed.iter().map(|i| i.id).collect();
+    let mut reachable = true;
+    for (i, item) in claimed.into_iter().enumerate() {
+        if cancel.is_cancelled() || !reachable {
+            ctx.store.unclaim(&ids[i..]).await?;
+            break;
         }
         let Some(message) = &item.message else {
             continue;
@@ -529,7 +589,6 @@ async fn send_due(
         let delivery = relay.send(&item.recipient_email, message).await;
         crash_point("after_smtp");
         let now = SystemTime::now();
-        let attempts = usize::try_from(item.attempts + 1).unwrap_or(usize::MAX);
         let created = chrono::DateTime::parse_from_rfc3339(&item.created_at)
             .map(SystemTime::from)
             .unwrap_or(now);
@@ -546,33 +605,46 @@ async fn send_due(
             },
             None => Attempt::Permanent {
                 code,
-                response: format!("gave up after {attempts} attempts: {response}"),
+                response: format!("gave up after {} attempts: {response}", item.attempts),
             },
         };
-        let (attempt, reachable) = match delivery {
-            Delivery::Sent { code, response } => (Attempt::Sent { code, response }, true),
-            Delivery::Deferred { code, response } => (later(code, response, false), true),
-            Delivery::Unreachable { response } => (later(None, response, true), false),
-            Delivery::Rejected { code, response } => (Attempt::Permanent { code, response }, true),
+        let attempt = match delivery {
+            Delivery::Sent { code, response } => Attempt::Sent { code, response },
+            Delivery::Deferred { code, response } => later(code, response, false),
+            Delivery::Unreachable { response } => {
+                reachable = false;
+                later(None, response, true)
+            }
+            Delivery::Rejected { code, response } => Attempt::Permanent { code, response },
         };
-        ctx.store.finish(&item, now, &attempt).await?;
-        match &attempt {
-            Attempt::Sent { .. } => {
-                tracing::info!(outbox_id = item.id, party = %item.recipient_party, purpose = %item.purpose, "sent")
-            }
-            Attempt::Transient { response, .. } => {
-                tracing::warn!(outbox_id = item.id, %response, "deferred")
-            }
-            Attempt::Permanent { response, .. } => {
-                tracing::error!(outbox_id = item.id, party = %item.recipient_party, %response, "delivery failed");
-                alert_failure(ctx, &item, attempts, response).await?;
-            }
+        record(ctx, &item, now, attempt).await?;
+    }
+    Ok(reachable)
+}
+
+/// Commits one attempt's outcome, logs it, and alerts the Secretariat when
+/// a mail is given up.
+async fn record(
+    ctx: &Arc<Ctx>,
+    item: &OutboxItem,
+    now: SystemTime,
+    attempt: Attempt,
+) -> Result<()> {
+    ctx.store.finish(item, now, &attempt).await?;
+    match &attempt {
+        Attempt::Sent { .. } => {
+            tracing::info!(outbox_id = item.id, party = %item.recipient_party, purpose = %item.purpose, "sent")
         }
-        if !reachable {
-            return Ok(false);
+        Attempt::Transient { response, .. } => {
+            tracing::warn!(outbox_id = item.id, %response, "deferred")
+        }
+        Attempt::Permanent { response, .. } => {
+            tracing::error!(outbox_id = item.id, party = %item.recipient_party, %response, "delivery failed");
+            let attempts = usize::try_from(item.attempts).unwrap_or(usize::MAX);
+            alert_failure(ctx, item, attempts, response).await?;
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// When to try a mail again. The retry schedule counts from the mail's

@@ -128,14 +128,138 @@ impl ReplayGuard for InTransaction {
     }
 }
 
-/// Judges and stores one message; `raw` is what the server holds, or only
-/// its header when `oversize` says how large the whole message is.
-pub async fn intake(
-    ctx: &Arc<Ctx>,
+/// A message judged and not yet stored: what [`judge`] gives [`file`].
+pub struct Judged {
     raw: Vec<u8>,
     oversize: Option<usize>,
-    source: &Source,
-) -> Result<Filed> {
+    judgement: Judgement,
+    now: SystemTime,
+    /// Composed ahead of the transaction ([`compose_ahead`]).
+    ahead: Option<Ahead>,
+}
+
+/// The mail of an accepted message, composed before its transaction with
+/// the numbers it would most likely get. The transaction uses it only if it
+/// allocates exactly those numbers and decides exactly the same; otherwise
+/// it composes again. The write lock is then held for the writes alone, and
+/// composing (signing, encrypting) runs on every core.
+struct Ahead {
+    inbound_id: i64,
+    reference: String,
+    decision: String,
+    plan: Plan,
+}
+
+/// Judges one message (CPU only, on the blocking pool: the daemon judges a
+/// batch at once, on every core); `raw` is what the server holds, or only
+/// its header when `oversize` says how large the whole message is.
+pub async fn judge(ctx: &Arc<Ctx>, raw: Vec<u8>, oversize: Option<usize>) -> Result<Judged> {
+    let now = SystemTime::now();
+    let ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        let judgement = match oversize {
+            Some(size) => Judgement {
+                decision: Decision::quarantined(Rejection::new(
+                    Reason::Limits,
+                    format!(
+                        "message of {size} bytes exceeds {} bytes",
+                        ctx.gw.config.limits.max_message_size
+                    ),
+                )),
+                content: None,
+            },
+            None => check::judge_full(&ctx.gw, &raw, now, &mut InTransaction),
+        };
+        Judged {
+            raw,
+            oversize,
+            judgement,
+            now,
+            ahead: None,
+        }
+    })
+    .await
+    .context("The judgement task failed")
+}
+
+/// Composes the mail of the accepted messages of a batch ahead of their
+/// transactions (in parallel), numbering them as [`file`] will if nothing
+/// else is stored in between and nothing changes in their decisions
+/// (a replay, a rate limit). Contact updates are left to the transaction.
+pub async fn compose_ahead(ctx: &Arc<Ctx>, batch: Vec<Judged>) -> Result<Vec<Judged>> {
+    let Some(first) = batch.first() else {
+        return Ok(batch);
+    };
+    let year = chrono::DateTime::<chrono::Utc>::from(first.now).year();
+    let (mut inbound_id, mut n) = ctx.store.next_numbers(year).await?;
+    let prefix = ctx.gw.config.reference_prefix();
+    let mut tasks = Vec::with_capacity(batch.len());
+    for mut judged in batch {
+        let decision = &mut judged.judgement.decision;
+        let now_year = chrono::DateTime::<chrono::Utc>::from(judged.now).year();
+        let eligible = decision.verdict == Verdict::Accepted
+            && decision.kind != Some(Kind::ContactUpdate)
+            && judged.judgement.content.is_some()
+            && now_year == year;
+        if eligible && decision.kind == Some(Kind::InformationReply) {
+            if let Some(cited) = &decision.reference {
+                let asked_by = ctx.store.sender_of_reference(cited).await?;
+                check::reroute_reply(&ctx.gw, decision, asked_by.as_deref());
+            }
+        }
+        let guess = eligible.then(|| (inbound_id, crate::store::reference(&prefix, year, n)));
+        inbound_id += 1;
+        n += i64::from(eligible);
+        let ctx = ctx.clone();
+        tasks.push(tokio::task::spawn_blocking(move || -> Result<Judged> {
+            if let Some((inbound_id, reference)) = guess {
+                let d = &judged.judgement.decision;
+                let plan = plan(
+                    &ctx,
+                    inbound_id,
+                    d,
+                    Some(&reference),
+                    judged.judgement.content.as_ref(),
+                    None,
+                    false,
+                    &judged.raw,
+                    judged.oversize,
+                    judged.now,
+                )?;
+                judged.ahead = Some(Ahead {
+                    inbound_id,
+                    reference,
+                    decision: fingerprint(d),
+                    plan,
+                });
+            }
+            Ok(judged)
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        out.push(task.await.context("The composing task failed")??);
+    }
+    Ok(out)
+}
+
+/// What a decision says, for comparing one with another.
+fn fingerprint(d: &Decision) -> String {
+    let said = serde_json::to_string(d).unwrap_or_default();
+    format!("{said}{:?}", d.signature_digest)
+}
+
+/// Stores one judged message, with everything it causes, in one
+/// transaction. Messages are filed one at a time, in the inbox's order: the
+/// replay memory and the rate limits see every message filed before.
+pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Filed> {
+    let Judged {
+        raw,
+        oversize,
+        judgement,
+        now,
+        ahead,
+    } = judged;
     let sha = sha256_hex(&raw, oversize);
     if let Some(known) = ctx.store.inbound_by_sha(&sha).await? {
         return Ok(Filed {
@@ -144,27 +268,6 @@ pub async fn intake(
             new: false,
         });
     }
-    let now = SystemTime::now();
-    let judged = {
-        let ctx = ctx.clone();
-        tokio::task::spawn_blocking(move || {
-            let judgement = match oversize {
-                Some(size) => Judgement {
-                    decision: Decision::quarantined(Rejection::new(
-                        Reason::Limits,
-                        format!(
-                            "message of {size} bytes exceeds {} bytes",
-                            ctx.gw.config.limits.max_message_size
-                        ),
-                    )),
-                    content: None,
-                },
-                None => check::judge_full(&ctx.gw, &raw, now, &mut InTransaction),
-            };
-            (judgement, raw)
-        })
-    };
-    let (judgement, raw) = judged.await.context("The judgement task failed")?;
     let envelope = envelope_of(&raw);
     let Judgement {
         mut decision,
@@ -203,27 +306,44 @@ pub async fn intake(
         _ => None,
     };
 
-    let planned = {
-        let ctx = ctx.clone();
-        let decision = decision.clone();
-        let reference = reference.clone();
-        let update = update.clone();
-        tokio::task::spawn_blocking(move || {
-            plan(
-                &ctx,
-                inbound_id,
-                &decision,
-                reference.as_deref(),
-                content,
-                update.as_ref(),
-                notice == limits::NOTICE,
-                raw,
-                oversize,
-                now,
-            )
-        })
+    let plan = match ahead {
+        Some(a)
+            if a.inbound_id == inbound_id
+                && Some(&a.reference) == reference.as_ref()
+                && update.is_none()
+                && a.decision == fingerprint(&decision) =>
+        {
+            a.plan
+        }
+        ahead => {
+            if ahead.is_some() {
+                tracing::debug!(
+                    inbound_id,
+                    "composed again: the numbers or the decision changed"
+                );
+            }
+            let ctx = ctx.clone();
+            let decision = decision.clone();
+            let reference = reference.clone();
+            let update = update.clone();
+            tokio::task::spawn_blocking(move || {
+                plan(
+                    &ctx,
+                    inbound_id,
+                    &decision,
+                    reference.as_deref(),
+                    content.as_ref(),
+                    update.as_ref(),
+                    notice == limits::NOTICE,
+                    &raw,
+                    oversize,
+                    now,
+                )
+            })
+            .await
+            .context("The composing task failed")??
+        }
     };
-    let plan = planned.await.context("The composing task failed")??;
 
     tx.insert_inbound(&NewInbound {
         id: inbound_id,
@@ -375,15 +495,15 @@ fn plan(
     inbound_id: i64,
     decision: &Decision,
     reference: Option<&str>,
-    content: Option<check::SignedContent>,
+    content: Option<&check::SignedContent>,
     update: Option<&UpdateOutcome>,
     notify: bool,
-    raw: Vec<u8>,
+    raw: &[u8],
     oversize: Option<usize>,
     now: SystemTime,
 ) -> Result<Plan> {
     let gw = &ctx.gw;
-    let raw_enc = seal::encrypt_for_storage(&ctx.storage, &gw.policy, now, &raw)
+    let raw_enc = seal::encrypt_for_storage(&ctx.storage, &gw.policy, now, raw)
         .context("Encrypting the message for storage")?;
     let content_enc = match &content {
         Some(c) => Some(
@@ -401,13 +521,13 @@ fn plan(
     let mut mails = Vec::new();
     match (decision.verdict, reference, content) {
         (Verdict::Accepted, Some(reference), Some(content)) => {
-            mails = accepted_mail(ctx, &sender, decision, reference, &content, update, now)?;
+            mails = accepted_mail(ctx, &sender, decision, reference, content, update, now)?;
         }
         // Within the hour's notice budget (limits::notice); beyond it, the
         // quarantine waits for the digest, and automatic mail never gets one.
         _ if notify => {
             mails.push(quarantine_notice(
-                ctx, &sender, inbound_id, decision, &raw, oversize, now,
+                ctx, &sender, inbound_id, decision, raw, oversize, now,
             )?);
         }
         _ => {}

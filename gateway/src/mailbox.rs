@@ -7,6 +7,7 @@
 //! lost connection, an interrupted FETCH or a UIDVALIDITY change cannot lose
 //! a message, and the store's hash of the bytes makes a second look a no-op.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -230,6 +231,18 @@ async fn timed<F: std::future::Future>(f: F) -> Result<F::Output> {
         .map_err(|_| anyhow!("the IMAP server did not answer in time"))
 }
 
+/// An IMAP sequence set of UIDs: `4,7,9`.
+fn uid_set(uids: &[u32]) -> String {
+    let mut set = String::with_capacity(uids.len() * 6);
+    for (i, uid) in uids.iter().enumerate() {
+        if i > 0 {
+            set.push(',');
+        }
+        set.push_str(&uid.to_string());
+    }
+    set
+}
+
 /// How a wait for new mail ended.
 pub enum Woken {
     /// New mail may be there (or the wait timed out): look again.
@@ -250,47 +263,67 @@ impl Connection {
         Ok(uids)
     }
 
-    /// The FETCH response for one UID, if the message is still there.
-    async fn fetch_one(
+    /// The FETCH responses for a set of UIDs (one command), by UID; a UID
+    /// that is gone has none.
+    async fn fetch_set(
         &mut self,
-        uid: u32,
+        uids: &[u32],
         items: &str,
-    ) -> Result<Option<async_imap::types::Fetch>> {
-        let stream = timed(self.session.uid_fetch(uid.to_string(), items))
+    ) -> Result<HashMap<u32, async_imap::types::Fetch>> {
+        if uids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let stream = timed(self.session.uid_fetch(uid_set(uids), items))
             .await?
             .context("UID FETCH")?;
         let fetches: Vec<_> = timed(stream.try_collect::<Vec<_>>())
             .await?
             .context("UID FETCH")?;
-        Ok(fetches.into_iter().find(|f| f.uid == Some(uid)))
+        Ok(fetches
+            .into_iter()
+            .filter_map(|f| f.uid.filter(|u| uids.contains(u)).map(|u| (u, f)))
+            .collect())
     }
 
-    /// The size of a message, without downloading it.
-    pub async fn size(&mut self, uid: u32) -> Result<Option<u32>> {
+    /// The sizes of messages, without downloading them.
+    pub async fn sizes(&mut self, uids: &[u32]) -> Result<HashMap<u32, u32>> {
         Ok(self
-            .fetch_one(uid, "(UID RFC822.SIZE)")
+            .fetch_set(uids, "(UID RFC822.SIZE)")
             .await?
-            .and_then(|f| f.size))
+            .into_iter()
+            .filter_map(|(uid, f)| f.size.map(|size| (uid, size)))
+            .collect())
     }
 
-    /// The whole message (BODY.PEEK[]: the \Seen flag is left alone), or only
-    /// its header when `header_only`. None when the UID is gone.
-    pub async fn fetch(&mut self, uid: u32, header_only: bool) -> Result<Option<Vec<u8>>> {
+    /// Whole messages (BODY.PEEK[]: the \Seen flag is left alone), or only
+    /// their headers when `header_only`; a UID that is gone is missing.
+    pub async fn fetch(
+        &mut self,
+        uids: &[u32],
+        header_only: bool,
+    ) -> Result<HashMap<u32, Vec<u8>>> {
         let items = if header_only {
             "(UID BODY.PEEK[HEADER])"
         } else {
             "(UID BODY.PEEK[])"
         };
-        let fetched = self.fetch_one(uid, items).await?;
-        Ok(fetched
-            .as_ref()
-            .and_then(|f| if header_only { f.header() } else { f.body() })
-            .map(<[u8]>::to_vec))
+        Ok(self
+            .fetch_set(uids, items)
+            .await?
+            .into_iter()
+            .filter_map(|(uid, f)| {
+                let bytes = if header_only { f.header() } else { f.body() };
+                bytes.map(|b| (uid, b.to_vec()))
+            })
+            .collect())
     }
 
-    /// Moves a message to `folder` (MOVE, or COPY + \Deleted + UID EXPUNGE).
-    pub async fn file(&mut self, uid: u32, folder: &str) -> Result<()> {
-        let set = uid.to_string();
+    /// Moves messages to `folder` (MOVE, or COPY + \Deleted + UID EXPUNGE).
+    pub async fn file(&mut self, uids: &[u32], folder: &str) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
         if self.moves {
             timed(self.session.uid_mv(&set, folder))
                 .await?

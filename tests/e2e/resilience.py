@@ -487,11 +487,14 @@ def _crash(stage: str):
                 check(len(outbox) == 2, f"{at_crash}")
                 check(net.gateway_folder("INBOX") == 2, "a message left the inbox before the move")
             elif stage == "after_move":
-                check(len(inbound) == 1 and inbound[0][1] == "stored", f"{at_crash}")
-                check(net.gateway_folder("INBOX") == 1 and net.gateway_folder("Processed") == 1,
-                      "the first message is not moved")
+                # The two arrived together: fetched, judged and stored as one
+                # batch, then moved with one command, before their rows say so.
+                check([state for _, state in inbound] == ["stored", "stored"], f"{at_crash}")
+                check(net.gateway_folder("INBOX") == 0 and net.gateway_folder("Processed") == 2,
+                      "the batch is not moved")
             else:
-                check(len(sending) == 1, f"want one mail being sent at the crash: {at_crash}")
+                # A batch of mail is claimed at once; the first of it is at the SMTP stage.
+                check(len(sending) >= 1, f"want mail claimed for sending at the crash: {at_crash}")
                 check(net.rows("SELECT * FROM smtp_attempt") == [], "an attempt was recorded")
                 check(not any(s == "sent" for _, s in outbox), f"{at_crash}")
             if stage == "after_smtp":
@@ -564,8 +567,8 @@ def crash_during_smtp() -> None:
         deliver(net, *msgs)
         net.start_gateway()
         proxy.wait_event("held", timeout=20)
-        sending = net.wait_rows("SELECT id FROM outbox WHERE state = 'sending'", 1, 5)
-        check(len(sending) == 1, f"outbox while SMTP is held: {net.rows('SELECT id, state FROM outbox')}")
+        sending = net.wait_rows("SELECT id FROM outbox WHERE state = 'sending' ORDER BY id", 1, 5)
+        check(len(sending) >= 1, f"outbox while SMTP is held: {net.rows('SELECT id, state FROM outbox')}")
         check(net.rows("SELECT * FROM smtp_attempt") == [], "an attempt was recorded")
         net.proc.kill()
         check(net.wait_exit(10) == -signal.SIGKILL, "the gateway did not die by SIGKILL")

@@ -70,10 +70,10 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
                 id,
                 &decision,
                 Some(&reference),
-                content,
+                content.as_ref(),
                 None,
                 false,
-                raw,
+                &raw,
                 None,
                 now,
             )

@@ -7,7 +7,7 @@
 //! server's delayed ACK (40 ms a mail, measured by bench/daemon.py). The
 //! connection is kept for the next mail while the server keeps it open.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use lettre::address::Envelope;
@@ -62,10 +62,15 @@ pub struct Relay {
     wrapper: std::sync::Arc<rustls::ClientConfig>,
     hello: ClientId,
     from: String,
-    connection: Mutex<Option<AsyncSmtpConnection>>,
+    /// The open session, and when it last carried a mail.
+    connection: Mutex<Option<(AsyncSmtpConnection, Instant)>>,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A session idle for longer than this is checked with NOOP before it is
+/// used again (a busy sender does not pay a round trip per mail).
+const FRESH: Duration = Duration::from_secs(2);
 
 impl Relay {
     pub fn new(cfg: &Smtp, from: &str) -> Result<Relay> {
@@ -149,7 +154,8 @@ impl Relay {
         };
         let mut slot = self.connection.lock().await;
         let reused = match slot.take() {
-            Some(mut c) if !c.has_broken() => c.test_connected().await.then_some(c),
+            Some((c, used)) if !c.has_broken() && used.elapsed() < FRESH => Some(c),
+            Some((mut c, _)) if !c.has_broken() => c.test_connected().await.then_some(c),
             _ => None,
         };
         let mut connection = match reused {
@@ -161,7 +167,7 @@ impl Relay {
         };
         match tokio::time::timeout(TIMEOUT, connection.send(&envelope, message)).await {
             Ok(Ok(response)) => {
-                *slot = Some(connection);
+                *slot = Some((connection, Instant::now()));
                 Delivery::Sent {
                     code: u16::from(response.code()),
                     response: response.message().collect::<Vec<_>>().join(" "),
@@ -173,7 +179,7 @@ impl Relay {
                 if e.is_permanent() {
                     // The session itself is fine after a 5xx for one mail.
                     if !connection.has_broken() {
-                        *slot = Some(connection);
+                        *slot = Some((connection, Instant::now()));
                     }
                     Delivery::Rejected { code, response }
                 } else if e.is_transient() {

@@ -235,14 +235,39 @@ impl Store {
         .context("Looking up a message by hash")
     }
 
-    /// The message left the inbox folder.
-    pub async fn mark_filed(&self, id: i64) -> Result<()> {
-        sqlx::query("UPDATE inbound SET imap_state = 'filed' WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .context("Marking a message filed")?;
-        Ok(())
+    /// The number the next stored message would get, and the next reference
+    /// number of `year`, as the store stands (a guess: only a transaction
+    /// allocates them).
+    pub async fn next_numbers(&self, year: i32) -> Result<(i64, i64)> {
+        sqlx::query_as(
+            "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM inbound),
+                    (SELECT COALESCE(MAX(last), 0) + 1 FROM reference_counter WHERE year = $1)",
+        )
+        .bind(i64::from(year))
+        .fetch_one(&self.pool)
+        .await
+        .context("Reading the next numbers")
+    }
+
+    /// Messages left the inbox folder `folder`, the last of them with UID
+    /// `last_uid`: one transaction records both.
+    pub async fn mark_filed(
+        &self,
+        ids: &[i64],
+        folder: &str,
+        uidvalidity: u32,
+        last_uid: u32,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for id in ids {
+            sqlx::query("UPDATE inbound SET imap_state = 'filed' WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx.tx)
+                .await
+                .context("Marking a message filed")?;
+        }
+        mailbox_state(&mut tx.tx, folder, uidvalidity, last_uid).await?;
+        tx.commit().await
     }
 
     /// Every message stored from `folder` has left it (the folder is empty).
@@ -319,18 +344,28 @@ impl Store {
         uidvalidity: u32,
         last_uid: u32,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO mailbox_state (folder, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (folder) DO UPDATE SET uidvalidity = excluded.uidvalidity,
-                 last_uid = excluded.last_uid, updated_at = excluded.updated_at",
-        )
-        .bind(folder)
-        .bind(i64::from(uidvalidity))
-        .bind(i64::from(last_uid))
-        .bind(timestamp(SystemTime::now()))
-        .execute(&self.pool)
-        .await
-        .context("Writing the mailbox state")?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.context("Opening a connection")?;
+        mailbox_state(&mut conn, folder, uidvalidity, last_uid).await
     }
+}
+
+async fn mailbox_state(
+    conn: &mut sqlx::SqliteConnection,
+    folder: &str,
+    uidvalidity: u32,
+    last_uid: u32,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mailbox_state (folder, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (folder) DO UPDATE SET uidvalidity = excluded.uidvalidity,
+             last_uid = excluded.last_uid, updated_at = excluded.updated_at",
+    )
+    .bind(folder)
+    .bind(i64::from(uidvalidity))
+    .bind(i64::from(last_uid))
+    .bind(timestamp(SystemTime::now()))
+    .execute(conn)
+    .await
+    .context("Writing the mailbox state")?;
+    Ok(())
 }

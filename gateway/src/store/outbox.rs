@@ -96,17 +96,53 @@ impl Tx {
 }
 
 impl Store {
-    /// Pending mail due at `now`, oldest first.
-    pub async fn due(&self, now: SystemTime, limit: i64) -> Result<Vec<OutboxItem>> {
+    /// Claims up to `limit` pending mails due at `now` for sending, under
+    /// the name `claim` (unique to this claim): one statement, the attempt
+    /// counted, oldest first.
+    pub async fn claim_due(
+        &self,
+        now: SystemTime,
+        limit: i64,
+        claim: &str,
+    ) -> Result<Vec<OutboxItem>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2"
+            "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claim = $3
+             WHERE state = 'pending'
+               AND id IN (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1
+                          ORDER BY id LIMIT $2)
+             RETURNING {COLUMNS}"
         );
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let mut tx = self.begin().await?;
+        let mut items: Vec<OutboxItem> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(timestamp(now))
             .bind(limit)
-            .fetch_all(&self.pool)
+            .bind(claim)
+            .fetch_all(&mut *tx.tx)
             .await
-            .context("Reading the outbox")
+            .context("Claiming due mail")?;
+        tx.commit().await?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    /// Gives back claimed mail that was not tried (the sender stopped, or
+    /// the server was unreachable): pending again, the attempt not counted.
+    pub async fn unclaim(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE outbox SET state = 'pending', claim = '', attempts = attempts - 1
+                 WHERE id = $1 AND state = 'sending'",
+            )
+            .bind(id)
+            .execute(&mut *tx.tx)
+            .await
+            .context("Giving back a claimed mail")?;
+        }
+        tx.commit().await
     }
 
     /// When the next pending mail is due, if any.
@@ -115,18 +151,6 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .context("Reading the outbox")
-    }
-
-    /// Claims a pending mail for sending. False when someone else has it.
-    pub async fn claim(&self, id: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = $1 AND state = 'pending'",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .context("Claiming a mail")?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// Records an attempt's outcome, with its audit entry, in one transaction.
@@ -190,26 +214,46 @@ impl Store {
         tx.commit().await
     }
 
-    /// After a crash, mail caught between claim and outcome is in doubt: the
-    /// server may or may not have accepted it. It is sent again (same
-    /// Message-ID), and the attempt is recorded as in doubt.
+    /// After a crash, mail claimed and without an outcome: the first of
+    /// each claim may have reached the server (it is in doubt: sent again,
+    /// same Message-ID, the attempt recorded as in doubt); the rest of the
+    /// claim was never tried and is pending again, uncounted. Returns the
+    /// number in doubt.
     pub async fn recover_in_doubt(&self, now: SystemTime) -> Result<u64> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO smtp_attempt (outbox_id, at, outcome, response)
-             SELECT id, $1, 'in_doubt', 'interrupted: the gateway stopped during this attempt'
-             FROM outbox WHERE state = 'sending'",
+        let claimed: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, claim FROM outbox WHERE state = 'sending' ORDER BY claim, id",
         )
-        .bind(timestamp(now))
-        .execute(&mut *tx.tx)
+        .fetch_all(&mut *tx.tx)
         .await
-        .context("Recording interrupted attempts")?;
-        let done = sqlx::query("UPDATE outbox SET state = 'pending' WHERE state = 'sending'")
+        .context("Reading interrupted mail")?;
+        let mut in_doubt = 0;
+        for (i, (id, claim)) in claimed.iter().enumerate() {
+            let first = i == 0 || claimed[i - 1].1 != *claim;
+            if first {
+                sqlx::query(
+                    "INSERT INTO smtp_attempt (outbox_id, at, outcome, response)
+                     VALUES ($1, $2, 'in_doubt', 'interrupted: the gateway stopped during this attempt')",
+                )
+                .bind(id)
+                .bind(timestamp(now))
+                .execute(&mut *tx.tx)
+                .await
+                .context("Recording an interrupted attempt")?;
+                in_doubt += 1;
+            }
+            let untried = if first { 0_i64 } else { 1 };
+            sqlx::query(
+                "UPDATE outbox SET state = 'pending', claim = '', attempts = attempts - $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(untried)
             .execute(&mut *tx.tx)
             .await
             .context("Requeueing interrupted mail")?;
+        }
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(in_doubt)
     }
 
     /// Mail in a state, oldest first.
