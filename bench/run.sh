@@ -60,3 +60,6 @@ echo "## 4. Circular fan-out to the whole network"
 echo
 log "fan-out (bench/fanout.py: 57 NFPs and the Secretariat)"
 python3 bench/fanout.py --bin target/release/nfp-gateway | tail -n +3
+echo
+log "fan-out (bench/fanout.py --recipients 290: the issue's size, with synthetic NFPs)"
+python3 bench/fanout.py --bin target/release/nfp-gateway --recipients 290 | tail -n +3
