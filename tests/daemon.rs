@@ -2,6 +2,12 @@
 //! every user's client: each test runs one scenario of
 //! `tests/e2e/scenarios.py` against this build's binary. The scenarios
 //! start their own private mail stack (installed by `scripts/test.sh`).
+//!
+//! Every scenario runs twice: with the default SQLite store, and (module
+//! `postgres`) with each gateway's store a database of its own on a real
+//! PostgreSQL server (`common::pg`).
+
+mod common;
 
 use std::process::Command;
 use std::sync::Mutex;
@@ -10,13 +16,15 @@ use std::sync::Mutex;
 /// two of them on two cores would only slow each other down.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn scenario(name: &str) {
+fn scenario(name: &str, postgres: bool) {
+    let server = postgres.then(common::pg::server);
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let out = Command::new("python3")
         .arg(format!("{root}/tests/e2e/scenarios.py"))
         .arg(name)
         .env("NFP_GATEWAY_BIN", env!("CARGO_BIN_EXE_nfp-gateway"))
+        .env("NFP_E2E_POSTGRES", server.unwrap_or(""))
         .output()
         .expect("python3 runs (scripts/test.sh installs it)");
     let text = format!(
@@ -32,9 +40,17 @@ macro_rules! scenarios {
         $(
             #[test]
             fn $name() {
-                scenario(stringify!($name));
+                scenario(stringify!($name), false);
             }
         )*
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::scenario(stringify!($name), true);
+                }
+            )*
+        }
     };
 }
 

@@ -53,6 +53,9 @@ pub enum Command {
     Run,
     /// Counts, the outbox and the latest errors.
     Status,
+    /// Apply the store's schema migrations (a PostgreSQL store is never
+    /// migrated by the other commands: its instances are upgraded together).
+    Migrate,
     /// Quarantined messages.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -186,6 +189,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let code = status(&store).await;
             store.close().await;
             code
+        }),
+        Command::Migrate => runtime()?.block_on(async {
+            let cfg = crate::config::Config::load(&cli.config)?;
+            let (store, applied) = Store::migrate(&cfg.database).await?;
+            store.close().await;
+            let url = crate::store::redact(&cfg.database);
+            match applied.as_slice() {
+                [] => println!(
+                    "{url}: schema version {} already, nothing to do",
+                    crate::store::schema_version()
+                ),
+                versions => println!("{url}: applied schema version(s) {versions:?}"),
+            }
+            Ok(ExitCode::SUCCESS)
         }),
         Command::Quarantine(q) => runtime()?.block_on(quarantine(&cli.config, q)),
         Command::Directory(d) => runtime()?.block_on(directory(&cli.config, d)),

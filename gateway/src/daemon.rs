@@ -325,8 +325,11 @@ async fn session(
 }
 
 /// Messages taken from the inbox per round: fetched with one command,
-/// judged at once on every core, moved with one command per folder.
+/// judged at once on every core, moved with one command per folder...
 const BATCH: usize = 16;
+/// ... and no more bytes than this per round (but always one message):
+/// a batch is in memory several times over (raw, decrypted, stored, sent).
+const BATCH_BYTES: usize = 8 << 20;
 
 /// Takes every message in the inbox folder through intake, then files it,
 /// a batch at a time: fetch, judge (in parallel), store (one transaction per
@@ -338,14 +341,29 @@ async fn file_all(
     state: &State,
     cancel: &CancellationToken,
 ) -> Result<()> {
-    for batch in conn.uids().await?.chunks(BATCH) {
+    let waiting = conn.uids().await?;
+    let mut next = 0;
+    while next < waiting.len() {
         if cancel.is_cancelled() {
             return Ok(());
         }
         let ctx = &shared.get();
         state.inbox_alive.store(unix_now(), Ordering::Relaxed);
         let max = ctx.gw.config.limits.max_message_size;
-        let sizes = conn.sizes(batch).await?;
+        let window = &waiting[next..waiting.len().min(next + BATCH)];
+        let sizes = conn.sizes(window).await?;
+        let (mut taken, mut bytes) = (0, 0);
+        for uid in window {
+            // Only the header of a message over the size limit is fetched.
+            let size = sizes.get(uid).map_or(0, |&s| s as usize);
+            let size = if size > max { 0 } else { size };
+            if taken > 0 && bytes + size > BATCH_BYTES {
+                break;
+            }
+            (taken, bytes) = (taken + 1, bytes + size);
+        }
+        let batch = &window[..taken];
+        next += taken;
         let (whole, oversize): (Vec<u32>, Vec<u32>) = batch
             .iter()
             .filter(|uid| sizes.contains_key(uid))

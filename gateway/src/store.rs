@@ -12,20 +12,55 @@ pub mod inbound;
 pub mod limits;
 pub mod outbox;
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use anyhow::{bail, Context, Result};
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor as _, Transaction};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The database engine behind a store: `sqlite://PATH` (the default: one
+/// gateway, one file) or `postgres://...` (several gateway instances
+/// sharing one database). The SQL is the same text for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn of(url: &str) -> Result<Engine> {
+        if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else {
+            bail!("database = {url:?}: want sqlite://PATH or postgres://USER@HOST/DB")
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Engine::Sqlite => &SQLITE,
+            Engine::Postgres => &POSTGRES,
+        }
+    }
+}
+
+/// The newest schema version this build knows.
+pub fn schema_version() -> i64 {
+    SQLITE.iter().map(|m| m.version).max().unwrap_or(0)
+}
 
 /// The store: a connection pool.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    engine: Engine,
     /// The writers of this process take turns here, first come first
     /// served, before they ask the database for its write lock. Without it
     /// a writer that finds the lock taken sleeps in SQLite's busy handler
@@ -34,24 +69,62 @@ pub struct Store {
     writers: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A write transaction (SQLite `BEGIN IMMEDIATE`: the write lock is taken
-/// at the start, so a transaction never fails half-way on lock upgrade).
+/// A write transaction. One at a time per database, whatever the engine:
+/// SQLite's `BEGIN IMMEDIATE` takes the write lock at the start (so a
+/// transaction never fails half-way on lock upgrade); on PostgreSQL every
+/// write transaction of every gateway instance first takes one advisory
+/// lock ([`WRITE_LOCK`]), so numbering (messages, references, directory
+/// versions) and check-then-write steps (replays, budgets, due circulars)
+/// behave exactly as on SQLite.
 pub struct Tx {
-    tx: Transaction<'static, Sqlite>,
+    tx: Transaction<'static, Any>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
+/// The advisory lock of write transactions on PostgreSQL ("nfpgw" + 1).
+const WRITE_LOCK: i64 = 0x6e66_7067_7701;
+
+/// What opening does about migrations the database lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// Apply them (SQLite: one gateway owns the file).
+    Apply,
+    /// Refuse to open (PostgreSQL: several instances share the database,
+    /// and an operator upgrades it explicitly with `nfp-gateway migrate`).
+    Refuse,
+}
+
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `url`.
+    /// Opens the store at `url`. A SQLite store is created if needed and
+    /// migrated; a PostgreSQL store must be migrated already (`nfp-gateway
+    /// migrate`). Either is refused when its schema is newer than this build.
     pub async fn open(url: &str) -> Result<Store> {
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("Parsing the database URL {url}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a committed transaction survives power loss, not only a crash.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+        let engine = Engine::of(url)?;
+        let pending = match engine {
+            Engine::Sqlite => Pending::Apply,
+            Engine::Postgres => Pending::Refuse,
+        };
+        Store::open_with(url, pending).await
+    }
+
+    /// `nfp-gateway migrate`: opens the store at `url`, applying every
+    /// migration it lacks; returns the versions applied.
+    pub async fn migrate(url: &str) -> Result<(Store, Vec<i64>)> {
+        let store = Store::connect(url).await?;
+        let before = store.applied().await?;
+        store.check_not_newer(&before)?;
+        store
+            .engine
+            .migrator()
+            .run(&store.pool)
+            .await
+            .context("Migrating the database")?;
+        let after = store.applied().await?;
+        let new = after.into_iter().filter(|v| !before.contains(v)).collect();
+        Ok((store, new))
+    }
+
+    async fn open_with(url: &str, pending: Pending) -> Result<Store> {
         // Another process (the daemon, and a command started beside it) may
         // be opening or migrating the same database: setting up a connection
         // can then meet a lock, and SQLite's migrator takes no lock across
@@ -59,13 +132,13 @@ impl Store {
         // Waiting and trying again finds the database ready.
         let mut delay = Duration::from_millis(50);
         loop {
-            match Store::connect_and_migrate(&options).await {
-                Ok(pool) => {
-                    return Ok(Store {
-                        pool,
-                        writers: Arc::default(),
-                    })
-                }
+            let attempt = async {
+                let store = Store::connect(url).await?;
+                store.prepare(pending).await?;
+                Ok::<_, anyhow::Error>(store)
+            };
+            match attempt.await {
+                Ok(store) => return Ok(store),
                 Err(e) if transient(&e) && delay < Duration::from_secs(10) => {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
@@ -75,51 +148,148 @@ impl Store {
         }
     }
 
-    async fn connect_and_migrate(options: &SqliteConnectOptions) -> Result<SqlitePool> {
-        let pool = SqlitePoolOptions::new()
+    async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let engine = Engine::of(url)?;
+        let connect_url = match engine {
+            // Created if missing.
+            Engine::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
-            .connect_with(options.clone())
-            .await?;
-        MIGRATOR
-            .run(&pool)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        // FULL: a committed transaction survives power loss, not only a crash.
+                        for pragma in [
+                            "PRAGMA busy_timeout = 30000",
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&connect_url)
             .await
-            .context("Migrating the database")?;
-        Ok(pool)
+            .with_context(|| format!("Connecting to {}", redact(url)))?;
+        Ok(Store {
+            pool,
+            engine,
+            writers: Arc::default(),
+        })
     }
 
-    /// Opens the database only if it exists already (SQLite: the file is there).
+    /// Checks (and on SQLite brings up to date) the schema.
+    async fn prepare(&self, pending: Pending) -> Result<()> {
+        let applied = self.applied().await?;
+        self.check_not_newer(&applied)?;
+        let missing: Vec<i64> = self
+            .engine
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect();
+        match (missing.is_empty(), pending) {
+            (true, _) => Ok(()),
+            (false, Pending::Apply) => self
+                .engine
+                .migrator()
+                .run(&self.pool)
+                .await
+                .context("Migrating the database"),
+            (false, Pending::Refuse) => bail!(
+                "the database lacks schema version(s) {missing:?}: run `nfp-gateway migrate` first"
+            ),
+        }
+    }
+
+    fn check_not_newer(&self, applied: &[i64]) -> Result<()> {
+        let known = schema_version();
+        match applied.iter().max() {
+            Some(&newest) if newest > known => bail!(
+                "the database's schema is version {newest}, newer than this nfp-gateway knows ({known}): \
+                 it was upgraded by a newer release; run that release"
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The schema versions applied to the database (none when it is new).
+    async fn applied(&self) -> Result<Vec<i64>> {
+        let exists = match self.engine {
+            Engine::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            Engine::Postgres => "SELECT COUNT(*) FROM information_schema.tables
+                 WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()",
+        };
+        let n: i64 = sqlx::query_scalar(exists)
+            .fetch_one(&self.pool)
+            .await
+            .context("Reading the schema version")?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&self.pool)
+            .await
+            .context("Reading the schema version")
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Opens the database only if it exists already (SQLite: the file is
+    /// there; PostgreSQL: always, the server holds it).
     pub async fn open_existing(url: &str) -> Result<Option<Store>> {
-        let path = url.strip_prefix("sqlite://").unwrap_or(url);
-        let path = path.split('?').next().unwrap_or(path);
-        if !std::path::Path::new(path).exists() {
-            return Ok(None);
+        if Engine::of(url)? == Engine::Sqlite {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            let path = path.split('?').next().unwrap_or(path);
+            if !std::path::Path::new(path).exists() {
+                return Ok(None);
+            }
         }
         Store::open(url).await.map(Some)
     }
 
     pub async fn begin(&self) -> Result<Tx> {
         let turn = self.writers.clone().lock_owned().await;
-        let tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context("Starting a transaction")?;
+        let mut tx = match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.pool.begin().await,
+        }
+        .context("Starting a transaction")?;
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                .bind(WRITE_LOCK)
+                .execute(&mut *tx)
+                .await
+                .context("Taking the write lock")?;
+        }
         Ok(Tx { tx, _turn: turn })
     }
 
-    /// Folds the write-ahead log into the database file and closes the pool:
-    /// after this the `.db` file alone holds everything (for backups).
+    /// Closes the pool; on SQLite, first folds the write-ahead log into the
+    /// database file: after this the `.db` file alone holds everything (for
+    /// backups).
     pub async fn close(&self) {
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await
-        {
-            tracing::warn!(error = %e, "could not checkpoint the database");
+        if self.engine == Engine::Sqlite {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(error = %e, "could not checkpoint the database");
+            }
         }
         self.pool.close().await;
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
@@ -155,10 +325,10 @@ impl Tx {
     pub async fn next_reference(&mut self, prefix: &str, year: i32) -> Result<String> {
         let n: i64 = sqlx::query_scalar(
             "INSERT INTO reference_counter (year, last) VALUES ($1, 1)
-             ON CONFLICT (year) DO UPDATE SET last = last + 1
+             ON CONFLICT (year) DO UPDATE SET last = reference_counter.last + 1
              RETURNING last",
         )
-        .bind(year)
+        .bind(i64::from(year))
         .fetch_one(&mut *self.tx)
         .await
         .context("Allocating a reference number")?;
@@ -184,10 +354,7 @@ pub struct Audit<'a> {
 }
 
 impl Audit<'_> {
-    async fn insert<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
-        &self,
-        executor: E,
-    ) -> Result<()> {
+    async fn insert<'e, E: sqlx::Executor<'e, Database = Any>>(&self, executor: E) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit (at, event, inbound_id, outbox_id, party, fingerprint, detail)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -224,6 +391,18 @@ fn transient(e: &anyhow::Error) -> bool {
     text.contains("database is locked") || text.contains("already exists")
 }
 
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user = &url[scheme + 3..at];
+            let user = user.split(':').next().unwrap_or(user);
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// SHA-256 of bytes, in lower-case hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sequoia_openpgp::types::HashAlgorithm;
@@ -238,220 +417,4 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// The store's time format: RFC 3339 UTC with milliseconds; sorts as it compares.
 pub fn timestamp(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::outbox::{Attempt, NewOutbox};
-    use super::*;
-
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        (dir, Store::open(&url).await.unwrap())
-    }
-
-    #[tokio::test]
-    async fn references_count_up_per_year_and_survive_reopening() {
-        let (dir, s) = store().await;
-        let mut tx = s.begin().await.unwrap();
-        assert_eq!(
-            tx.next_reference("BSM", 2026).await.unwrap(),
-            "BSM-2026-000001"
-        );
-        assert_eq!(
-            tx.next_reference("BSM", 2026).await.unwrap(),
-            "BSM-2026-000002"
-        );
-        assert_eq!(
-            tx.next_reference("BSM", 2027).await.unwrap(),
-            "BSM-2027-000001"
-        );
-        assert_eq!(
-            tx.next_reference("BSM-AT", 2028).await.unwrap(),
-            "BSM-AT-2028-000001"
-        );
-        tx.commit().await.unwrap();
-        // A rolled-back transaction gives its number back; a committed one never.
-        let mut tx = s.begin().await.unwrap();
-        assert_eq!(
-            tx.next_reference("BSM", 2026).await.unwrap(),
-            "BSM-2026-000003"
-        );
-        drop(tx);
-        drop(s);
-        let s = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
-        let mut tx = s.begin().await.unwrap();
-        assert_eq!(
-            tx.next_reference("BSM", 2026).await.unwrap(),
-            "BSM-2026-000003"
-        );
-    }
-
-    #[tokio::test]
-    async fn the_audit_trail_is_append_only() {
-        let (_dir, s) = store().await;
-        s.audit(&Audit {
-            event: "test",
-            detail: "x",
-            ..Audit::default()
-        })
-        .await
-        .unwrap();
-        let update = sqlx::query("UPDATE audit SET detail = 'y'")
-            .execute(s.pool())
-            .await;
-        assert!(format!("{:?}", update.unwrap_err()).contains("append-only"));
-        let delete = sqlx::query("DELETE FROM audit").execute(s.pool()).await;
-        assert!(format!("{:?}", delete.unwrap_err()).contains("append-only"));
-        assert_eq!(s.audit_trail(10).await.unwrap().len(), 1);
-    }
-
-    async fn queue_one(s: &Store, id: &str) -> i64 {
-        let mut tx = s.begin().await.unwrap();
-        let n = tx
-            .insert_outbox(&NewOutbox {
-                inbound_id: None,
-                purpose: "forward",
-                template: "t",
-                recipient_party: "AT",
-                recipient_email: "nfp@at.example",
-                recipient_fingerprint: "F",
-                message_id: id,
-                message: Some(b"bytes"),
-                created_at: SystemTime::now(),
-            })
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        n
-    }
-
-    #[tokio::test]
-    async fn a_mail_is_claimed_once_and_retried_on_schedule() {
-        let (_dir, s) = store().await;
-        let id = queue_one(&s, "<1@x>").await;
-        let now = SystemTime::now();
-        let due = s.claim_due(now, 10, "c1").await.unwrap();
-        assert_eq!(due.len(), 1);
-        assert_eq!((due[0].id, due[0].attempts), (id, 1));
-        assert!(
-            s.claim_due(now, 10, "c1").await.unwrap().is_empty(),
-            "a second claim must find nothing"
-        );
-        let later = now + Duration::from_secs(60);
-        let attempt = Attempt::Transient {
-            code: Some(451),
-            response: "try later".into(),
-            next: later,
-        };
-        s.finish(&due[0], now, &attempt).await.unwrap();
-        assert!(
-            s.claim_due(now, 10, "c1").await.unwrap().is_empty(),
-            "not due before the retry time"
-        );
-        let again = s.claim_due(later, 10, "c2").await.unwrap();
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].attempts, 2);
-        assert_eq!(again[0].last_error, "try later");
-        s.finish(
-            &again[0],
-            later,
-            &Attempt::Sent {
-                code: 250,
-                response: "ok".into(),
-            },
-        )
-        .await
-        .unwrap();
-        assert!(s
-            .claim_due(later + Duration::from_secs(3600), 10, "c5")
-            .await
-            .unwrap()
-            .is_empty());
-        let outcomes: Vec<(String,)> =
-            sqlx::query_as("SELECT outcome FROM smtp_attempt ORDER BY id")
-                .fetch_all(s.pool())
-                .await
-                .unwrap();
-        assert_eq!(
-            outcomes,
-            vec![("transient".to_string(),), ("sent".to_string(),)]
-        );
-    }
-
-    #[tokio::test]
-    async fn claimed_mail_not_tried_is_given_back_uncounted() {
-        let (_dir, s) = store().await;
-        let ids = [queue_one(&s, "<3@x>").await, queue_one(&s, "<4@x>").await];
-        let now = SystemTime::now();
-        let claimed = s.claim_due(now, 1, "c4").await.unwrap();
-        assert_eq!(claimed.len(), 1);
-        assert_eq!(claimed[0].id, ids[0], "oldest first");
-        s.unclaim(&[claimed[0].id]).await.unwrap();
-        let again = s.claim_due(now, 10, "c1").await.unwrap();
-        assert_eq!(
-            again.iter().map(|i| (i.id, i.attempts)).collect::<Vec<_>>(),
-            vec![(ids[0], 1), (ids[1], 1)]
-        );
-    }
-
-    #[tokio::test]
-    async fn after_a_crash_only_the_first_unrecorded_mail_of_a_claim_is_in_doubt() {
-        let (_dir, s) = store().await;
-        let mut ids = Vec::new();
-        for n in 0..5 {
-            ids.push(queue_one(&s, &format!("<c{n}@x>")).await);
-        }
-        let now = SystemTime::now();
-        let first = s.claim_due(now, 3, "a").await.unwrap();
-        let second = s.claim_due(now, 3, "b").await.unwrap();
-        assert_eq!(first.len() + second.len(), 5);
-        // Claim a: its first mail sent and recorded, the second in SMTP at the crash.
-        let sent = Attempt::Sent {
-            code: 250,
-            response: "ok".into(),
-        };
-        s.finish(&first[0], now, &sent).await.unwrap();
-        // The process dies here. At the next start:
-        assert_eq!(s.recover_in_doubt(now).await.unwrap(), 2);
-        let doubt: Vec<(i64,)> = sqlx::query_as(
-            "SELECT outbox_id FROM smtp_attempt WHERE outcome = 'in_doubt' ORDER BY outbox_id",
-        )
-        .fetch_all(s.pool())
-        .await
-        .unwrap();
-        assert_eq!(doubt, vec![(ids[1],), (ids[3],)]);
-        let again = s.claim_due(now, 10, "c").await.unwrap();
-        assert_eq!(
-            again.iter().map(|i| (i.id, i.attempts)).collect::<Vec<_>>(),
-            vec![(ids[1], 2), (ids[2], 1), (ids[3], 2), (ids[4], 1)],
-            "in doubt: a second attempt; never tried: the first"
-        );
-    }
-
-    #[tokio::test]
-    async fn mail_interrupted_during_smtp_is_in_doubt_and_sent_again() {
-        let (_dir, s) = store().await;
-        let id = queue_one(&s, "<2@x>").await;
-        let claimed = s.claim_due(SystemTime::now(), 10, "c3").await.unwrap();
-        assert_eq!(claimed.len(), 1);
-        // The process dies here. At the next start:
-        assert_eq!(s.recover_in_doubt(SystemTime::now()).await.unwrap(), 1);
-        let due = s.claim_due(SystemTime::now(), 10, "c3").await.unwrap();
-        assert_eq!((due[0].id, due[0].attempts), (id, 2));
-        assert_eq!(due.len(), 1);
-        assert_eq!(
-            due[0].message_id, "<2@x>",
-            "sent again with the same Message-ID"
-        );
-        let doubt: (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM smtp_attempt WHERE outcome = 'in_doubt'")
-                .fetch_one(s.pool())
-                .await
-                .unwrap();
-        assert_eq!(doubt.0, 1);
-    }
 }

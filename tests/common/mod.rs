@@ -2,6 +2,8 @@
 //! running the real `nfp-gateway` binary on it.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -628,11 +628,9 @@ def large_tampered_message() -> None:
         # No plaintext at rest: neither the text nor any 57-byte line of the attachment.
         probes = [marker.encode()] + [base64.b64encode(blob[i:i + 57]) for i in (0, 10 << 20, len(blob) - 4096)]
         probes += [blob[i:i + 32] for i in (0, 10 << 20, len(blob) - 4096)]
-        store = net.dir / "net" / "secretariat"
-        for path in [p for p in store.iterdir() if p.name.startswith("nfp-gateway.db")] + [net.log]:
-            data = path.read_bytes()
+        for name, data in net.store.at_rest() + [(net.log.name, net.log.read_bytes())]:
             for probe in probes:
-                check(probe not in data, f"plaintext of the tampered message in {path.name}")
+                check(probe not in data, f"plaintext of the tampered message in {name}")
 
         # The Quarantine folder holds the message as it arrived (after the trace headers Postfix adds).
         gw = net.gateway_persona.email

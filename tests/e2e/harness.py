@@ -11,7 +11,10 @@ over IMAP and their mail decrypted and verified by GnuPG with their keys.
     peer = net.add_gateway("national-at")   # a second gateway on the same stack
     net.close()
 
-Python 3 standard library only, plus tests/fixtures and tests/mailstack.
+Python 3 standard library only, plus tests/fixtures and tests/mailstack;
+with NFP_E2E_POSTGRES (the URL of a PostgreSQL server, as the superuser)
+every gateway's store is a new database on that server instead of a SQLite
+file, and the tests read it with psql (package postgresql-client).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import json
 import os
 import shutil
 import signal
+import re
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +50,91 @@ class Failure(AssertionError):
     pass
 
 
+# The PostgreSQL server the stores are on, or None for SQLite files.
+POSTGRES = os.environ.get("NFP_E2E_POSTGRES") or None
+
+
+class StoreError(Exception):
+    """A query psql refused (a table not there yet, say)."""
+
+
+STORE_ERRORS = (sqlite3.OperationalError, StoreError)
+
+
+def psql_rows(url: str, sql: str, *args) -> list[tuple]:
+    """The rows of a query written for sqlite3 (? placeholders), run by psql:
+    each ? becomes a psql variable (quoted by psql as a literal), and the rows
+    come back as JSON, so numbers are ints, NULL is None, booleans are bools
+    and bytea is bytes."""
+    params, n = [], 0
+
+    def placeholder(_):
+        nonlocal n
+        n += 1
+        return f":'p{n}'"
+    query = re.sub(r"\?", placeholder, sql)
+    for i, a in enumerate(args, 1):
+        if a is None or isinstance(a, (bytes, bytearray)):
+            raise Failure(f"psql_rows: parameter {i} must be text or a number, got {a!r}")
+        params += ["-v", f"p{i}={a}"]
+    wrapped = f"SELECT COALESCE(json_agg(ROW(t.*)), '[]') FROM ({query.rstrip().rstrip(';')}) AS t"
+    out = subprocess.run(["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", *params],
+                         input=wrapped, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise StoreError(out.stderr.strip())
+
+    def value(v):
+        if isinstance(v, str) and v.startswith("\\x") and re.fullmatch(r"\\x(?:[0-9a-f]{2})*", v):
+            return bytes.fromhex(v[2:])
+        return v
+    return [tuple(value(r[k]) for k in sorted(r, key=lambda k: int(k[1:]))) for r in json.loads(out.stdout)]
+
+
+def psql_run(url: str, sql: str) -> None:
+    out = subprocess.run(["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise Failure(f"psql {sql}: {out.stderr.strip()}")
+
+
+class Store:
+    """A gateway's store as the tests see it: the SQLite file next to its
+    configuration, or (NFP_E2E_POSTGRES) a database of its own on that server."""
+
+    def __init__(self, folder: Path, name: str):
+        self.path = folder / "nfp-gateway.db"
+        self.url = None
+        if POSTGRES:
+            self.name = f"e2e_{re.sub(r'[^a-z0-9]', '_', name.lower())[:20]}_{uuid.uuid4().hex[:8]}"
+            psql_run(POSTGRES, f'CREATE DATABASE "{self.name}"')
+            self.url = POSTGRES.rsplit("/", 1)[0] + "/" + self.name
+
+    def configure(self, text: str) -> str:
+        """gateway.toml's text, pointed at this store."""
+        if self.url is None:
+            return text
+        return text.replace("role = ", f'database = "{self.url}"\nrole = ', 1)
+
+    def rows(self, sql: str, *args) -> list[tuple]:
+        if self.url is None:
+            with sqlite3.connect(self.path) as c:
+                return c.execute(sql, args).fetchall()
+        return psql_rows(self.url, sql, *args)
+
+    def at_rest(self) -> list[tuple[str, bytes]]:
+        """Everything the store keeps, as bytes to search: the SQLite files,
+        or a pg_dump of the database."""
+        if self.url is None:
+            return [(p.name, p.read_bytes()) for p in self.path.parent.iterdir()
+                    if p.name.startswith(self.path.name)]
+        dump = subprocess.run(["pg_dump", "--no-owner", self.url], capture_output=True, check=True)
+        return [(f"pg_dump of {self.name}", dump.stdout)]
+
+    def drop(self) -> None:
+        if self.url is None:
+            return
+        psql_run(POSTGRES, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
 def wait_rows(rows, sql: str, count: int, timeout: float, *args) -> list[tuple]:
     """Polls `rows(sql, *args)` (a gateway's store) until it returns at least
     `count` rows or `timeout` seconds have passed; returns the last rows."""
@@ -52,7 +142,7 @@ def wait_rows(rows, sql: str, count: int, timeout: float, *args) -> list[tuple]:
     while True:
         try:
             found = rows(sql, *args)
-        except sqlite3.OperationalError:
+        except STORE_ERRORS:
             found = []
         if len(found) >= count or time.monotonic() > deadline:
             return found
@@ -113,6 +203,7 @@ class Net:
         self.stack = mailstack.start(str(self.dir / "ms"), self.passwords)
         self.gateway_persona = self.w.p[GATEWAY[role]]
         self.retry = retry
+        self.stores: dict[str, Store] = {}
         self.config = self.configure(role, extra_config)
         self.proc: subprocess.Popen | None = None
         self.log = self.dir / "gateway.log"
@@ -130,7 +221,10 @@ class Net:
         retry = self.retry
         # The daily key-expiry watch would report PL's expired key in every
         # scenario; the scenario about it turns it back on.
-        config.write_text(config.read_text().replace("role = ", "key-expiry-watch = false\nrole = ", 1))
+        if role not in self.stores:
+            self.stores[role] = Store(config.parent, f"{self.dir.name}-{role}")
+        config.write_text(self.stores[role].configure(
+            config.read_text().replace("role = ", "key-expiry-watch = false\nrole = ", 1)))
         with open(config, "a") as f:
             f.write(f"""
 [imap]
@@ -155,6 +249,10 @@ retry = [{", ".join(f'"{r}"' for r in retry)}]
 [daemon]
 shutdown-timeout = "10s"
 {extra_config}""")
+        if self.stores[role].url:
+            # A PostgreSQL store is migrated explicitly, as an operator would.
+            out = subprocess.run([str(BIN), "--config", str(config), "migrate"], capture_output=True, text=True)
+            check(out.returncode == 0, f"nfp-gateway migrate: {out.stdout}{out.stderr}")
         return config
 
     def add_gateway(self, role: str, extra_config: str = "") -> Peer:
@@ -241,12 +339,16 @@ shutdown-timeout = "10s"
 
     # --- the store ------------------------------------------------------------
 
+    @property
+    def store(self) -> Store:
+        return self.stores[self.role]
+
     def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.dir / "net" / self.role / "nfp-gateway.db")
+        """The SQLite store itself (the benchmarks, which run on SQLite only)."""
+        return sqlite3.connect(self.store.path)
 
     def rows(self, sql: str, *args) -> list[tuple]:
-        with self.db() as c:
-            return c.execute(sql, args).fetchall()
+        return self.store.rows(sql, *args)
 
     def wait_rows(self, sql: str, count: int, timeout: float = 30, *args) -> list[tuple]:
         return wait_rows(self.rows, sql, count, timeout, *args)
@@ -270,6 +372,8 @@ shutdown-timeout = "10s"
         finally:
             self.stack.stop()
             self.w.gpg.close()
+            for store in self.stores.values():
+                store.drop()
             if not os.environ.get("NFP_E2E_KEEP"):
                 shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -307,8 +411,7 @@ class Peer:
         return subprocess.run([str(BIN), "--config", str(self.config), *args], capture_output=True, text=True)
 
     def rows(self, sql: str, *args) -> list[tuple]:
-        with sqlite3.connect(self.config.parent / "nfp-gateway.db") as c:
-            return c.execute(sql, args).fetchall()
+        return self.net.stores[self.role].rows(sql, *args)
 
     def wait_rows(self, sql: str, count: int, timeout: float = 30, *args) -> list[tuple]:
         return wait_rows(self.rows, sql, count, timeout, *args)

@@ -157,7 +157,7 @@ impl Store {
     pub async fn directory_changed_at(&self) -> Result<Option<String>> {
         sqlx::query_scalar(
             "SELECT MAX(t) FROM (SELECT MAX(valid_from) AS t FROM party_version
-                                 UNION ALL SELECT MAX(updated_at) FROM party_cert)",
+                                 UNION ALL SELECT MAX(updated_at) FROM party_cert) AS changes",
         )
         .fetch_one(&self.pool)
         .await

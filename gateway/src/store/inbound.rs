@@ -320,7 +320,7 @@ impl Store {
     /// (verdict, reason, count) over all stored messages.
     pub async fn inbound_counts(&self) -> Result<Vec<(String, Option<String>, i64)>> {
         sqlx::query_as(
-            "SELECT verdict, reason, COUNT(*) FROM inbound GROUP BY verdict, reason ORDER BY 1, 2",
+            "SELECT verdict, reason, COUNT(*) FROM inbound GROUP BY verdict, reason ORDER BY 1, 2 NULLS FIRST",
         )
         .fetch_all(&self.pool)
         .await
@@ -350,7 +350,7 @@ impl Store {
 }
 
 async fn mailbox_state(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     folder: &str,
     uidvalidity: u32,
     last_uid: u32,
