@@ -92,3 +92,16 @@ scenarios!(
     large_tampered_message,
     two_gateways_stop_after_one_hop,
 );
+
+/// PostgreSQL only: several instances sharing one store is what the second
+/// engine is for (three instances, 500 messages, one killed mid-run).
+#[test]
+fn three_instances_share_one_postgres_store() {
+    scenario("three_instances_share_one_store", true);
+}
+
+/// PostgreSQL only: an installation moved from SQLite with `db copy`.
+#[test]
+fn copy_a_sqlite_store_to_postgres() {
+    scenario("copy_a_sqlite_store_to_postgres", true);
+}

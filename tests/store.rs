@@ -42,6 +42,11 @@ impl Db {
     }
 }
 
+/// A lease of five minutes from now.
+fn lease() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(300)
+}
+
 /// Each test, once per engine: `sqlite::NAME` and `postgres::NAME`.
 macro_rules! on_both_engines {
     ($($name:ident),* $(,)?) => {
@@ -72,6 +77,8 @@ on_both_engines!(
     after_a_crash_only_the_first_unrecorded_mail_of_a_claim_is_in_doubt,
     mail_interrupted_during_smtp_is_in_doubt_and_sent_again,
     two_instances_never_claim_the_same_mail,
+    mail_claimed_by_a_live_instance_is_left_to_it,
+    inbox_messages_are_taken_by_one_instance_until_its_lease_expires,
     a_schema_newer_than_this_build_is_refused,
 );
 
@@ -153,11 +160,14 @@ async fn a_mail_is_claimed_once_and_retried_on_schedule(db: Db) {
     let s = db.open().await;
     let id = queue_one(&s, "<1@x>").await;
     let now = SystemTime::now();
-    let due = s.claim_due(now, 10, "c1").await.unwrap();
+    let due = s.claim_due(now, 10, "c1", lease()).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].id, due[0].attempts), (id, 1));
     assert!(
-        s.claim_due(now, 10, "c1").await.unwrap().is_empty(),
+        s.claim_due(now, 10, "c1", lease())
+            .await
+            .unwrap()
+            .is_empty(),
         "a second claim must find nothing"
     );
     let later = now + Duration::from_secs(60);
@@ -166,12 +176,15 @@ async fn a_mail_is_claimed_once_and_retried_on_schedule(db: Db) {
         response: "try later".into(),
         next: later,
     };
-    s.finish(&due[0], now, &attempt).await.unwrap();
+    s.finish(&due[0], now, &attempt, lease()).await.unwrap();
     assert!(
-        s.claim_due(now, 10, "c1").await.unwrap().is_empty(),
+        s.claim_due(now, 10, "c1", lease())
+            .await
+            .unwrap()
+            .is_empty(),
         "not due before the retry time"
     );
-    let again = s.claim_due(later, 10, "c2").await.unwrap();
+    let again = s.claim_due(later, 10, "c2", lease()).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
     assert_eq!(again[0].last_error, "try later");
@@ -182,11 +195,12 @@ async fn a_mail_is_claimed_once_and_retried_on_schedule(db: Db) {
             code: 250,
             response: "ok".into(),
         },
+        lease(),
     )
     .await
     .unwrap();
     assert!(s
-        .claim_due(later + Duration::from_secs(3600), 10, "c5")
+        .claim_due(later + Duration::from_secs(3600), 10, "c5", lease())
         .await
         .unwrap()
         .is_empty());
@@ -204,11 +218,11 @@ async fn claimed_mail_not_tried_is_given_back_uncounted(db: Db) {
     let s = db.open().await;
     let ids = [queue_one(&s, "<3@x>").await, queue_one(&s, "<4@x>").await];
     let now = SystemTime::now();
-    let claimed = s.claim_due(now, 1, "c4").await.unwrap();
+    let claimed = s.claim_due(now, 1, "c4", lease()).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, ids[0], "oldest first");
     s.unclaim(&[claimed[0].id]).await.unwrap();
-    let again = s.claim_due(now, 10, "c1").await.unwrap();
+    let again = s.claim_due(now, 10, "c1", lease()).await.unwrap();
     assert_eq!(
         again.iter().map(|i| (i.id, i.attempts)).collect::<Vec<_>>(),
         vec![(ids[0], 1), (ids[1], 1)]
@@ -222,17 +236,17 @@ async fn after_a_crash_only_the_first_unrecorded_mail_of_a_claim_is_in_doubt(db:
         ids.push(queue_one(&s, &format!("<c{n}@x>")).await);
     }
     let now = SystemTime::now();
-    let first = s.claim_due(now, 3, "a").await.unwrap();
-    let second = s.claim_due(now, 3, "b").await.unwrap();
+    let first = s.claim_due(now, 3, "gw/a", lease()).await.unwrap();
+    let second = s.claim_due(now, 3, "gw/b", lease()).await.unwrap();
     assert_eq!(first.len() + second.len(), 5);
     // Claim a: its first mail sent and recorded, the second in SMTP at the crash.
     let sent = Attempt::Sent {
         code: 250,
         response: "ok".into(),
     };
-    s.finish(&first[0], now, &sent).await.unwrap();
+    s.finish(&first[0], now, &sent, lease()).await.unwrap();
     // The process dies here. At the next start:
-    assert_eq!(s.recover_in_doubt(now).await.unwrap(), 2);
+    assert_eq!(s.recover_in_doubt(now, Some("gw/")).await.unwrap(), 2);
     let doubt: Vec<(i64,)> = sqlx::query_as(
         "SELECT outbox_id FROM smtp_attempt WHERE outcome = 'in_doubt' ORDER BY outbox_id",
     )
@@ -240,7 +254,7 @@ async fn after_a_crash_only_the_first_unrecorded_mail_of_a_claim_is_in_doubt(db:
     .await
     .unwrap();
     assert_eq!(doubt, vec![(ids[1],), (ids[3],)]);
-    let again = s.claim_due(now, 10, "c").await.unwrap();
+    let again = s.claim_due(now, 10, "c", lease()).await.unwrap();
     assert_eq!(
         again.iter().map(|i| (i.id, i.attempts)).collect::<Vec<_>>(),
         vec![(ids[1], 2), (ids[2], 1), (ids[3], 2), (ids[4], 1)],
@@ -251,11 +265,22 @@ async fn after_a_crash_only_the_first_unrecorded_mail_of_a_claim_is_in_doubt(db:
 async fn mail_interrupted_during_smtp_is_in_doubt_and_sent_again(db: Db) {
     let s = db.open().await;
     let id = queue_one(&s, "<2@x>").await;
-    let claimed = s.claim_due(SystemTime::now(), 10, "c3").await.unwrap();
+    let claimed = s
+        .claim_due(SystemTime::now(), 10, "gw/c3", lease())
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     // The process dies here. At the next start:
-    assert_eq!(s.recover_in_doubt(SystemTime::now()).await.unwrap(), 1);
-    let due = s.claim_due(SystemTime::now(), 10, "c3").await.unwrap();
+    assert_eq!(
+        s.recover_in_doubt(SystemTime::now(), Some("gw/"))
+            .await
+            .unwrap(),
+        1
+    );
+    let due = s
+        .claim_due(SystemTime::now(), 10, "c3", lease())
+        .await
+        .unwrap();
     assert_eq!((due[0].id, due[0].attempts), (id, 2));
     assert_eq!(due.len(), 1);
     assert_eq!(
@@ -284,7 +309,7 @@ async fn two_instances_never_claim_the_same_mail(db: Db) {
         let mut got = Vec::new();
         for round in 0.. {
             let claimed = s
-                .claim_due(now, 7, &format!("{name}/{round}"))
+                .claim_due(now, 7, &format!("{name}/{round}"), lease())
                 .await
                 .unwrap();
             if claimed.is_empty() {
@@ -331,4 +356,198 @@ async fn a_schema_newer_than_this_build_is_refused(db: Db) {
         Store::migrate(&db.url).await.err().expect("refused")
     );
     assert!(err.contains("newer than this nfp-gateway knows"), "{err}");
+}
+
+/// The sweep every instance runs takes over only claims whose lease has
+/// expired; a start takes back only the instance's own.
+async fn mail_claimed_by_a_live_instance_is_left_to_it(db: Db) {
+    let s = db.open().await;
+    let ids = [queue_one(&s, "<l1@x>").await, queue_one(&s, "<l2@x>").await];
+    let now = SystemTime::now();
+    let short = now + Duration::from_secs(30);
+    s.claim_due(now, 1, "gw-a/1/1/0", short).await.unwrap();
+    s.claim_due(now, 1, "gw-b/2/2/0", lease()).await.unwrap();
+    assert_eq!(
+        s.recover_in_doubt(now, None).await.unwrap(),
+        0,
+        "both leases live"
+    );
+    assert_eq!(
+        s.recover_in_doubt(now, Some("gw-c/")).await.unwrap(),
+        0,
+        "another instance's start takes nothing"
+    );
+    let later = now + Duration::from_secs(60);
+    assert_eq!(
+        s.recover_in_doubt(later, None).await.unwrap(),
+        1,
+        "a's lease expired"
+    );
+    let again = s.claim_due(later, 10, "gw-c/3/3/0", lease()).await.unwrap();
+    assert_eq!(again.iter().map(|i| i.id).collect::<Vec<_>>(), vec![ids[0]]);
+    assert_eq!(
+        s.recover_in_doubt(now, Some("gw-b/")).await.unwrap(),
+        1,
+        "at b's start, b's own; c's claim is live"
+    );
+}
+
+async fn inbox_messages_are_taken_by_one_instance_until_its_lease_expires(db: Db) {
+    let s = db.open().await;
+    let now = SystemTime::now();
+    let soon = now + Duration::from_secs(30);
+    let uids = [4, 5, 6];
+    let a = s
+        .claim_inbox("INBOX", 7, &uids[..2], "gw-a/1/1", "gw-a/", now, soon)
+        .await
+        .unwrap();
+    assert_eq!(a, vec![4, 5]);
+    let b = s
+        .claim_inbox("INBOX", 7, &uids, "gw-b/2/2", "gw-b/", now, lease())
+        .await
+        .unwrap();
+    assert_eq!(b, vec![6], "b gets what a has not claimed");
+    let b_later = s
+        .claim_inbox(
+            "INBOX",
+            7,
+            &uids,
+            "gw-b/2/2",
+            "gw-b/",
+            now + Duration::from_secs(60),
+            lease(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        b_later,
+        vec![4, 5, 6],
+        "a's lease expired; b renews its own"
+    );
+    let a_restarted = s
+        .claim_inbox("INBOX", 7, &uids, "gw-a/9/9", "gw-a/", now, soon)
+        .await
+        .unwrap();
+    assert_eq!(a_restarted, Vec::<u32>::new(), "b holds them all now");
+    let b_restarted = s
+        .claim_inbox("INBOX", 7, &uids, "gw-b/3/3", "gw-b/", now, lease())
+        .await
+        .unwrap();
+    assert_eq!(
+        b_restarted,
+        vec![4, 5, 6],
+        "a new process of b takes b's claims back at once"
+    );
+    assert!(
+        s.claim_inbox("INBOX", 8, &uids, "gw-a/9/9", "gw-a/", now, soon)
+            .await
+            .unwrap()
+            .len()
+            == 3,
+        "another UIDVALIDITY is other messages"
+    );
+    s.mark_filed(&[], "INBOX", 7, &[4, 5]).await.unwrap();
+    let a_again = s
+        .claim_inbox("INBOX", 7, &uids, "gw-a/9/9", "gw-a/", now, soon)
+        .await
+        .unwrap();
+    assert_eq!(a_again, vec![4, 5], "filed: the claims are gone");
+}
+
+/// The two migration sets describe the same schema (tests/pg/schema_parity.py:
+/// tables, columns in order with their type family, nullability and default,
+/// keys, indexes, triggers).
+#[test]
+fn both_engines_have_the_same_schema() {
+    let db = common::pg::database("parity");
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/pg/schema_parity.py"
+        ))
+        .arg(&db)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A PostgreSQL store is upgraded explicitly (`nfp-gateway migrate`), never
+/// by an instance that happens to start first.
+#[tokio::test]
+async fn a_postgres_store_is_not_migrated_by_opening_it() {
+    let url = common::pg::database("unmigrated");
+    let err = format!("{:#}", Store::open(&url).await.err().expect("refused"));
+    assert!(err.contains("run `nfp-gateway migrate` first"), "{err}");
+    let (store, applied) = Store::migrate(&url).await.unwrap();
+    assert_eq!(applied.len() as i64, nfp_gateway::store::schema_version());
+    store.close().await;
+    let (store, again) = Store::migrate(&url).await.unwrap();
+    assert!(again.is_empty(), "nothing left to apply: {again:?}");
+    store.close().await;
+    Store::open(&url).await.unwrap().close().await;
+}
+
+/// `db copy` both ways (PostgreSQL to SQLite and back): the same rows in
+/// every table, and the copy goes on numbering after the copied ids.
+#[tokio::test]
+async fn db_copy_keeps_every_row_both_ways() {
+    let pg = Db::postgres();
+    let s = pg.open().await;
+    for n in 0..5 {
+        queue_one(&s, &format!("<copy{n}@x>")).await;
+    }
+    let now = SystemTime::now();
+    let claimed = s.claim_due(now, 2, "gw/1/1/0", lease()).await.unwrap();
+    let sent = Attempt::Sent {
+        code: 250,
+        response: "ok".into(),
+    };
+    s.finish(&claimed[0], now, &sent, lease()).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    tx.next_reference("BSM", 2026).await.unwrap();
+    tx.commit().await.unwrap();
+    s.close().await;
+
+    let sqlite = Db::sqlite();
+    let report = nfp_gateway::store::copy::copy(&pg.url, &sqlite.url, |_, _| {})
+        .await
+        .unwrap();
+    assert!(report.iter().all(|t| t.same()), "{report:#?}");
+    let rows = |name: &str| report.iter().find(|t| t.name == name).unwrap().rows.1;
+    assert_eq!(
+        (
+            rows("outbox"),
+            rows("smtp_attempt"),
+            rows("reference_counter")
+        ),
+        (5, 1, 1)
+    );
+    assert_eq!(rows("audit"), 1, "the attempt's audit entry");
+
+    let back = Db::postgres();
+    let report = nfp_gateway::store::copy::copy(&sqlite.url, &back.url, |_, _| {})
+        .await
+        .unwrap();
+    assert!(report.iter().all(|t| t.same()), "{report:#?}");
+    let s = Store::open(&back.url).await.unwrap();
+    assert_eq!(
+        queue_one(&s, "<after@x>").await,
+        6,
+        "ids go on after the copied ones"
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(
+        tx.next_reference("BSM", 2026).await.unwrap(),
+        "BSM-2026-000002"
+    );
+    drop(tx);
+    let err = nfp_gateway::store::copy::copy(&sqlite.url, &back.url, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("not empty"), "{err:#}");
 }

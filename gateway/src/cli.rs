@@ -56,6 +56,9 @@ pub enum Command {
     /// Apply the store's schema migrations (a PostgreSQL store is never
     /// migrated by the other commands: its instances are upgraded together).
     Migrate,
+    /// The store as a whole.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Quarantined messages.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -68,6 +71,21 @@ pub enum Command {
     /// Circulars of the Secretariat to every NFP.
     #[command(subcommand)]
     Circular(CircularCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy every table of a store into a new, empty one (e.g. SQLite to
+    /// PostgreSQL), then compare row counts and checksums table by table.
+    /// Stop the gateway first. Exit status 1 when anything differs.
+    Copy {
+        /// The store to copy (`sqlite://PATH` or `postgres://...`).
+        #[arg(long)]
+        from: String,
+        /// The new store (migrated here; it must hold no data).
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +221,37 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 versions => println!("{url}: applied schema version(s) {versions:?}"),
             }
             Ok(ExitCode::SUCCESS)
+        }),
+        Command::Db(DbCommand::Copy { from, to }) => runtime()?.block_on(async {
+            use crate::store::redact;
+            eprintln!("copying {} to {}", redact(&from), redact(&to));
+            let report = crate::store::copy::copy(&from, &to, |table, rows| {
+                eprintln!("  {table:<18} {rows} rows copied")
+            })
+            .await?;
+            println!(
+                "{:<18} {:>9} {:>9}  checksum (SHA-256 of the rows)",
+                "table", "source", "target"
+            );
+            let mut same = true;
+            for t in &report {
+                let verdict = if t.same() { "same" } else { "DIFFERENT" };
+                same &= t.same();
+                println!(
+                    "{:<18} {:>9} {:>9}  {} {verdict}",
+                    t.name,
+                    t.rows.0,
+                    t.rows.1,
+                    &t.checksums.0[..16]
+                );
+            }
+            Ok(if same {
+                println!("every table copied: the same rows in both stores");
+                ExitCode::SUCCESS
+            } else {
+                println!("the stores differ: do not use the copy");
+                ExitCode::from(1)
+            })
         }),
         Command::Quarantine(q) => runtime()?.block_on(quarantine(&cli.config, q)),
         Command::Directory(d) => runtime()?.block_on(directory(&cli.config, d)),

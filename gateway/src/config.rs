@@ -123,6 +123,16 @@ pub struct Daemon {
     /// How long a shutdown waits for the work in hand.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// This instance's name among the gateway instances sharing one store
+    /// (letters, digits, `.`, `-`, `_`); the host's name when absent. Each
+    /// instance needs its own: at a start, work left claimed under the
+    /// name is taken back at once.
+    pub instance: Option<String>,
+    /// How long claimed work (inbox messages, outgoing mail) stays with an
+    /// instance that does not renew its claim: after that, another instance
+    /// takes it over (the first was stopped, or died).
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
 }
 
 impl Default for Daemon {
@@ -130,7 +140,34 @@ impl Default for Daemon {
         Daemon {
             listen: None,
             shutdown_timeout: Duration::from_secs(30),
+            instance: None,
+            lease: Duration::from_secs(300),
         }
+    }
+}
+
+impl Daemon {
+    /// The instance's name: the configured one, or the host's.
+    pub fn instance(&self) -> Result<String> {
+        let name = match &self.instance {
+            Some(name) => name.clone(),
+            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+        };
+        let name = if name.is_empty() {
+            "gateway".to_string()
+        } else {
+            name
+        };
+        anyhow::ensure!(
+            name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')),
+            "[daemon] instance = {name:?}: letters, digits, '.', '-' and '_' only (at most 64)"
+        );
+        Ok(name)
     }
 }
 

@@ -150,8 +150,12 @@ pub async fn run(config: &std::path::Path) -> Result<()> {
     let mailbox = Mailbox::new(&imap)?;
     let relay = Relay::new(&smtp, &gw.config.address)?;
     let retry: Vec<Duration> = smtp.retry.iter().map(|d| d.0).collect();
+    let claimer = Arc::new(Claimer::new(&daemon)?);
     let ctx = Arc::new(Ctx::new(gw, store).await?);
-    let in_doubt = ctx.store.recover_in_doubt(SystemTime::now()).await?;
+    let in_doubt = ctx
+        .store
+        .recover_in_doubt(SystemTime::now(), Some(&claimer.own))
+        .await?;
     if in_doubt > 0 {
         tracing::warn!(
             count = in_doubt,
@@ -180,6 +184,7 @@ pub async fn run(config: &std::path::Path) -> Result<()> {
         shared.clone(),
         mailbox,
         state.clone(),
+        claimer.clone(),
         cancel.clone(),
     ));
     tasks.spawn(drain_outbox(
@@ -187,6 +192,7 @@ pub async fn run(config: &std::path::Path) -> Result<()> {
         relay,
         retry,
         state.clone(),
+        claimer.clone(),
         cancel.clone(),
     ));
     if let Some(addr) = daemon.listen {
@@ -265,11 +271,12 @@ async fn watch_inbox(
     shared: Shared,
     mailbox: Mailbox,
     state: Arc<State>,
+    claimer: Arc<Claimer>,
     cancel: CancellationToken,
 ) {
     let mut backoff = Backoff::new();
     while !cancel.is_cancelled() {
-        let result = session(&shared, &mailbox, &state, &cancel, &mut backoff).await;
+        let result = session(&shared, &mailbox, &state, &claimer, &cancel, &mut backoff).await;
         state.imap_connected.store(false, Ordering::Relaxed);
         match result {
             Ok(()) => return,
@@ -290,6 +297,7 @@ async fn session(
     shared: &Shared,
     mailbox: &Mailbox,
     state: &State,
+    claimer: &Claimer,
     cancel: &CancellationToken,
     backoff: &mut Backoff,
 ) -> Result<()> {
@@ -309,10 +317,19 @@ async fn session(
         .set_mailbox_state(&cfg.folder, conn.uidvalidity, 0)
         .await?;
     loop {
-        file_all(shared, &mut conn, cfg, state, cancel).await?;
+        let others = file_all(shared, &mut conn, cfg, state, claimer, cancel).await?;
         if cancel.is_cancelled() {
             conn.logout().await;
             return Ok(());
+        }
+        if others {
+            // Another instance is taking messages of the folder through
+            // intake: look again shortly (it may die and leave them).
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = cancel.cancelled() => {}
+            }
+            continue;
         }
         let (c, woken) = conn.wait(cfg, cancel).await?;
         conn = c;
@@ -332,20 +349,23 @@ const BATCH: usize = 16;
 const BATCH_BYTES: usize = 8 << 20;
 
 /// Takes every message in the inbox folder through intake, then files it,
-/// a batch at a time: fetch, judge (in parallel), store (one transaction per
-/// message, in order), and only then move them out of the folder.
+/// a batch at a time: claim, fetch, judge (in parallel), store (one
+/// transaction per message, in order), and only then move them out of the
+/// folder. True when messages claimed by another instance were left to it.
 async fn file_all(
     shared: &Shared,
     conn: &mut Connection,
     cfg: &Imap,
     state: &State,
+    claimer: &Claimer,
     cancel: &CancellationToken,
-) -> Result<()> {
+) -> Result<bool> {
+    let mut others = false;
     let waiting = conn.uids().await?;
     let mut next = 0;
     while next < waiting.len() {
         if cancel.is_cancelled() {
-            return Ok(());
+            return Ok(others);
         }
         let ctx = &shared.get();
         state.inbox_alive.store(unix_now(), Ordering::Relaxed);
@@ -362,8 +382,27 @@ async fn file_all(
             }
             (taken, bytes) = (taken + 1, bytes + size);
         }
-        let batch = &window[..taken];
         next += taken;
+        // Other instances may watch the same folder: each message is taken
+        // through intake by the one instance that claimed it.
+        let now = SystemTime::now();
+        let batch = ctx
+            .store
+            .claim_inbox(
+                &cfg.folder,
+                conn.uidvalidity,
+                &window[..taken],
+                &claimer.process,
+                &claimer.own,
+                now,
+                claimer.lease_from(now),
+            )
+            .await?;
+        others |= batch.len() < taken;
+        if batch.is_empty() {
+            continue;
+        }
+        let batch = batch.as_slice();
         let (whole, oversize): (Vec<u32>, Vec<u32>) = batch
             .iter()
             .filter(|uid| sizes.contains_key(uid))
@@ -407,7 +446,7 @@ async fn file_all(
         crash_point("after_move");
         if let Some(&last) = uids.last() {
             ctx.store
-                .mark_filed(&ids, &cfg.folder, conn.uidvalidity, last)
+                .mark_filed(&ids, &cfg.folder, conn.uidvalidity, &uids)
                 .await?;
             tracing::info!(
                 processed = processed.len(),
@@ -420,9 +459,13 @@ async fn file_all(
     // With the folder empty, every message stored from it has left it, even
     // one whose move was not recorded because the process died in between.
     if conn.uids().await?.is_empty() {
-        shared.get().store.mark_all_filed(&cfg.folder).await?;
+        shared
+            .get()
+            .store
+            .mark_all_filed(&cfg.folder, SystemTime::now())
+            .await?;
     }
-    Ok(())
+    Ok(others)
 }
 
 async fn drain_outbox(
@@ -430,13 +473,27 @@ async fn drain_outbox(
     relay: Relay,
     retry: Vec<Duration>,
     state: Arc<State>,
+    claimer: Arc<Claimer>,
     cancel: CancellationToken,
 ) {
     let mut backoff = Backoff::new();
+    let mut swept = std::time::Instant::now();
     while !cancel.is_cancelled() {
         state.outbox_alive.store(unix_now(), Ordering::Relaxed);
         let ctx = shared.get();
-        let pause = match send_due(&ctx, &relay, &retry, &cancel).await {
+        // Mail claimed by an instance that stopped renewing its lease.
+        if swept.elapsed() >= SWEEP {
+            swept = std::time::Instant::now();
+            match ctx.store.recover_in_doubt(SystemTime::now(), None).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    count = n,
+                    "mail left by an instance whose lease expired will be sent again (same Message-ID)"
+                ),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "expired claims could not be taken over"),
+            }
+        }
+        let pause = match send_due(&ctx, &relay, &retry, &claimer, &cancel).await {
             Ok(true) => {
                 backoff.reset();
                 None
@@ -560,20 +617,48 @@ async fn until_next_due(ctx: &Ctx) -> Duration {
 /// Mails claimed per round of sending (one statement claims them all).
 const SEND_BATCH: i64 = 32;
 
-/// A name for the next claim, unique across processes and restarts:
-/// `<host>/<pid>/<start>/<n>`.
-fn next_claim() -> String {
-    static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let instance = INSTANCE.get_or_init(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+/// How often the sender looks for mail whose claim expired.
+const SWEEP: Duration = Duration::from_secs(10);
+
+/// How this instance claims work in a store that other instances may share.
+pub struct Claimer {
+    /// `<instance>/`: every claim this instance ever made starts so; at a
+    /// start, whatever is still claimed under it was the previous process's.
+    own: String,
+    /// `<instance>/<pid>/<start>`: this process.
+    process: String,
+    count: AtomicU64,
+    lease: Duration,
+}
+
+impl Claimer {
+    fn new(daemon: &crate::config::Daemon) -> Result<Claimer> {
+        let instance = daemon.instance()?;
         let start = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        format!("{}/{}/{start}", host.trim(), std::process::id())
-    });
-    format!("{instance}/{}", COUNT.fetch_add(1, Ordering::Relaxed))
+        Ok(Claimer {
+            own: format!("{instance}/"),
+            process: format!("{instance}/{}/{start}", std::process::id()),
+            count: AtomicU64::new(0),
+            lease: daemon.lease,
+        })
+    }
+
+    /// A name for a new claim of outgoing mail.
+    fn next(&self) -> String {
+        format!(
+            "{}/{}",
+            self.process,
+            self.count.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// The end of a lease taken or renewed now.
+    fn lease_from(&self, now: SystemTime) -> SystemTime {
+        now + self.lease
+    }
 }
 
 /// Sends what is due, oldest first. False when the server was unreachable
@@ -587,11 +672,13 @@ async fn send_due(
     ctx: &Arc<Ctx>,
     relay: &Relay,
     retry: &[Duration],
+    claimer: &Claimer,
     cancel: &CancellationToken,
 ) -> Result<bool> {
+    let now = SystemTime::now();
     let claimed = ctx
         .store
-        .claim_due(SystemTime::now(), SEND_BATCH, &next_claim())
+        .claim_due(now, SEND_BATCH, &claimer.next(), claimer.lease_from(now))
         .await?;
     let ids: Vec<i64> = claimed.iter().map(|i| i.id).collect();
     let mut reachable = true;
@@ -635,7 +722,7 @@ async fn send_due(
             }
             Delivery::Rejected { code, response } => Attempt::Permanent { code, response },
         };
-        record(ctx, &item, now, attempt).await?;
+        record(ctx, &item, now, attempt, claimer.lease_from(now)).await?;
     }
     Ok(reachable)
 }
@@ -647,8 +734,9 @@ async fn record(
     item: &OutboxItem,
     now: SystemTime,
     attempt: Attempt,
+    lease_until: SystemTime,
 ) -> Result<()> {
-    ctx.store.finish(item, now, &attempt).await?;
+    ctx.store.finish(item, now, &attempt, lease_until).await?;
     match &attempt {
         Attempt::Sent { .. } => {
             tracing::info!(outbox_id = item.id, party = %item.recipient_party, purpose = %item.purpose, "sent")

@@ -261,13 +261,6 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
         ahead,
     } = judged;
     let sha = sha256_hex(&raw, oversize);
-    if let Some(known) = ctx.store.inbound_by_sha(&sha).await? {
-        return Ok(Filed {
-            inbound_id: known.id,
-            accepted: known.verdict == "accepted",
-            new: false,
-        });
-    }
     let envelope = envelope_of(&raw);
     let Judgement {
         mut decision,
@@ -275,6 +268,14 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
     } = judgement;
 
     let mut tx = ctx.store.begin().await?;
+    // Inside the transaction: another instance may have stored the same bytes.
+    if let Some(known) = tx.inbound_by_sha(&sha).await? {
+        return Ok(Filed {
+            inbound_id: known.id,
+            accepted: known.verdict == "accepted",
+            new: false,
+        });
+    }
     decision = withdraw_replay(&mut tx, decision).await?;
     decision = limits::rate_limit(&mut tx, &ctx.gw.config.limits, decision, now).await?;
     let notice =

@@ -7,6 +7,7 @@
 //! belong together share one transaction ([`Tx`]): a message, its decision,
 //! its outgoing mail and their audit entries are committed at once or not at all.
 
+pub mod copy;
 pub mod directory;
 pub mod inbound;
 pub mod limits;
@@ -143,7 +144,9 @@ impl Store {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                Err(e) => return Err(e).with_context(|| format!("Opening the database {url}")),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("Opening the database {}", redact(url)))
+                }
             }
         }
     }
@@ -417,4 +420,30 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// The store's time format: RFC 3339 UTC with milliseconds; sorts as it compares.
 pub fn timestamp(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_printed_without_their_password() {
+        assert_eq!(
+            redact("postgres://gw:s3cret@db.example:5432/nfp?sslmode=verify-full"),
+            "postgres://gw@db.example:5432/nfp?sslmode=verify-full"
+        );
+        assert_eq!(redact("postgres://gw@db/nfp"), "postgres://gw@db/nfp");
+        assert_eq!(
+            redact("sqlite:///var/lib/nfp/gw.db"),
+            "sqlite:///var/lib/nfp/gw.db"
+        );
+    }
+
+    #[test]
+    fn the_engine_is_named_by_the_url() {
+        assert_eq!(Engine::of("sqlite:///x.db").unwrap(), Engine::Sqlite);
+        assert_eq!(Engine::of("postgres://a@b/c").unwrap(), Engine::Postgres);
+        assert_eq!(Engine::of("postgresql://a@b/c").unwrap(), Engine::Postgres);
+        assert!(Engine::of("mysql://a@b/c").is_err());
+    }
 }

@@ -100,10 +100,11 @@ class Store:
     """A gateway's store as the tests see it: the SQLite file next to its
     configuration, or (NFP_E2E_POSTGRES) a database of its own on that server."""
 
-    def __init__(self, folder: Path, name: str):
+    def __init__(self, folder: Path, name: str, engine: str | None = None):
         self.path = folder / "nfp-gateway.db"
         self.url = None
-        if POSTGRES:
+        if (engine or ("postgres" if POSTGRES else "sqlite")) == "postgres":
+            check(POSTGRES is not None, "a PostgreSQL store needs NFP_E2E_POSTGRES")
             self.name = f"e2e_{re.sub(r'[^a-z0-9]', '_', name.lower())[:20]}_{uuid.uuid4().hex[:8]}"
             psql_run(POSTGRES, f'CREATE DATABASE "{self.name}"')
             self.url = POSTGRES.rsplit("/", 1)[0] + "/" + self.name
@@ -188,7 +189,7 @@ class Net:
     """One test network: keys, directories, a mail stack and a gateway."""
 
     def __init__(self, name: str, *, role: str = "secretariat", retry: tuple[str, ...] = ("1s", "2s", "3s"),
-                 extra_config: str = "", outsiders: tuple[str, ...] = ()):
+                 extra_config: str = "", outsiders: tuple[str, ...] = (), engine: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix=f"e2e-{name[:8]}-", dir="/tmp"))
         os.chmod(self.dir, 0o755)
         self.now = int(time.time())
@@ -203,6 +204,7 @@ class Net:
         self.stack = mailstack.start(str(self.dir / "ms"), self.passwords)
         self.gateway_persona = self.w.p[GATEWAY[role]]
         self.retry = retry
+        self.engine = engine  # "sqlite" or "postgres"; None: PostgreSQL when NFP_E2E_POSTGRES is set
         self.stores: dict[str, Store] = {}
         self.config = self.configure(role, extra_config)
         self.proc: subprocess.Popen | None = None
@@ -222,7 +224,7 @@ class Net:
         # The daily key-expiry watch would report PL's expired key in every
         # scenario; the scenario about it turns it back on.
         if role not in self.stores:
-            self.stores[role] = Store(config.parent, f"{self.dir.name}-{role}")
+            self.stores[role] = Store(config.parent, f"{self.dir.name}-{role}", self.engine)
         config.write_text(self.stores[role].configure(
             config.read_text().replace("role = ", "key-expiry-watch = false\nrole = ", 1)))
         with open(config, "a") as f:

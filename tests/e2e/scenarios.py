@@ -702,6 +702,7 @@ def unreadable_contact_update() -> None:
 import resilience  # noqa: E402  (crash, SMTP and IMAP failure scenarios)
 import storms  # noqa: E402  (storms of hostile mail, rate limits)
 import attacks  # noqa: E402  (oracles, output injection, large tampered mail, two gateways)
+import instances  # noqa: E402  (several instances sharing one PostgreSQL store)
 
 SCENARIOS = {
     f.__name__: f
@@ -729,6 +730,7 @@ SCENARIOS = {
         *resilience.SCENARIOS,
         *storms.SCENARIOS,
         *attacks.SCENARIOS,
+        *instances.SCENARIOS,
     ]
 }
 

@@ -65,6 +65,17 @@ fn code<T: serde::Serialize>(v: &T) -> Option<String> {
 }
 
 impl Tx {
+    /// The stored message with exactly these bytes, if any.
+    pub async fn inbound_by_sha(&mut self, sha: &str) -> Result<Option<InboundRef>> {
+        sqlx::query_as(
+            "SELECT id, verdict, imap_state, reference FROM inbound WHERE raw_sha256 = $1",
+        )
+        .bind(sha)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .context("Looking up a message by hash")
+    }
+
     /// The id the next stored message will have (the write lock is held, so
     /// no one else can take it), so that mail about it can name it.
     pub async fn next_inbound_id(&mut self) -> Result<i64> {
@@ -224,17 +235,6 @@ impl Store {
             .context("Reading a stored message")
     }
 
-    /// The stored message with exactly these bytes, if any.
-    pub async fn inbound_by_sha(&self, sha: &str) -> Result<Option<InboundRef>> {
-        sqlx::query_as(
-            "SELECT id, verdict, imap_state, reference FROM inbound WHERE raw_sha256 = $1",
-        )
-        .bind(sha)
-        .fetch_optional(&self.pool)
-        .await
-        .context("Looking up a message by hash")
-    }
-
     /// The number the next stored message would get, and the next reference
     /// number of `year`, as the store stands (a guess: only a transaction
     /// allocates them).
@@ -249,14 +249,60 @@ impl Store {
         .context("Reading the next numbers")
     }
 
+    /// Claims messages of a watched folder for this instance's intake,
+    /// under `claim` until `lease_until`: a message is this instance's when
+    /// no other claim holds it, or the one that does has expired at `now`
+    /// or was made under this instance's name `own` (`<instance>/`: at a
+    /// start, that process is gone). Returns the UIDs now claimed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn claim_inbox(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        claim: &str,
+        own: &str,
+        now: SystemTime,
+        lease_until: SystemTime,
+    ) -> Result<Vec<u32>> {
+        let mut tx = self.begin().await?;
+        let mut mine = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            let got: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO inbox_claim (folder, uidvalidity, uid, claim, lease_until)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (folder, uidvalidity, uid) DO UPDATE
+                     SET claim = excluded.claim, lease_until = excluded.lease_until
+                     WHERE inbox_claim.lease_until < $6 OR substr(inbox_claim.claim, 1, CAST($7 AS INTEGER)) = $8
+                 RETURNING uid",
+            )
+            .bind(folder)
+            .bind(i64::from(uidvalidity))
+            .bind(i64::from(uid))
+            .bind(claim)
+            .bind(timestamp(lease_until))
+            .bind(timestamp(now))
+            .bind(i64::try_from(own.chars().count()).unwrap_or(i64::MAX))
+            .bind(own)
+            .fetch_optional(&mut *tx.tx)
+            .await
+            .context("Claiming an inbox message")?;
+            if got.is_some() {
+                mine.push(uid);
+            }
+        }
+        tx.commit().await?;
+        Ok(mine)
+    }
+
     /// Messages left the inbox folder `folder`, the last of them with UID
-    /// `last_uid`: one transaction records both.
+    /// `last_uid`: one transaction records that, and ends their claims.
     pub async fn mark_filed(
         &self,
         ids: &[i64],
         folder: &str,
         uidvalidity: u32,
-        last_uid: u32,
+        uids: &[u32],
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         for id in ids {
@@ -266,18 +312,38 @@ impl Store {
                 .await
                 .context("Marking a message filed")?;
         }
+        for uid in uids {
+            sqlx::query(
+                "DELETE FROM inbox_claim WHERE folder = $1 AND uidvalidity = $2 AND uid = $3",
+            )
+            .bind(folder)
+            .bind(i64::from(uidvalidity))
+            .bind(i64::from(*uid))
+            .execute(&mut *tx.tx)
+            .await
+            .context("Ending a claim")?;
+        }
+        let last_uid = uids.iter().copied().max().unwrap_or(0);
         mailbox_state(&mut tx.tx, folder, uidvalidity, last_uid).await?;
         tx.commit().await
     }
 
-    /// Every message stored from `folder` has left it (the folder is empty).
-    pub async fn mark_all_filed(&self, folder: &str) -> Result<()> {
+    /// Every message stored from `folder` has left it (the folder is
+    /// empty); claims on its messages that expired are forgotten.
+    pub async fn mark_all_filed(&self, folder: &str, now: SystemTime) -> Result<()> {
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE inbound SET imap_state = 'filed' WHERE imap_folder = $1 AND imap_state = 'stored'")
             .bind(folder)
-            .execute(&self.pool)
+            .execute(&mut *tx.tx)
             .await
             .context("Marking messages filed")?;
-        Ok(())
+        sqlx::query("DELETE FROM inbox_claim WHERE folder = $1 AND lease_until < $2")
+            .bind(folder)
+            .bind(timestamp(now))
+            .execute(&mut *tx.tx)
+            .await
+            .context("Ending claims")?;
+        tx.commit().await
     }
 
     /// The party that sent the accepted message with this reference.

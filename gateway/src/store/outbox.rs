@@ -40,11 +40,13 @@ pub struct OutboxItem {
     pub last_error: String,
     pub created_at: String,
     pub sent_at: Option<String>,
+    /// The claim sending it ('' when none has).
+    pub claim: String,
 }
 
 const COLUMNS: &str =
     "id, inbound_id, purpose, template, recipient_party, recipient_email, recipient_fingerprint,
-    message_id, message, state, attempts, next_attempt_at, last_error, created_at, sent_at";
+    message_id, message, state, attempts, next_attempt_at, last_error, created_at, sent_at, claim";
 
 /// The outcome of one SMTP attempt.
 #[derive(Debug, Clone)]
@@ -97,16 +99,17 @@ impl Tx {
 
 impl Store {
     /// Claims up to `limit` pending mails due at `now` for sending, under
-    /// the name `claim` (unique to this claim): one statement, the attempt
-    /// counted, oldest first.
+    /// the name `claim` (unique to this claim) until `lease_until`: one
+    /// statement, the attempt counted, oldest first.
     pub async fn claim_due(
         &self,
         now: SystemTime,
         limit: i64,
         claim: &str,
+        lease_until: SystemTime,
     ) -> Result<Vec<OutboxItem>> {
         let sql = format!(
-            "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claim = $3
+            "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claim = $3, lease_until = $4
              WHERE state = 'pending'
                AND id IN (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1
                           ORDER BY id LIMIT $2)
@@ -117,6 +120,7 @@ impl Store {
             .bind(timestamp(now))
             .bind(limit)
             .bind(claim)
+            .bind(timestamp(lease_until))
             .fetch_all(&mut *tx.tx)
             .await
             .context("Claiming due mail")?;
@@ -134,7 +138,7 @@ impl Store {
         let mut tx = self.begin().await?;
         for id in ids {
             sqlx::query(
-                "UPDATE outbox SET state = 'pending', claim = '', attempts = attempts - 1
+                "UPDATE outbox SET state = 'pending', claim = '', lease_until = '', attempts = attempts - 1
                  WHERE id = $1 AND state = 'sending'",
             )
             .bind(id)
@@ -153,9 +157,23 @@ impl Store {
             .context("Reading the outbox")
     }
 
-    /// Records an attempt's outcome, with its audit entry, in one transaction.
-    pub async fn finish(&self, item: &OutboxItem, at: SystemTime, attempt: &Attempt) -> Result<()> {
+    /// Records an attempt's outcome, with its audit entry, in one
+    /// transaction, and renews the lease of the rest of the item's claim
+    /// until `lease_until`.
+    pub async fn finish(
+        &self,
+        item: &OutboxItem,
+        at: SystemTime,
+        attempt: &Attempt,
+        lease_until: SystemTime,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
+        sqlx::query("UPDATE outbox SET lease_until = $2 WHERE claim = $1 AND state = 'sending'")
+            .bind(&item.claim)
+            .bind(timestamp(lease_until))
+            .execute(&mut *tx.tx)
+            .await
+            .context("Renewing a claim")?;
         let (outcome, code, response) = match attempt {
             Attempt::Sent { code, response } => ("sent", Some(*code), response),
             Attempt::Transient { code, response, .. } => ("transient", *code, response),
@@ -214,16 +232,27 @@ impl Store {
         tx.commit().await
     }
 
-    /// After a crash, mail claimed and without an outcome: the first of
-    /// each claim may have reached the server (it is in doubt: sent again,
-    /// same Message-ID, the attempt recorded as in doubt); the rest of the
-    /// claim was never tried and is pending again, uncounted. Returns the
-    /// number in doubt.
-    pub async fn recover_in_doubt(&self, now: SystemTime) -> Result<u64> {
+    /// Mail claimed and without an outcome whose claim is over: the first
+    /// of each claim may have reached the server (it is in doubt: sent
+    /// again, same Message-ID, the attempt recorded as in doubt); the rest
+    /// of the claim was never tried and is pending again, uncounted.
+    /// A claim is over when its lease has expired, or (at a start) when it
+    /// was made under this instance's name `own` (`<instance>/`): that
+    /// process is gone. Returns the number in doubt.
+    pub async fn recover_in_doubt(&self, now: SystemTime, own: Option<&str>) -> Result<u64> {
         let mut tx = self.begin().await?;
-        let claimed: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, claim FROM outbox WHERE state = 'sending' ORDER BY claim, id",
-        )
+        let expired = "SELECT id, claim FROM outbox WHERE state = 'sending' AND lease_until < $1
+                       ORDER BY claim, id";
+        let expired_or_own = "SELECT id, claim FROM outbox WHERE state = 'sending'
+                                AND (lease_until < $1 OR substr(claim, 1, CAST($2 AS INTEGER)) = $3)
+                              ORDER BY claim, id";
+        let claimed: Vec<(i64, String)> = match own {
+            None => sqlx::query_as(expired).bind(timestamp(now)),
+            Some(prefix) => sqlx::query_as(expired_or_own)
+                .bind(timestamp(now))
+                .bind(i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX))
+                .bind(prefix),
+        }
         .fetch_all(&mut *tx.tx)
         .await
         .context("Reading interrupted mail")?;
@@ -244,7 +273,8 @@ impl Store {
             }
             let untried = if first { 0_i64 } else { 1 };
             sqlx::query(
-                "UPDATE outbox SET state = 'pending', claim = '', attempts = attempts - $2 WHERE id = $1",
+                "UPDATE outbox SET state = 'pending', claim = '', lease_until = '', attempts = attempts - $2
+                 WHERE id = $1",
             )
             .bind(id)
             .bind(untried)
