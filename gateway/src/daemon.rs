@@ -346,7 +346,10 @@ async fn session(
 const BATCH: usize = 16;
 /// ... and no more bytes than this per round (but always one message):
 /// a batch is in memory several times over (raw, decrypted, stored, sent).
-const BATCH_BYTES: usize = 8 << 20;
+/// With 300 KiB messages the daemon peaked at 218 MiB with 8 MiB batches,
+/// 182 MiB with 4 MiB and 150 MiB with 2 MiB, at 57.6, 54.0 and 51.9
+/// mails/s (bench/RESULTS.md).
+const BATCH_BYTES: usize = 4 << 20;
 
 /// Takes every message in the inbox folder through intake, then files it,
 /// a batch at a time: claim, fetch, judge (in parallel), store (one
