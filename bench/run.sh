@@ -63,3 +63,8 @@ python3 bench/fanout.py --bin target/release/nfp-gateway | tail -n +3
 echo
 log "fan-out (bench/fanout.py --recipients 290: the issue's size, with synthetic NFPs)"
 python3 bench/fanout.py --bin target/release/nfp-gateway --recipients 290 | tail -n +3
+echo
+echo "## 5. Several instances on one PostgreSQL store"
+echo
+log "instances (bench/instances.py: 1, 2, 3 instances on PostgreSQL, 1 on SQLite; 500 messages)"
+python3 bench/instances.py --bin target/release/nfp-gateway
