@@ -1,9 +1,47 @@
 //! The directory in the store: `directory import` of the demo network's
 //! file, idempotent, versioned; `directory export` in four formats, compared
-//! with golden files (regenerate them with NFP_UPDATE_GOLDEN=1).
+//! with golden files (regenerate them with NFP_UPDATE_GOLDEN=1). Each test
+//! runs on both store engines: SQLite, and (`postgres::*`) a new database on
+//! a real PostgreSQL server (`common::pg`).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Each test, once per engine.
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Engine::Sqlite)
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Engine::Postgres)
+                }
+            )*
+        }
+    };
+}
+
+on_both_engines!(
+    exports_match_their_golden_files,
+    import_is_idempotent_shows_changes_first_and_keeps_history,
+    organigrams_are_stored_by_content_and_size_limited,
+);
+
+#[derive(Clone, Copy)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
 
 fn gateway(config: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
@@ -20,8 +58,9 @@ fn gateway(config: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
-/// The demo network's configuration and directory, copied to a temporary folder.
-fn demo_network() -> (tempfile::TempDir, PathBuf) {
+/// The demo network's configuration and directory, copied to a temporary
+/// folder, with its store on `engine`; and the store's URL.
+fn demo_network(engine: Engine) -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     for name in ["gateway.toml", "directory.toml"] {
@@ -31,7 +70,23 @@ fn demo_network() -> (tempfile::TempDir, PathBuf) {
         copy_dir(&examples.join(sub), &dir.path().join(sub));
     }
     let config = dir.path().join("gateway.toml");
-    (dir, config)
+    let url = match engine {
+        Engine::Sqlite => format!("sqlite://{}", dir.path().join("nfp-gateway.db").display()),
+        Engine::Postgres => {
+            let url = common::pg::database("directory");
+            let text = std::fs::read_to_string(&config).unwrap();
+            let sqlite = "\ndatabase = \"sqlite://nfp-gateway.db\"\n";
+            assert!(
+                text.contains(sqlite),
+                "the demo configuration names its store"
+            );
+            let text = text.replacen(sqlite, &format!("\ndatabase = \"{url}\"\n"), 1);
+            std::fs::write(&config, text).unwrap();
+            gateway(&config, &["migrate"]);
+            url
+        }
+    };
+    (dir, config, url)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -69,9 +124,8 @@ fn golden(name: &str, actual: &str) {
     );
 }
 
-#[test]
-fn exports_match_their_golden_files() {
-    let (_dir, config) = demo_network();
+fn exports_match_their_golden_files(engine: Engine) {
+    let (_dir, config, _) = demo_network(engine);
     gateway(&config, &["directory", "import"]);
     for (format, file) in [
         ("json", "directory.json"),
@@ -86,9 +140,8 @@ fn exports_match_their_golden_files() {
     }
 }
 
-#[test]
-fn import_is_idempotent_shows_changes_first_and_keeps_history() {
-    let (dir, config) = demo_network();
+fn import_is_idempotent_shows_changes_first_and_keeps_history(engine: Engine) {
+    let (dir, config, _) = demo_network(engine);
     let first = gateway(&config, &["directory", "import"]);
     assert!(first.contains("+ AT"), "{first}");
     assert_eq!(gateway(&config, &["directory", "import"]), "no change\n");
@@ -127,11 +180,29 @@ fn import_is_idempotent_shows_changes_first_and_keeps_history() {
         history.contains("v2") && history.contains(": address"),
         "{history}"
     );
+
+    // A party leaves the network: gone from the directory, its history kept.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let start = text[..text.find("id = \"GB\"").unwrap()]
+        .rfind("[[party]]")
+        .unwrap();
+    let end = text[start + 1..]
+        .find("\n[[party]]")
+        .map_or(text.len(), |i| start + 2 + i);
+    std::fs::write(&file, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let removed = gateway(&config, &["directory", "import"]);
+    assert!(removed.contains("- GB (removed)"), "{removed}");
+    let json = gateway(&config, &["directory", "export", "--format", "json"]);
+    assert!(!json.contains("\"id\": \"GB\""), "GB still listed");
+    let history = gateway(&config, &["directory", "show", "GB"]);
+    assert!(
+        history.contains("v2") && history.contains("removed"),
+        "{history}"
+    );
 }
 
-#[test]
-fn organigrams_are_stored_by_content_and_size_limited() {
-    let (dir, config) = demo_network();
+fn organigrams_are_stored_by_content_and_size_limited(engine: Engine) {
+    let (dir, config, url) = demo_network(engine);
     let file = dir.path().join("directory.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     let with_doc = text.replacen(
@@ -158,7 +229,6 @@ fn organigrams_are_stored_by_content_and_size_limited() {
     assert_eq!(doc["content-type"], "application/pdf");
     assert_eq!(doc["size"], pdf.len());
     let sha = doc["sha256"].as_str().unwrap().to_string();
-    let url = format!("sqlite://{}", dir.path().join("nfp-gateway.db").display());
     let stored = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(async move {

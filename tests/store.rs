@@ -77,6 +77,7 @@ on_both_engines!(
     after_a_crash_only_the_first_unrecorded_mail_of_a_claim_is_in_doubt,
     mail_interrupted_during_smtp_is_in_doubt_and_sent_again,
     two_instances_never_claim_the_same_mail,
+    a_rejected_mail_fails_and_can_be_retried,
     mail_claimed_by_a_live_instance_is_left_to_it,
     inbox_messages_are_taken_by_one_instance_until_its_lease_expires,
     a_schema_newer_than_this_build_is_refused,
@@ -550,4 +551,66 @@ async fn db_copy_keeps_every_row_both_ways() {
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("not empty"), "{err:#}");
+}
+
+/// A 5xx (or the end of the retry schedule) fails a mail; the operator's
+/// retry makes it due again, and only a failed or pending one.
+async fn a_rejected_mail_fails_and_can_be_retried(db: Db) {
+    let s = db.open().await;
+    let id = queue_one(&s, "<r1@x>").await;
+    let now = SystemTime::now();
+    let due = s.claim_due(now, 10, "gw/1/1/0", lease()).await.unwrap();
+    let rejected = Attempt::Permanent {
+        code: Some(550),
+        response: "mailbox unavailable".into(),
+    };
+    s.finish(&due[0], now, &rejected, lease()).await.unwrap();
+    let failed = s.outbox_list(Some("failed"), 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        (failed[0].id, failed[0].last_error.as_str()),
+        (id, "mailbox unavailable")
+    );
+    assert!(
+        s.claim_due(now, 10, "gw/1/1/1", lease())
+            .await
+            .unwrap()
+            .is_empty(),
+        "failed is not due"
+    );
+    assert!(s.retry_now(id, now).await.unwrap());
+    let again = s.claim_due(now, 10, "gw/1/1/2", lease()).await.unwrap();
+    assert_eq!(again.len(), 1);
+    s.finish(
+        &again[0],
+        now,
+        &Attempt::Sent {
+            code: 250,
+            response: "ok".into(),
+        },
+        lease(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !s.retry_now(id, now).await.unwrap(),
+        "a sent mail is not retried"
+    );
+    let outcomes: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT outcome, code FROM smtp_attempt ORDER BY id")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("permanent".to_string(), Some(550)),
+            ("sent".to_string(), Some(250))
+        ]
+    );
+    assert_eq!(
+        s.outbox_states().await.unwrap(),
+        vec![("sent".to_string(), 1)]
+    );
+    assert_eq!(s.outbox_depth().await.unwrap().0, 0);
 }

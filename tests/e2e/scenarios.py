@@ -122,6 +122,21 @@ def quarantine() -> None:
         check(rows == [("quarantine_notice", "secretariat")], f"outbox {rows}")
         check(net.rows("SELECT verdict, reason, reference FROM inbound") == [("quarantined", "sender_mismatch", None)],
               "stored decision")
+        # What an operator sees of it: the envelope as it came, no content.
+        listed = net.cli("quarantine", "list")
+        check(listed.returncode == 0 and "sender_mismatch" in listed.stdout
+              and "nfp@interieur.fr.example" in listed.stdout, f"quarantine list: {listed.stdout}{listed.stderr}")
+        shown = net.cli("quarantine", "show", "1")
+        check(shown.returncode == 0 and "verdict:       quarantined sender_mismatch" in shown.stdout
+              and "inbox state:   filed" in shown.stdout and "Liste des contacts" not in shown.stdout,
+              f"quarantine show: {shown.stdout}{shown.stderr}")
+        check(net.cli("quarantine", "show", "99").returncode != 0, "show of a message that is not there")
+        sent = net.cli("outbox", "list", "--state", "sent")
+        check(sent.returncode == 0 and len(sent.stdout.splitlines()) == 1 and "quarantine_notice" in sent.stdout,
+              f"outbox list: {sent.stdout}{sent.stderr}")
+        check(net.cli("outbox", "list", "--state", "failed").stdout == "", "failed mail listed")
+        retry = net.cli("outbox", "retry", "1")
+        check(retry.returncode != 0 and "not pending or failed" in retry.stderr, f"retry of sent mail: {retry.stderr}")
     finally:
         net.close()
 

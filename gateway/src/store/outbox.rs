@@ -299,16 +299,6 @@ impl Store {
             .context("Listing the outbox")
     }
 
-    /// Mail for one inbound message.
-    pub async fn outbox_for(&self, inbound_id: i64) -> Result<Vec<OutboxItem>> {
-        let sql = format!("SELECT {COLUMNS} FROM outbox WHERE inbound_id = $1 ORDER BY id");
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(inbound_id)
-            .fetch_all(&self.pool)
-            .await
-            .context("Listing the outbox")
-    }
-
     /// (pending count, oldest pending creation time).
     pub async fn outbox_depth(&self) -> Result<(i64, Option<String>)> {
         sqlx::query_as(
