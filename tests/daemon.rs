@@ -82,6 +82,7 @@ scenarios!(
     crash_after_smtp,
     crash_during_smtp,
     smtp_down_then_back,
+    a_refused_recipient_fails_and_the_secretariat_is_alerted,
     imap_cut_mid_fetch,
     imap_cut_mid_idle,
     storm_of_forgeries_and_rate_limits,

@@ -761,5 +761,43 @@ def imap_cut_mid_idle() -> None:
         net.close()
 
 
+def a_refused_recipient_fails_and_the_secretariat_is_alerted() -> None:
+    """The submission server refuses a recipient for good (550 at RCPT: AT's
+    address is not a mailbox of the stack): the acknowledgement to AT fails
+    at once, without retries, and the Secretariat is told which mail could
+    not be delivered, where, and what the server said, signed and encrypted;
+    the forward to the Secretariat is delivered as usual."""
+    net = Net("refused", without_mailbox=("AT",))
+    try:
+        net.send(net.mail_from("AT", "[HILFEERSUCHEN] Schulung der Grenzpolizei", "Sehr geehrte Damen und Herren,\n\n"
+                               "wir ersuchen um Unterstuetzung bei der Schulung unserer Grenzpolizei.\n"))
+        net.start_gateway()
+        got = net.wait_mail("secretariat", 2)
+        rows = net.wait_rows("SELECT purpose, recipient_party, state, attempts, last_error FROM outbox "
+                             "WHERE state IN ('sent', 'failed') ORDER BY id", 3)
+        by_purpose = {(p, party): (state, attempts, err) for p, party, state, attempts, err in rows}
+        ack = by_purpose.get(("acknowledgement", "AT"))
+        check(ack is not None and ack[0] == "failed" and ack[1] == 1 and "550" in ack[2],
+              f"the acknowledgement: {ack}; outbox {rows}")
+        attempts = net.rows("SELECT a.outcome, a.code FROM smtp_attempt a JOIN outbox o ON o.id = a.outbox_id "
+                            "WHERE o.recipient_party = 'AT'")
+        check(attempts == [("permanent", 550)], f"attempts to AT: {attempts}")
+        alert = [m for m in got if "Delivery failure" in m.subject]
+        check(len(alert) == 1 and alert[0].signed_by_gateway and alert[0].decrypted,
+              f"the Secretariat's mail: {[m.subject for m in got]}")
+        text = alert[0].text()
+        at = net.w.p["AT"]
+        check(at.email in text and "550" in text and "Delivery attempts: 1" in text, f"the alert:\n{text}")
+        check("Grenzpolizei" not in text and "Schulung" not in text, f"the alert quotes the message:\n{text}")
+        forward = [m for m in got if m is not alert[0]]
+        check(len(forward) == 1 and forward[0].decrypted, f"the forward: {[m.subject for m in got]}")
+        check(net.rows("SELECT event FROM audit WHERE event = 'transfer_failed'") == [("transfer_failed",)],
+              "no transfer_failed audit entry")
+        check_clean_stop(net)
+    finally:
+        net.close()
+
+
 SCENARIOS: list = [crash_after_fetch, crash_after_store, crash_after_move, crash_before_smtp, crash_after_smtp,
-                   crash_during_smtp, smtp_down_then_back, imap_cut_mid_fetch, imap_cut_mid_idle]
+                   crash_during_smtp, smtp_down_then_back, a_refused_recipient_fails_and_the_secretariat_is_alerted,
+                   imap_cut_mid_fetch, imap_cut_mid_idle]
