@@ -42,6 +42,14 @@ impl Db {
     }
 }
 
+/// A 250 from the server.
+fn sent() -> Attempt {
+    Attempt::Sent {
+        code: 250,
+        response: "ok".into(),
+    }
+}
+
 /// A lease of five minutes from now.
 fn lease() -> SystemTime {
     SystemTime::now() + Duration::from_secs(300)
@@ -189,17 +197,7 @@ async fn a_mail_is_claimed_once_and_retried_on_schedule(db: Db) {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
     assert_eq!(again[0].last_error, "try later");
-    s.finish(
-        &again[0],
-        later,
-        &Attempt::Sent {
-            code: 250,
-            response: "ok".into(),
-        },
-        lease(),
-    )
-    .await
-    .unwrap();
+    s.finish(&again[0], later, &sent(), lease()).await.unwrap();
     assert!(s
         .claim_due(later + Duration::from_secs(3600), 10, "c5", lease())
         .await
@@ -241,11 +239,7 @@ async fn after_a_crash_only_the_first_unrecorded_mail_of_a_claim_is_in_doubt(db:
     let second = s.claim_due(now, 3, "gw/b", lease()).await.unwrap();
     assert_eq!(first.len() + second.len(), 5);
     // Claim a: its first mail sent and recorded, the second in SMTP at the crash.
-    let sent = Attempt::Sent {
-        code: 250,
-        response: "ok".into(),
-    };
-    s.finish(&first[0], now, &sent, lease()).await.unwrap();
+    s.finish(&first[0], now, &sent(), lease()).await.unwrap();
     // The process dies here. At the next start:
     assert_eq!(s.recover_in_doubt(now, Some("gw/")).await.unwrap(), 2);
     let doubt: Vec<(i64,)> = sqlx::query_as(
@@ -504,11 +498,7 @@ async fn db_copy_keeps_every_row_both_ways() {
     }
     let now = SystemTime::now();
     let claimed = s.claim_due(now, 2, "gw/1/1/0", lease()).await.unwrap();
-    let sent = Attempt::Sent {
-        code: 250,
-        response: "ok".into(),
-    };
-    s.finish(&claimed[0], now, &sent, lease()).await.unwrap();
+    s.finish(&claimed[0], now, &sent(), lease()).await.unwrap();
     let mut tx = s.begin().await.unwrap();
     tx.next_reference("BSM", 2026).await.unwrap();
     tx.commit().await.unwrap();
@@ -581,17 +571,7 @@ async fn a_rejected_mail_fails_and_can_be_retried(db: Db) {
     assert!(s.retry_now(id, now).await.unwrap());
     let again = s.claim_due(now, 10, "gw/1/1/2", lease()).await.unwrap();
     assert_eq!(again.len(), 1);
-    s.finish(
-        &again[0],
-        now,
-        &Attempt::Sent {
-            code: 250,
-            response: "ok".into(),
-        },
-        lease(),
-    )
-    .await
-    .unwrap();
+    s.finish(&again[0], now, &sent(), lease()).await.unwrap();
     assert!(
         !s.retry_now(id, now).await.unwrap(),
         "a sent mail is not retried"
