@@ -86,6 +86,7 @@ on_both_engines!(
     mail_interrupted_during_smtp_is_in_doubt_and_sent_again,
     two_instances_never_claim_the_same_mail,
     a_rejected_mail_fails_and_can_be_retried,
+    an_unreachable_server_gives_the_rest_of_the_claim_back_with_the_outcome,
     mail_claimed_by_a_live_instance_is_left_to_it,
     inbox_messages_are_taken_by_one_instance_until_its_lease_expires,
     a_schema_newer_than_this_build_is_refused,
@@ -593,4 +594,40 @@ async fn a_rejected_mail_fails_and_can_be_retried(db: Db) {
         vec![("sent".to_string(), 1)]
     );
     assert_eq!(s.outbox_depth().await.unwrap().0, 0);
+}
+
+/// The server cannot be reached: the attempt is recorded and the rest of
+/// the claim given back, untried, in one transaction (never a moment where
+/// the outcome is there and the rest still looks claimed).
+async fn an_unreachable_server_gives_the_rest_of_the_claim_back_with_the_outcome(db: Db) {
+    let s = db.open().await;
+    let ids = [
+        queue_one(&s, "<u1@x>").await,
+        queue_one(&s, "<u2@x>").await,
+        queue_one(&s, "<u3@x>").await,
+    ];
+    let now = SystemTime::now();
+    let claimed = s.claim_due(now, 10, "gw/1/1/0", lease()).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let refused = Attempt::Transient {
+        code: None,
+        response: "connection refused".into(),
+        next: now,
+    };
+    s.finish_and_give_back(&claimed[0], now, &refused, lease(), &ids[1..])
+        .await
+        .unwrap();
+    let rows: Vec<(i64, String, i64, String)> =
+        sqlx::query_as("SELECT id, state, attempts, claim FROM outbox ORDER BY id")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (ids[0], "pending".to_string(), 1, "gw/1/1/0".to_string()),
+            (ids[1], "pending".to_string(), 0, String::new()),
+            (ids[2], "pending".to_string(), 0, String::new()),
+        ]
+    );
 }

@@ -684,11 +684,10 @@ async fn send_due(
         .claim_due(now, SEND_BATCH, &claimer.next(), claimer.lease_from(now))
         .await?;
     let ids: Vec<i64> = claimed.iter().map(|i| i.id).collect();
-    let mut reachable = true;
     for (i, item) in claimed.into_iter().enumerate() {
-        if cancel.is_cancelled() || !reachable {
+        if cancel.is_cancelled() {
             ctx.store.unclaim(&ids[i..]).await?;
-            break;
+            return Ok(true);
         }
         let Some(message) = &item.message else {
             continue;
@@ -716,30 +715,38 @@ async fn send_due(
                 response: format!("gave up after {} attempts: {response}", item.attempts),
             },
         };
+        let unreachable = matches!(delivery, Delivery::Unreachable { .. });
         let attempt = match delivery {
             Delivery::Sent { code, response } => Attempt::Sent { code, response },
             Delivery::Deferred { code, response } => later(code, response, false),
-            Delivery::Unreachable { response } => {
-                reachable = false;
-                later(None, response, true)
-            }
+            Delivery::Unreachable { response } => later(None, response, true),
             Delivery::Rejected { code, response } => Attempt::Permanent { code, response },
         };
-        record(ctx, &item, now, attempt, claimer.lease_from(now)).await?;
+        // An unreachable server ends the round: the rest of the claim is
+        // given back, untried, with this outcome (one transaction).
+        let untried = if unreachable { &ids[i + 1..] } else { &[] };
+        record(ctx, &item, now, attempt, claimer.lease_from(now), untried).await?;
+        if unreachable {
+            return Ok(false);
+        }
     }
-    Ok(reachable)
+    Ok(true)
 }
 
-/// Commits one attempt's outcome, logs it, and alerts the Secretariat when
-/// a mail is given up.
+/// Commits one attempt's outcome (giving back `untried` mail of its claim
+/// in the same transaction), logs it, and alerts the Secretariat when a
+/// mail is given up.
 async fn record(
     ctx: &Arc<Ctx>,
     item: &OutboxItem,
     now: SystemTime,
     attempt: Attempt,
     lease_until: SystemTime,
+    untried: &[i64],
 ) -> Result<()> {
-    ctx.store.finish(item, now, &attempt, lease_until).await?;
+    ctx.store
+        .finish_and_give_back(item, now, &attempt, lease_until, untried)
+        .await?;
     match &attempt {
         Attempt::Sent { .. } => {
             tracing::info!(outbox_id = item.id, party = %item.recipient_party, purpose = %item.purpose, "sent")

@@ -69,6 +69,20 @@ pub enum Attempt {
 }
 
 impl Tx {
+    async fn unclaim(&mut self, ids: &[i64]) -> Result<()> {
+        for id in ids {
+            sqlx::query(
+                "UPDATE outbox SET state = 'pending', claim = '', lease_until = '', attempts = attempts - 1
+                 WHERE id = $1 AND state = 'sending'",
+            )
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await
+            .context("Giving back a claimed mail")?;
+        }
+        Ok(())
+    }
+
     pub async fn insert_outbox(&mut self, o: &NewOutbox<'_>) -> Result<i64> {
         let state = if o.message.is_some() {
             "pending"
@@ -136,16 +150,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for id in ids {
-            sqlx::query(
-                "UPDATE outbox SET state = 'pending', claim = '', lease_until = '', attempts = attempts - 1
-                 WHERE id = $1 AND state = 'sending'",
-            )
-            .bind(id)
-            .execute(&mut *tx.tx)
-            .await
-            .context("Giving back a claimed mail")?;
-        }
+        tx.unclaim(ids).await?;
         tx.commit().await
     }
 
@@ -167,7 +172,22 @@ impl Store {
         attempt: &Attempt,
         lease_until: SystemTime,
     ) -> Result<()> {
+        self.finish_and_give_back(item, at, attempt, lease_until, &[])
+            .await
+    }
+
+    /// [`Store::finish`], and in the same transaction gives back the rest
+    /// of the claim, untried ([`Store::unclaim`]): the server was unreachable.
+    pub async fn finish_and_give_back(
+        &self,
+        item: &OutboxItem,
+        at: SystemTime,
+        attempt: &Attempt,
+        lease_until: SystemTime,
+        untried: &[i64],
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
+        tx.unclaim(untried).await?;
         sqlx::query("UPDATE outbox SET lease_until = $2 WHERE claim = $1 AND state = 'sending'")
             .bind(&item.claim)
             .bind(timestamp(lease_until))
