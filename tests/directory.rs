@@ -9,6 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use nfp_gateway::store::Engine;
+
 /// Each test, once per engine.
 macro_rules! on_both_engines {
     ($($name:ident),* $(,)?) => {
@@ -36,12 +38,6 @@ on_both_engines!(
     import_is_idempotent_shows_changes_first_and_keeps_history,
     organigrams_are_stored_by_content_and_size_limited,
 );
-
-#[derive(Clone, Copy)]
-enum Engine {
-    Sqlite,
-    Postgres,
-}
 
 fn gateway(config: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
