@@ -11,6 +11,9 @@ packages=(
   build-essential pkg-config libssl-dev libclang-dev
   # real OpenPGP peers for the fixtures: GnuPG and Sequoia's sq
   gnupg gpg-agent sq
+  # rnp (Thunderbird's OpenPGP library): writes the LibrePGP OCB packet that
+  # GnuPG 2.4 sends, which the gateway must name precisely (tests/fixtures)
+  rnp
   # systemd-analyze, for the service unit's sandbox rating
   systemd
   # the private mail stack of the integration tests, demo and benchmarks

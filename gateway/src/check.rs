@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::classify::{self, rules::Rules, Kind, Language, Topic};
 use crate::config::Config;
-use crate::directory::{Directory, Party};
+use crate::directory::{Directory, Party, UnprotectedParts};
+use crate::mime::repair::{Discarded, Repair};
 use crate::mime::{inner, outer};
 use crate::openpgp::{self, GatewayKey, Signer, Verifier};
 use crate::reason::{reject, Reason, Rejection};
@@ -59,12 +60,15 @@ impl Gateway {
                 "the gateway's own key is listed as a party's certificate in the directory"
             )
         }
+        let policy = StandardPolicy::new();
+        key.refuse_librepgp_aead(&policy, SystemTime::now())
+            .with_context(|| format!("Using the gateway key {}", config.secret_key.display()))?;
         Ok(Gateway {
             config,
             directory,
             key,
             rules,
-            policy: StandardPolicy::new(),
+            policy,
         })
     }
 }
@@ -100,6 +104,31 @@ pub struct SenderInfo {
     pub fingerprint: String,
 }
 
+impl SenderInfo {
+    fn of(party: &Party, signer: &Signer) -> SenderInfo {
+        SenderInfo {
+            party: party.id.clone(),
+            email: party.email.clone(),
+            fingerprint: signer.cert.to_hex(),
+        }
+    }
+}
+
+/// "N bytes in K parts (type size, ...)", for details.
+fn describe_additions(parts: &[Discarded]) -> String {
+    let bytes: usize = parts.iter().map(|p| p.size).sum();
+    let list: Vec<String> = parts
+        .iter()
+        .map(|p| format!("{} {} bytes", p.content_type, p.size))
+        .collect();
+    format!(
+        "{bytes} bytes in {} unprotected part{} ({})",
+        parts.len(),
+        if parts.len() == 1 { "" } else { "s" },
+        list.join(", ")
+    )
+}
+
 /// What a contact update changes (field, before, after), or why it cannot be read.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ContactUpdateView {
@@ -127,6 +156,15 @@ pub struct Decision {
     pub reference: Option<String>,
     pub attachments: Vec<inner::Attachment>,
     pub route: Vec<Recipient>,
+    /// What was repaired before the message was judged (Exchange's
+    /// rewriting, webmail's wrapping), whatever the verdict.
+    #[serde(default)]
+    pub repairs: Vec<Repair>,
+    /// Parts added outside the encryption: discarded unread (accepted, the
+    /// sender's entry allows it), or the reason a genuine message was
+    /// refused (`structure`, it does not). Type and size only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discarded_parts: Vec<Discarded>,
     /// For a contact update: what it would change in the sender's entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_update: Option<ContactUpdateView>,
@@ -138,6 +176,7 @@ pub struct Decision {
 impl Decision {
     /// The same message, seen again: everything it said is withdrawn.
     pub fn into_replay(self) -> Decision {
+        let (repairs, discarded) = (self.repairs, self.discarded_parts);
         let digest = self.signature_digest.unwrap_or_default();
         let mut d = Decision::quarantined(Rejection::new(
             Reason::Replay,
@@ -147,6 +186,8 @@ impl Decision {
             ),
         ));
         d.signature_digest = Some(digest);
+        d.repairs = repairs;
+        d.discarded_parts = discarded;
         d
     }
 
@@ -157,6 +198,8 @@ impl Decision {
         d.sender = self.sender;
         d.signed_at = self.signed_at;
         d.signature_digest = self.signature_digest;
+        d.repairs = self.repairs;
+        d.discarded_parts = self.discarded_parts;
         d
     }
 
@@ -177,6 +220,8 @@ impl Decision {
             reference: None,
             attachments: Vec::new(),
             route: Vec::new(),
+            repairs: Vec::new(),
+            discarded_parts: Vec::new(),
             contact_update: None,
             signature_digest: None,
         }
@@ -212,24 +257,39 @@ pub fn judge_full(
     now: SystemTime,
     replays: &mut dyn ReplayGuard,
 ) -> Judgement {
+    let mut repairs = Vec::new();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        judge_inner(gw, raw, now, replays)
+        judge_inner(gw, raw, now, replays, &mut repairs)
     }));
-    let quarantined = |r| Judgement {
-        decision: Decision::quarantined(r),
-        content: None,
-    };
-    match outcome {
+    let mut judgement = match outcome {
         Ok(Ok((decision, content))) => {
             let content = (decision.verdict == Verdict::Accepted).then_some(content);
             Judgement { decision, content }
         }
-        Ok(Err(r)) => quarantined(r),
-        Err(_) => quarantined(Rejection::new(
-            Reason::Malformed,
-            "a parser failed on this input (failure caught)",
-        )),
+        Ok(Err(r)) => Judgement {
+            decision: Decision::quarantined(r),
+            content: None,
+        },
+        Err(_) => Judgement {
+            decision: Decision::quarantined(Rejection::new(
+                Reason::Malformed,
+                "a parser failed on this input (failure caught)",
+            )),
+            content: None,
+        },
+    };
+    // A repaired message that is then refused says so: the operator sees
+    // that the server's rewriting was undone and what was wrong after it.
+    if !repairs.is_empty() && judgement.decision.verdict == Verdict::Quarantined {
+        let done: Vec<&str> = repairs.iter().map(|r| r.code()).collect();
+        judgement.decision.detail = format!(
+            "{} (after repairing: {})",
+            judgement.decision.detail,
+            done.join(", ")
+        );
     }
+    judgement.decision.repairs = repairs;
+    judgement
 }
 
 fn judge_inner(
@@ -237,9 +297,14 @@ fn judge_inner(
     raw: &[u8],
     now: SystemTime,
     replays: &mut dyn ReplayGuard,
+    repairs: &mut Vec<Repair>,
 ) -> Result<(Decision, SignedContent), Rejection> {
     let cfg = &gw.config;
     let envelope = outer::examine(raw, &cfg.limits, &cfg.address)?;
+    let additions = envelope.repair == Some(Repair::UnprotectedPartsDiscarded);
+    if !additions {
+        repairs.extend(envelope.repair);
+    }
     let v = Verifier {
         policy: &gw.policy,
         now,
@@ -249,16 +314,64 @@ fn judge_inner(
         directory: &gw.directory,
         max_plaintext: cfg.limits.max_decrypted_size,
     };
-    let decrypted = openpgp::decrypt(&v, &envelope.ciphertext)?;
-    let (signer, content, signed_bytes) = signed_content(&v, &envelope, decrypted, cfg)?;
-    let party = gw.directory.party_of_key(&signer.cert).ok_or_else(|| {
-        Rejection::new(
-            Reason::UnknownSigner,
-            "the signing certificate has no party",
-        )
-    })?;
-    check_sender(&envelope, &content, party)?;
-    check_recipients(&content, &cfg.address)?;
+    let authenticated = || {
+        let decrypted = openpgp::decrypt(&v, &envelope.ciphertext)?;
+        let (signer, content, signed_bytes) = signed_content(&v, &envelope, decrypted, cfg)?;
+        let party = gw.directory.party_of_key(&signer.cert).ok_or_else(|| {
+            Rejection::new(
+                Reason::UnknownSigner,
+                "the signing certificate has no party",
+            )
+        })?;
+        check_sender(&envelope, &content, party)?;
+        check_recipients(&content, &cfg.address)?;
+        Ok((signer, content, signed_bytes, party))
+    };
+    let (signer, content, signed_bytes, party) = match authenticated() {
+        Ok(found) => found,
+        // Parts beside the encryption are a shape refused for everyone but
+        // the parties allowed to have them discarded: whatever else is
+        // wrong inside, the shape is what the sender must hear about first.
+        Err(r) if additions => return reject(
+            Reason::Structure,
+            format!(
+                "encrypted content next to {}; no registered party's genuine message inside ({r})",
+                describe_additions(&envelope.discarded)
+            ),
+        ),
+        Err(r) => return Err(r),
+    };
+    if additions {
+        if party.unprotected_parts != UnprotectedParts::Discard {
+            // A genuine message with parts added outside its encryption,
+            // most likely by the sender's organisation in transit.
+            let mut d = Decision::quarantined(Rejection::new(
+                Reason::Structure,
+                format!(
+                    "a genuine message signed by {} with {} added outside the encryption, \
+                     most likely in transit (an organisation's disclaimer or footer); refused, \
+                     as {}'s directory entry does not allow discarding them. If its \
+                     organisation adds them to every message, the operator can set \
+                     unprotected-parts = \"discard\" in {}'s entry",
+                    party.id,
+                    describe_additions(&envelope.discarded),
+                    party.id,
+                    party.id
+                ),
+            ));
+            d.sender = Some(SenderInfo::of(party, &signer));
+            d.signed_at = Some(rfc3339(signer.signed_at));
+            d.discarded_parts = envelope.discarded.clone();
+            return Ok((
+                d,
+                SignedContent {
+                    bytes: signed_bytes,
+                    form: envelope.form,
+                },
+            ));
+        }
+        repairs.push(Repair::UnprotectedPartsDiscarded);
+    }
     let first_time = replays
         .first_time(&signer.signature_digest)
         .map_err(|e| Rejection::new(Reason::Replay, format!("the replay store failed: {e:#}")))?;
@@ -289,12 +402,17 @@ fn judge_inner(
     let mut decision = Decision {
         verdict: Verdict::Accepted,
         reason: None,
-        detail: format!("signed by {} ({}); {}", party.id, signer.cert, c.why),
-        sender: Some(SenderInfo {
-            party: party.id.clone(),
-            email: party.email.clone(),
-            fingerprint: signer.cert.to_hex(),
-        }),
+        detail: format!(
+            "signed by {} ({}); {}{}",
+            party.id,
+            signer.cert,
+            c.why,
+            repairs
+                .iter()
+                .map(|r| format!("; repaired: {}", r.description()))
+                .collect::<String>()
+        ),
+        sender: Some(SenderInfo::of(party, &signer)),
         signed_at: Some(rfc3339(signer.signed_at)),
         subject: protected_subject
             .map(str::to_string)
@@ -307,6 +425,12 @@ fn judge_inner(
         reference: c.cited_reference,
         attachments: content.attachments,
         route,
+        repairs: Vec::new(),
+        discarded_parts: if additions {
+            envelope.discarded.clone()
+        } else {
+            Vec::new()
+        },
         contact_update,
         signature_digest: Some(signer.signature_digest),
     };

@@ -141,13 +141,20 @@ pub fn classify(
         .iter()
         .find_map(|t| rules.kind_of_tag(t))
         .filter(|k| *k != Kind::Circular || input.sender_kind == PartyKind::Secretariat);
+    // Where the tags were read: the detail says it, so that a sender who
+    // wrote them on the first line is not told they were in the subject.
+    let tag_source = if input.protected_subject.is_some() {
+        "the signed subject"
+    } else {
+        "the first line of the signed text"
+    };
     let (kind, why) = if cited_reference.is_some() {
         (
             Kind::InformationReply,
-            "the subject cites a reference number".to_string(),
+            format!("{tag_source} cites a reference number"),
         )
     } else if let Some(k) = tagged_kind {
-        (k, "an explicit tag in the subject".to_string())
+        (k, format!("an explicit tag in {tag_source}"))
     } else if input.has_vcard {
         (Kind::ContactUpdate, "a vCard is attached".to_string())
     } else if let Some(k) = rules.kind_by_keywords(&normalized) {

@@ -70,6 +70,29 @@ struct RawParty {
     last_confirmed: Option<String>,
     #[serde(default)]
     contact: Vec<Contact>,
+    #[serde(default)]
+    unprotected_parts: UnprotectedParts,
+}
+
+/// What the gateway does with parts added outside the encryption of a
+/// party's genuine message (an organisation's disclaimer or footer, added
+/// by its mail server in transit). An operator's setting, per party: never
+/// changed by a contact update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnprotectedParts {
+    /// The message is quarantined as `structure` (EFAIL, MIME wrapping).
+    #[default]
+    Refuse,
+    /// They are discarded unread, their types and sizes audited, and the
+    /// forward says how many bytes were discarded.
+    Discard,
+}
+
+impl UnprotectedParts {
+    pub fn is_refuse(&self) -> bool {
+        *self == UnprotectedParts::Refuse
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +128,7 @@ pub struct Party {
     pub organigram: Vec<Document>,
     pub last_confirmed: Option<String>,
     pub contacts: Vec<Contact>,
+    pub unprotected_parts: UnprotectedParts,
 }
 
 /// The whole directory, indexed.
@@ -327,6 +351,7 @@ impl Party {
             contacts: p.contact,
             organigram,
             cert: cert.fingerprint().to_hex(),
+            unprotected_parts: p.unprotected_parts,
         };
         Party::from_entry(entry, cert, Vec::new())
     }
@@ -389,6 +414,7 @@ impl Party {
             organigram: e.organigram,
             last_confirmed: e.last_confirmed,
             contacts: e.contacts,
+            unprotected_parts: e.unprotected_parts,
         })
     }
 
@@ -410,6 +436,7 @@ impl Party {
             contacts: self.contacts.clone(),
             organigram: self.organigram.clone(),
             cert: self.cert.fingerprint().to_hex(),
+            unprotected_parts: self.unprotected_parts,
         }
     }
 }

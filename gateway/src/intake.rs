@@ -393,7 +393,7 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
         }
     }
     let event = if accepted { "accepted" } else { "quarantined" };
-    let detail = match (&reference, decision.reason) {
+    let mut detail = match (&reference, decision.reason) {
         (Some(r), _) => format!(
             "{r}: {}",
             decision.kind.map(|k| format!("{k:?}")).unwrap_or_default()
@@ -401,6 +401,11 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
         (None, Some(reason)) => format!("{}: {}", reason.code(), decision.detail),
         (None, None) => String::new(),
     };
+    // The audit records every repair made before judgement, by its stable name.
+    if !decision.repairs.is_empty() && reference.is_some() {
+        let names: Vec<&str> = decision.repairs.iter().map(|r| r.code()).collect();
+        detail.push_str(&format!("; repaired: {}", names.join(", ")));
+    }
     audit_and_queue(
         &mut tx,
         event,

@@ -5,10 +5,12 @@
 //! [`inner`] reads the decrypted entity: the RFC 3156 signed layer when the
 //! sender used separate layers, protected headers, the text and the
 //! attachments. Nothing here trusts anything: the caller decides what is
-//! authenticated.
+//! authenticated. [`repair`] undoes, before judgement, what servers and
+//! webmail do to genuine OpenPGP mail in transit.
 
 pub mod inner;
 pub mod outer;
+pub mod repair;
 
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 

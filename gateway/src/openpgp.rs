@@ -51,6 +51,7 @@ impl GatewayKey {
     }
 
     pub fn new(cert: Cert) -> Result<GatewayKey> {
+        refuse_unsupported_algorithms(&cert)?;
         let mut decryptors = Vec::new();
         for ka in cert.keys().unencrypted_secret() {
             if ka.key().pk_algo().for_encryption() {
@@ -66,6 +67,67 @@ impl GatewayKey {
             anyhow::bail!("no unprotected secret encryption key (is it passphrase-protected, or public only?)");
         }
         Ok(GatewayKey { cert, decryptors })
+    }
+}
+
+/// A gateway key with a secret key this build cannot use would make every
+/// message encrypted to it fail later: refused at start-up instead.
+fn refuse_unsupported_algorithms(cert: &Cert) -> Result<()> {
+    use openpgp::crypto::mpi::PublicKey as P;
+    for ka in cert.keys().secret() {
+        let key = ka.key();
+        let curve = match key.mpis() {
+            P::ECDH { curve, .. } | P::EdDSA { curve, .. } | P::ECDSA { curve, .. } => Some(curve),
+            _ => None,
+        };
+        let supported = key.pk_algo().is_supported() && curve.is_none_or(|c| c.is_supported());
+        if !supported {
+            anyhow::bail!(
+                "the gateway key {} uses {}{}, which this build's OpenPGP backend \
+                 (Sequoia with the system's OpenSSL) cannot use: mail encrypted to it could \
+                 never be read. Post-quantum algorithms need OpenSSL 3.5 or later; Debian 12 \
+                 has 3.0. Use a key with Curve25519 or RSA (nfp-gateway's keys/README.md)",
+                key.fingerprint(),
+                key.pk_algo(),
+                curve.map(|c| format!(" on {c}")).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+impl GatewayKey {
+    /// Refuses a gateway certificate that invites mail the gateway cannot
+    /// read: one whose self-signatures advertise the LibrePGP AEAD feature
+    /// (0x02), which makes GnuPG 2.4 encrypt to it with OCB (the AEAD
+    /// Encrypted Data packet, tag 20), which Sequoia does not read.
+    pub fn refuse_librepgp_aead(&self, policy: &dyn Policy, now: SystemTime) -> Result<()> {
+        // A certificate that is not valid now gets no mail at all (its
+        // expiry is watched elsewhere); this is about what a valid one invites.
+        let Ok(vc) = self.cert.with_policy(policy, now) else {
+            return Ok(());
+        };
+        let direct = vc.direct_key_signature().ok().and_then(|s| s.features());
+        let advertised = direct
+            .into_iter()
+            .chain(
+                vc.userids()
+                    .filter_map(|u| u.binding_signature().features()),
+            )
+            .any(|f| f.get(1));
+        if advertised {
+            anyhow::bail!(
+                "the gateway's certificate {} advertises the LibrePGP AEAD feature: GnuPG 2.4 \
+                 (Gpg4win 4) would encrypt to it with OCB, which the gateway cannot read, and \
+                 every such message would be quarantined. Fix: issue new self-signatures \
+                 without it (GnuPG 2.4: gpg --edit-key {} then `setpref AES256 AES192 AES128 \
+                 SHA512 SHA384 SHA256 ZLIB BZIP2 ZIP Uncompressed` (no AEAD algorithm) and \
+                 `save`), export the secret key again, and publish the new certificate",
+                self.cert.fingerprint(),
+                self.cert.fingerprint()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -127,6 +189,15 @@ pub fn decrypt(v: &Verifier<'_>, ciphertext: &[u8]) -> Result<Decrypted, Rejecti
     // its parser, found by our property test): a panic is a refusal too.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         decrypt_unguarded(v, ciphertext, &state, &opened).map_err(|r| {
+            if librepgp_ocb(ciphertext, v.key) {
+                return Rejection::new(
+                    Reason::UnsupportedEncryption,
+                    "encrypted to the gateway with GnuPG 2.4's OCB mode (a LibrePGP AEAD \
+                     Encrypted Data packet, tag 20), which the gateway does not read: the \
+                     sender's GnuPG must encrypt to the gateway's certificate as the \
+                     directory publishes it (no LibrePGP AEAD feature), without force-ocb",
+                );
+            }
             // Sequoia stops descending into compressed packets 16 levels
             // down and then finds no literal data: a compression quine or
             // recursion, which is a resource limit, not a corrupt message.
@@ -198,6 +269,38 @@ fn dearmor(data: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+/// Whether `data` is encrypted to one of the gateway's keys in a LibrePGP
+/// AEAD Encrypted Data packet (tag 20), as GnuPG 2.4 writes in OCB mode when
+/// every recipient key advertises the LibrePGP AEAD feature. Sequoia does
+/// not read that packet; the gateway names it instead of calling it
+/// malformed. Reads packet headers only.
+fn librepgp_ocb(data: &[u8], key: &GatewayKey) -> bool {
+    use openpgp::packet::Tag;
+    use openpgp::parse::{PacketParser, PacketParserResult};
+    use openpgp::Packet;
+    let Ok(mut ppr) = PacketParser::from_bytes(data) else {
+        return false;
+    };
+    let mut ours = false;
+    while let PacketParserResult::Some(pp) = ppr {
+        match &pp.packet {
+            Packet::PKESK(p) => {
+                ours |= key
+                    .decryptors
+                    .iter()
+                    .any(|(handle, _)| p.recipient().is_none_or(|r| r.aliases(handle)));
+            }
+            Packet::SKESK(_) | Packet::Marker(_) => {}
+            p => return ours && p.tag() == Tag::AED,
+        }
+        ppr = match pp.next() {
+            Ok((_, next)) => next,
+            Err(_) => return false,
+        };
+    }
+    false
 }
 
 /// Sequoia's parser recurses at most 16 levels; the encryption is one.

@@ -48,11 +48,15 @@ pub enum Reason {
     /// last hour than the daemon's limits allow (never from `check`, which
     /// judges one message without history).
     RateLimited,
+    /// Encrypted to the gateway in a mode it does not read: GnuPG 2.4's OCB
+    /// (the LibrePGP AEAD Encrypted Data packet, tag 20). Not malformed and
+    /// not tampered with: the sender's software chose it.
+    UnsupportedEncryption,
 }
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::NotEncrypted,
         Reason::NotSigned,
         Reason::BadSignature,
@@ -70,6 +74,7 @@ impl Reason {
         Reason::Loop,
         Reason::ForeignUpdate,
         Reason::RateLimited,
+        Reason::UnsupportedEncryption,
     ];
 
     /// The stable code, as printed in JSON and stored.
@@ -92,6 +97,7 @@ impl Reason {
             Reason::Loop => "loop",
             Reason::ForeignUpdate => "foreign_update",
             Reason::RateLimited => "rate_limited",
+            Reason::UnsupportedEncryption => "unsupported_encryption",
         }
     }
 }
@@ -118,6 +124,7 @@ impl Reason {
             Reason::Loop => "the message was an automatic reply, bounce or report",
             Reason::ForeignUpdate => "the contact update was for another party's entry",
             Reason::RateLimited => "the sender or the network exceeded the hourly message limit",
+            Reason::UnsupportedEncryption => "the message was encrypted with GnuPG 2.4's OCB mode (a LibrePGP AEAD packet), which the gateway does not read, so its sender could not be verified. The sender can send it again once their GnuPG encrypts to the gateway without OCB: their copy of the gateway's certificate must be the one in the directory (it does not advertise the LibrePGP AEAD feature) and their gpg.conf must not set force-ocb",
         }
     }
 }

@@ -96,6 +96,17 @@ pub fn case_failure(fx: &Fixtures, case: &Value) -> Option<String> {
     let expect = &case["expect"];
     let mut wrong = Vec::new();
     for (key, want) in expect.as_object().unwrap() {
+        if key == "detail_has" {
+            // Phrases the detail must contain (where a tag was read, what was repaired).
+            let detail = decision["detail"].as_str().unwrap_or("");
+            for phrase in want.as_array().unwrap() {
+                let phrase = phrase.as_str().unwrap();
+                if !detail.contains(phrase) {
+                    wrong.push(format!("detail lacks {phrase:?}"));
+                }
+            }
+            continue;
+        }
         let got = project(decision, key);
         if got != *want {
             wrong.push(format!("{key}: want {want}, got {got}"));

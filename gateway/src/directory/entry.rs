@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Contact, PartyKind};
+use super::{Contact, PartyKind, UnprotectedParts};
 use crate::classify::{Language, Topic};
 
 /// An organigram document, stored by content.
@@ -46,6 +46,10 @@ pub struct Entry {
     pub organigram: Vec<Document>,
     /// The fingerprint of the party's current certificate.
     pub cert: String,
+    /// Parts added outside the encryption in transit: refused (the
+    /// default, not written) or discarded. The operator's setting.
+    #[serde(default, skip_serializing_if = "UnprotectedParts::is_refuse")]
+    pub unprotected_parts: UnprotectedParts,
 }
 
 /// One changed field: its name and its values before and after, as text.
@@ -163,6 +167,7 @@ mod tests {
             }],
             organigram: vec![],
             cert: "AAAA".into(),
+            unprotected_parts: UnprotectedParts::Refuse,
         }
     }
 

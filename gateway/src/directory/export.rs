@@ -301,6 +301,7 @@ mod tests {
             }],
             organigram: vec![],
             cert: "F00".into(),
+            unprotected_parts: Default::default(),
         }
     }
 

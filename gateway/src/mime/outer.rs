@@ -1,11 +1,14 @@
 //! The outer message, as received: which shape it has, and its ciphertext.
 //!
 //! Accepted shapes: RFC 3156 `multipart/encrypted` at the root, or a single
-//! `text/plain` body that is one armored OpenPGP message and nothing else.
-//! Everything else is refused here, before any cryptography runs.
+//! `text/plain` body that is one armored OpenPGP message and nothing else,
+//! or a shape that one of the [`repair`](super::repair)s restores to one of
+//! these exactly. Everything else is refused here, before any cryptography
+//! runs.
 
 use mail_parser::{HeaderValue, Message, MimeHeaders, PartType};
 
+use super::repair::{self, Repair};
 use super::{addresses, check_tree, mime_type, parse};
 use crate::config::Limits;
 use crate::reason::{reject, Reason, Rejection};
@@ -34,6 +37,12 @@ pub struct Outer {
     pub form: Form,
     /// The OpenPGP message (armored or binary) to decrypt.
     pub ciphertext: Vec<u8>,
+    /// What was repaired to reach the canonical shape, if anything.
+    pub repair: Option<Repair>,
+    /// Parts added outside the encryption and discarded, if the judgement
+    /// finds that the signer's party allows it
+    /// ([`Repair::UnprotectedPartsDiscarded`]).
+    pub discarded: Vec<repair::Discarded>,
 }
 
 /// Reads the outer message and refuses every shape but the accepted two.
@@ -55,7 +64,15 @@ pub fn examine(raw: &[u8], limits: &Limits, own_address: &str) -> Result<Outer, 
     check_tree(&msg, limits)?;
     check_loop(&msg, own_address)?;
     let from = single_from(&msg)?;
-    let (form, ciphertext) = payload(&msg)?;
+    let (form, ciphertext, repair, discarded) = match payload(&msg) {
+        Ok((form, ciphertext)) => (form, ciphertext, None, Vec::new()),
+        Err(refused) => {
+            match repair::repair(&msg).or_else(|| repair::unprotected_parts(&msg, &from)) {
+                Some(r) => (r.form, r.ciphertext, Some(r.repair), r.discarded),
+                None => return Err(refused),
+            }
+        }
+    };
     Ok(Outer {
         from,
         to: addresses(msg.to()),
@@ -63,6 +80,8 @@ pub fn examine(raw: &[u8], limits: &Limits, own_address: &str) -> Result<Outer, 
         message_id: msg.message_id().map(str::to_string),
         form,
         ciphertext,
+        repair,
+        discarded,
     })
 }
 
@@ -150,7 +169,7 @@ fn payload(msg: &Message<'_>) -> Result<(Form, Vec<u8>), Rejection> {
 }
 
 /// RFC 3156 §4: exactly two parts, the control part and the ciphertext.
-fn pgp_mime(msg: &Message<'_>) -> Result<(Form, Vec<u8>), Rejection> {
+pub(super) fn pgp_mime(msg: &Message<'_>) -> Result<(Form, Vec<u8>), Rejection> {
     let root = msg.root_part();
     let protocol = root
         .content_type()
