@@ -119,3 +119,30 @@ fn a_bad_config_is_exit_2() {
         "{err}"
     );
 }
+
+/// A gateway key with a secret key the crypto backend cannot use (an
+/// ElGamal subkey, made by gpg) is refused at start-up with that reason,
+/// instead of every message encrypted to it failing later.
+#[test]
+fn a_gateway_key_the_backend_cannot_use_is_refused() {
+    let fx = fixtures();
+    let cfg = fx.dir.join("secretariat/gateway-elgamal.toml");
+    let good = std::fs::read_to_string(fx.dir.join("secretariat/gateway.toml")).unwrap();
+    let bad = good.replace(
+        "keys/gateway.sec.asc",
+        "../unusable/gateway-elgamal.sec.asc",
+    );
+    assert_ne!(good, bad, "the configuration names keys/gateway.sec.asc");
+    std::fs::write(&cfg, bad).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
+        .args(["--config", cfg.to_str().unwrap(), "check", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ElGamal") && err.contains("cannot use") && err.contains("OpenSSL 3.5"),
+        "{err}"
+    );
+}

@@ -332,13 +332,15 @@ fn judge_inner(
         // Parts beside the encryption are a shape refused for everyone but
         // the parties allowed to have them discarded: whatever else is
         // wrong inside, the shape is what the sender must hear about first.
-        Err(r) if additions => return reject(
-            Reason::Structure,
-            format!(
+        Err(r) if additions => {
+            return reject(
+                Reason::Structure,
+                format!(
                 "encrypted content next to {}; no registered party's genuine message inside ({r})",
                 describe_additions(&envelope.discarded)
             ),
-        ),
+            )
+        }
         Err(r) => return Err(r),
     };
     if additions {

@@ -401,10 +401,19 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
         (None, Some(reason)) => format!("{}: {}", reason.code(), decision.detail),
         (None, None) => String::new(),
     };
-    // The audit records every repair made before judgement, by its stable name.
+    // The audit records every repair made before judgement, by its stable
+    // name, and every part discarded unread, by type and size.
     if !decision.repairs.is_empty() && reference.is_some() {
         let names: Vec<&str> = decision.repairs.iter().map(|r| r.code()).collect();
         detail.push_str(&format!("; repaired: {}", names.join(", ")));
+        if !decision.discarded_parts.is_empty() {
+            let parts: Vec<String> = decision
+                .discarded_parts
+                .iter()
+                .map(|p| format!("{} {} bytes", p.content_type, p.size))
+                .collect();
+            detail.push_str(&format!("; discarded unread: {}", parts.join(", ")));
+        }
     }
     audit_and_queue(
         &mut tx,

@@ -831,6 +831,40 @@ mod tests {
         }
     }
 
+    /// A gateway certificate made by Sequoia with the given features.
+    fn gateway_cert(features: openpgp::types::Features) -> GatewayKey {
+        let (cert, _) = CertBuilder::new()
+            .add_userid("Gateway <gateway@nfp-network.example>")
+            .add_transport_encryption_subkey()
+            .set_features(features)
+            .unwrap()
+            .generate()
+            .unwrap();
+        GatewayKey::new(cert).unwrap()
+    }
+
+    #[test]
+    fn a_gateway_key_inviting_ocb_is_refused() {
+        use openpgp::types::Features;
+        let p = openpgp::policy::StandardPolicy::new();
+        let now = SystemTime::now();
+        for ok in [
+            Features::empty().set_seipdv1(),
+            Features::empty().set_seipdv1().set_seipdv2(),
+        ] {
+            gateway_cert(ok).refuse_librepgp_aead(&p, now).unwrap();
+        }
+        // Bit 0x02: LibrePGP's AEAD feature, as GnuPG 2.4 sets it.
+        let err = gateway_cert(Features::empty().set_seipdv1().set(1))
+            .refuse_librepgp_aead(&p, now)
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("LibrePGP AEAD") && text.contains("setpref"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn anything_unusual_is_left_to_sequoia() {
         let a = String::from_utf8(armored(b"hello world", &[])).unwrap();

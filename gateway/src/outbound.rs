@@ -69,6 +69,10 @@ pub struct ForwardData {
     /// For a contact update: whether the gateway applied it to the
     /// sender's entry, what changed, or why it could not be read.
     pub contact_update: Option<UpdateNote>,
+    /// Bytes (and parts) added outside the encryption in transit and
+    /// discarded unread, as the sender's entry allows; 0 when none.
+    pub discarded_bytes: usize,
+    pub discarded_parts: usize,
 }
 
 /// What became of a contact update, for the forward to the Secretariat.
@@ -107,6 +111,11 @@ pub struct QuarantineNoticeData {
     /// The From address as seen on the envelope, cleaned; "" when absent.
     pub envelope_from: String,
     pub size: usize,
+    /// For a genuine message refused only because parts were added outside
+    /// its encryption: the signing party's id and the bytes added (the
+    /// notice says what the operator can set). None otherwise.
+    pub transit_party: Option<String>,
+    pub transit_bytes: usize,
 }
 
 /// `quarantine_digest`: to the Secretariat, at most once per period, about

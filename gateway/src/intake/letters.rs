@@ -181,6 +181,8 @@ pub(super) fn forward_mail(
             .collect(),
         why: hop.why.clone(),
         original_name: original_name.clone(),
+        discarded_bytes: d.discarded_parts.iter().map(|p| p.size).sum(),
+        discarded_parts: d.discarded_parts.len(),
         contact_update: update.map(|u| match u {
             UpdateOutcome::Applied { changes, .. } => crate::outbound::UpdateNote {
                 applied: true,
@@ -285,6 +287,10 @@ pub(super) fn quarantine_notice(
         reason_text: reason.description().to_string(),
         envelope_from: clean_line(&envelope_of(raw).1, 254),
         size: oversize.unwrap_or(raw.len()),
+        transit_party: (reason == Reason::Structure && !d.discarded_parts.is_empty())
+            .then(|| d.sender.as_ref().map(|s| s.party.clone()))
+            .flatten(),
+        transit_bytes: d.discarded_parts.iter().map(|p| p.size).sum(),
     };
     letter(
         ctx,

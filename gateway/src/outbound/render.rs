@@ -212,6 +212,8 @@ mod tests {
                     reason_text: "signed by a key that is not in the directory".into(),
                     envelope_from: "mallory@evil.example".into(),
                     size: 12345,
+                    transit_party: Some("AT".into()),
+                    transit_bytes: 205,
                 })),
                 "unknown_signer",
             ),
@@ -397,6 +399,8 @@ mod tests {
                         }],
                         why: String::new(),
                     }),
+                    discarded_bytes: 230,
+                    discarded_parts: 2,
                 })),
                 "BSM-2026-000042",
             ),
@@ -426,6 +430,35 @@ mod tests {
                 assert!(
                     all.contains(must),
                     "{}/{name} does not show {must}:\n{all}",
+                    lang.code()
+                );
+            }
+        }
+    }
+
+    /// Parts discarded in transit are counted in every forward, and a
+    /// genuine message refused for them gets the operator's setting named
+    /// in the notice, in every language; neither line appears otherwise.
+    #[test]
+    fn transit_additions_are_told_in_every_language() {
+        let t = Templates::load(None).unwrap();
+        for lang in Language::ALL {
+            for name in NAMES
+                .iter()
+                .filter(|n| n.starts_with("forward_") || **n == "quarantine_notice")
+            {
+                let (mut data, _) = sample(name);
+                let shown = |data: &serde_json::Value| {
+                    let r = t.render(name, lang, data).unwrap();
+                    r.body.contains("230") || r.body.contains("unprotected-parts")
+                };
+                assert!(shown(&data), "{}/{name}: no transit line", lang.code());
+                data["discarded_bytes"] = 0.into();
+                data["discarded_parts"] = 0.into();
+                data["transit_party"] = serde_json::Value::Null;
+                assert!(
+                    !shown(&data),
+                    "{}/{name}: a transit line for nothing",
                     lang.code()
                 );
             }
