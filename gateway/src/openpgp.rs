@@ -694,22 +694,26 @@ impl Helper<'_, '_> {
     }
 }
 
-/// Whether `data` is itself an OpenPGP message, armored or binary (a signed
-/// or encrypted message inside the plaintext: a notarization, a nested
-/// layer, someone else's signed text passed off as one's own content).
+/// Whether `data` is itself an OpenPGP message, armored or binary: it
+/// starts (after white space) with a message's armor header line or with
+/// an OpenPGP packet. That is nesting at the packet level (a notarization,
+/// a second layer, someone else's signed message passed off whole as one's
+/// own content), which the policy refuses. OpenPGP data *within* content
+/// (a quoted clear-signed message in a reply, an attached `.gpg` file) is
+/// content, and not this.
 pub fn is_openpgp_message(data: &[u8]) -> bool {
     const ARMOR: [&[u8]; 2] = [
         b"-----BEGIN PGP MESSAGE-----",
         b"-----BEGIN PGP SIGNED MESSAGE-----",
     ];
-    if ARMOR.iter().any(|m| data.windows(m.len()).any(|w| w == *m)) {
-        return true;
-    }
     let start = data
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(data.len());
     let data = &data[start..];
+    if ARMOR.iter().any(|m| data.starts_with(m)) {
+        return true;
+    }
     // A binary packet's first byte has its high bit set; text never starts so
     // unless it is UTF-8 beyond ASCII, which the packet parser then refuses.
     if data.first().is_none_or(|b| b & 0x80 == 0) {

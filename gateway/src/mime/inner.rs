@@ -167,8 +167,13 @@ pub fn to_crlf(data: &[u8]) -> Vec<u8> {
 }
 
 /// Reads a signed MIME entity (PGP/MIME).
+///
+/// OpenPGP data inside it (an attached encrypted file or key, a detached
+/// signature of a file, a forwarded signed or encrypted mail, a quoted
+/// clear-signed message) is content like any other: never decrypted, never
+/// verified, never a source of identity, forwarded as it is. The one
+/// signature that counts is the one over this whole entity.
 pub fn mime_content(msg: &Message<'_>) -> Result<Content, Rejection> {
-    refuse_nested_openpgp(msg)?;
     let root = msg.root_part();
     let marked = root.content_type().is_some_and(|ct| {
         ct.attribute("protected-headers")
@@ -243,9 +248,9 @@ fn is_legacy_display(part: &MessagePart<'_>) -> bool {
             && part.raw_header_offset() != 0)
 }
 
-/// Encryption or signatures below the root of the content: several layers
-/// of protection that could mix content from different origins, or a
-/// signature that covers only part of it.
+/// In an encrypted entity that nothing signs as a whole: encryption or a
+/// signature below its root, a signature that would cover only part of the
+/// content (or someone else's signed message presented as this sender's).
 pub fn refuse_nested_openpgp(msg: &Message<'_>) -> Result<(), Rejection> {
     for part in &msg.parts {
         let t = mime_type(part);
@@ -263,7 +268,7 @@ pub fn refuse_nested_openpgp(msg: &Message<'_>) -> Result<(), Rejection> {
         }
         if matches!(part.body, PartType::Text(_)) {
             let text = part.text_contents().unwrap_or("");
-            if crate::openpgp::is_openpgp_message(text.as_bytes()) {
+            if text.contains("-----BEGIN PGP ") {
                 return reject(
                     Reason::Structure,
                     "an armored OpenPGP message inside the encrypted content",
