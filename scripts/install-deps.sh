@@ -28,6 +28,11 @@ packages=(
 )
 # The fixture generator needs a python3 (3.9 or later); any on PATH will do.
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
+# OpenPGP.js 6 (Proton's and Mailvelope's library) makes the RFC 9580 fixtures
+# (tests/fixtures/openpgpjs): Node 18 or later and npm; any on PATH will do
+# (Debian's nodejs and npm where none is).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: cargo is not on PATH; install a Rust toolchain >= 1.85 (rustup) first" >&2
@@ -54,3 +59,9 @@ if ((${#missing[@]})); then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# OpenPGP.js, exactly as package-lock.json pins it, from the npm registry.
+openpgpjs="$(cd "$(dirname "$0")/.." && pwd)/tests/fixtures/openpgpjs"
+if [ ! -f "$openpgpjs/node_modules/openpgp/package.json" ]; then
+  echo "install-deps: installing OpenPGP.js (npm ci in tests/fixtures/openpgpjs)" >&2
+  npm ci --prefix "$openpgpjs" --no-audit --no-fund --loglevel=error >/dev/null
+fi
