@@ -92,6 +92,8 @@ scenarios!(
     keys_are_never_imported_from_mail,
     large_tampered_message,
     two_gateways_stop_after_one_hop,
+    mail_as_offices_send_it,
+    disclaimers_added_in_transit,
 );
 
 /// PostgreSQL only: several instances sharing one store is what the second

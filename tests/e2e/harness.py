@@ -190,12 +190,15 @@ class Net:
 
     def __init__(self, name: str, *, role: str = "secretariat", retry: tuple[str, ...] = ("1s", "2s", "3s"),
                  extra_config: str = "", outsiders: tuple[str, ...] = (), engine: str | None = None,
-                 without_mailbox: tuple[str, ...] = ()):
+                 without_mailbox: tuple[str, ...] = (), discard: tuple[str, ...] = ()):
         self.dir = Path(tempfile.mkdtemp(prefix=f"e2e-{name[:8]}-", dir="/tmp"))
         os.chmod(self.dir, 0o755)
         self.now = int(time.time())
         self.w = mf.World(self.dir / "net", self.now)
         self.w.make_keys()
+        # Parties whose entry lets the gateway discard parts added in transit.
+        for pid in discard:
+            self.w.p[pid].unprotected_parts = "discard"
         self.w.write_network()
         self.role = role
         self.w.config = mf.SECRETARIAT if role == "secretariat" else mf.NATIONAL_AT

@@ -718,6 +718,7 @@ import resilience  # noqa: E402  (crash, SMTP and IMAP failure scenarios)
 import storms  # noqa: E402  (storms of hostile mail, rate limits)
 import attacks  # noqa: E402  (oracles, output injection, large tampered mail, two gateways)
 import instances  # noqa: E402  (several instances sharing one PostgreSQL store)
+import offices  # noqa: E402  (real mail as offices send it: Exchange, webmail, disclaimers)
 
 SCENARIOS = {
     f.__name__: f
@@ -746,6 +747,7 @@ SCENARIOS = {
         *storms.SCENARIOS,
         *attacks.SCENARIOS,
         *instances.SCENARIOS,
+        *offices.SCENARIOS,
     ]
 }
 
