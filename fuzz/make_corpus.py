@@ -13,11 +13,21 @@ world; then cuts them into seeds for each entry point:
     config     the demo's gateway.toml files
     directory  the demo's directory.toml files
 
+and wraps two of the samples the ways servers and webmail do in transit
+(tests/fixtures/transit.py), so that the check and mime targets start from
+every repair: `repaired-*.eml` must be accepted, `added-*.eml` (a
+disclaimer added in transit: the demo allows discarding for nobody) is
+refused after the signature inside verified. `python3 fuzz/make_corpus.py
+--transit` makes only those from the committed samples.
+
 The seeds are committed; rerun this only to change them. Needs gpg (scripts/install-deps.sh).
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
+import email.utils
 import re
 import shutil
 import sys
@@ -33,6 +43,8 @@ sys.path.insert(0, str(REPO / "tests" / "fixtures"))
 import make_fixtures as fx  # noqa: E402
 import make_samples  # noqa: E402
 import mailmaker as mm  # noqa: E402
+
+import transit  # noqa: E402
 
 NOW_RE = re.compile(r'pub const NOW: &str = "([^"]+)";')
 
@@ -58,7 +70,38 @@ TEXT_FORMS = {
 }
 
 
+def transit_seeds(seeds: Path) -> None:
+    """Wraps assistance-AT.eml (PGP/MIME) and info-request-ES-to-FR.eml
+    (inline) as Exchange and webmail deliver them."""
+    pgp_mime = (seeds / "check" / "assistance-AT.eml").read_bytes()
+    inline = (seeds / "check" / "info-request-ES-to-FR.eml").read_bytes()
+    t = fuzz_now() - 600
+    msg = email.message_from_bytes(inline, policy=email.policy.default)
+    name, address = email.utils.parseaddr(str(msg["From"]))
+    (armor,) = armored_blocks(inline)
+    out = {
+        "repaired-exchange-AT": transit.exchange_mixed_up(pgp_mime, t),
+        "repaired-outlook-AT": transit.exchange_mixed_up(pgp_mime, t, control=False),
+        "added-exchange-disclaimer-AT": transit.exchange_mixed_up(
+            pgp_mime, t, extra_parts=[transit.disclaimer("Vertraulich.\n")]),
+        "added-wrapped-rfc822-AT": transit.wrapped_with_disclaimer(
+            pgp_mime, transit.disclaimer("Vertraulich.\n")),
+    }
+    for label, html, plain in [("gmail", transit.gmail_html, True),
+                               ("outlook", transit.outlook_html, True),
+                               ("outlook-html-only", transit.outlook_html, False)]:
+        out[f"repaired-webmail-{label}-ES"] = transit.webmail(
+            name, address, str(msg["To"]), str(msg["Subject"]), t, str(msg["Message-ID"]),
+            armor, html(armor), plain=plain)
+    for name, eml in out.items():
+        for target in ("check", "mime"):
+            (seeds / target / f"{name}.eml").write_bytes(eml)
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--transit"]:
+        transit_seeds(FUZZ / "seeds")
+        return 0
     seeds = FUZZ / "seeds"
     if seeds.exists():
         shutil.rmtree(seeds)
@@ -100,6 +143,7 @@ def main() -> int:
     for src, name in [("examples/directory.toml", "secretariat.toml"),
                       ("examples/national-at/directory.toml", "national-at.toml")]:
         shutil.copy(REPO / src, dirs["directory"] / name)
+    transit_seeds(seeds)
     for t, d in dirs.items():
         files = list(d.iterdir())
         print(f"{t:10} {len(files):3} seeds, {sum(f.stat().st_size for f in files):8} bytes")

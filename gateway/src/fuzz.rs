@@ -126,6 +126,38 @@ pub fn mime(data: &[u8]) {
         }
     }
     let _ = inner::inline_content(data);
+    repairs(data);
+}
+
+/// The repairs before judgement, each on its own: a repair gives an armor
+/// that reads back as itself, and discards parts only in its own shape.
+fn repairs(data: &[u8]) {
+    use crate::mime::repair::{self, Armor, Repair};
+    if let Ok(msg) = crate::mime::parse(data) {
+        for r in [
+            repair::repair(&msg),
+            repair::unprotected_parts(&msg, "nfp@bmi.at.example"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let text = std::str::from_utf8(&r.ciphertext).expect("a repair writes ASCII armor");
+            assert!(
+                Armor::parse(text).is_some(),
+                "a repair writes armor it reads"
+            );
+            assert!(
+                r.discarded.is_empty() || r.repair == Repair::UnprotectedPartsDiscarded,
+                "only the discard repair discards"
+            );
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(a) = Armor::parse(text) {
+            assert_eq!(Armor::parse(&a.to_string()), Some(a), "armor reads back");
+        }
+        let _ = repair::html_text(text);
+    }
 }
 
 /// An OpenPGP message as the gateway decrypts and verifies it.
