@@ -325,7 +325,11 @@ fn judge_inner(
         })?;
         check_sender(&envelope, &content, party)?;
         check_recipients(&content, &cfg.address)?;
-        Ok((signer, content, signed_bytes, party))
+        if envelope.attachments.is_empty() {
+            return Ok((signer, content, signed_bytes, party));
+        }
+        let (content, entity) = separately_signed(&v, &envelope, &signer, &signed_bytes, gw)?;
+        Ok((signer, content, entity, party))
     };
     let (signer, content, signed_bytes, party) = match authenticated() {
         Ok(found) => found,
@@ -342,6 +346,13 @@ fn judge_inner(
             )
         }
         Err(r) => return Err(r),
+    };
+    // Separately signed attachments (GpgOL) are assembled with the text
+    // into one MIME entity, which is what is stored and forwarded.
+    let form = if envelope.attachments.is_empty() {
+        envelope.form
+    } else {
+        outer::Form::PgpMime
     };
     if additions {
         if party.unprotected_parts != UnprotectedParts::Discard {
@@ -368,7 +379,7 @@ fn judge_inner(
                 d,
                 SignedContent {
                     bytes: signed_bytes,
-                    form: envelope.form,
+                    form,
                 },
             ));
         }
@@ -397,7 +408,7 @@ fn judge_inner(
     };
     let c = classify::classify(&input, &gw.rules, &gw.directory, &cfg.address);
     let contact_update = match c.kind {
-        Kind::ContactUpdate => Some(contact_update(party, &signed_bytes, envelope.form)?),
+        Kind::ContactUpdate => Some(contact_update(party, &signed_bytes, form)?),
         _ => None,
     };
     let route = route::route(cfg, &gw.directory, party, &c, None);
@@ -443,9 +454,113 @@ fn judge_inner(
         decision,
         SignedContent {
             bytes: signed_bytes,
-            form: envelope.form,
+            form,
         },
     ))
+}
+
+/// How far apart the text and each attachment of a GpgOL message may have
+/// been signed: GpgOL signs them all when the message is sent. An
+/// attachment signed at another time belongs to another message.
+const SEPARATE_SIGNATURES_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The attachments of a GpgOL "PGP/Inline" message, each decrypted and
+/// verified on its own: each must be signed inside its encryption by the
+/// text's signing certificate, within [`SEPARATE_SIGNATURES_WINDOW`] of the
+/// text, and not itself be an OpenPGP message. The first block that is not
+/// refuses the message with that block's reason. Returns the content and
+/// the MIME entity (the signed text and the decrypted attachments, each
+/// byte for byte as signed) that is stored and forwarded.
+fn separately_signed(
+    v: &Verifier<'_>,
+    envelope: &outer::Outer,
+    signer: &Signer,
+    text: &[u8],
+    gw: &Gateway,
+) -> Result<(inner::Content, Vec<u8>), Rejection> {
+    use crate::outbound::mime::{Body, Entity};
+    let mut total = text.len();
+    let mut parts = vec![Entity {
+        headers: vec![
+            ("Content-Type".into(), "text/plain; charset=utf-8".into()),
+            ("Content-Transfer-Encoding".into(), "base64".into()),
+        ],
+        body: Body::Binary(text.to_vec()),
+    }];
+    for a in &envelope.attachments {
+        let block =
+            |r: Rejection| Rejection::new(r.reason, format!("attachment {}: {}", a.name, r.detail));
+        let d = openpgp::decrypt(v, &a.ciphertext).map_err(block)?;
+        let Some(s) = d.signer else {
+            return Err(block(Rejection::new(
+                Reason::NotSigned,
+                "encrypted, but not signed inside the encryption",
+            )));
+        };
+        if s.cert != signer.cert {
+            let reason = match gw.directory.party_of_key(&s.cert) {
+                Some(_) => Reason::SenderMismatch,
+                None => Reason::UnknownSigner,
+            };
+            return Err(block(Rejection::new(
+                reason,
+                format!(
+                    "signed by {}, not by the text's signer {}",
+                    s.cert, signer.cert
+                ),
+            )));
+        }
+        let apart = s
+            .signed_at
+            .duration_since(signer.signed_at)
+            .unwrap_or_else(|e| e.duration());
+        if apart > SEPARATE_SIGNATURES_WINDOW {
+            return Err(block(Rejection::new(
+                Reason::Structure,
+                format!(
+                    "signed {} s apart from the text: a block of another message",
+                    apart.as_secs()
+                ),
+            )));
+        }
+        if openpgp::is_openpgp_message(&d.plaintext) {
+            return Err(block(Rejection::new(
+                Reason::Structure,
+                "the decrypted attachment is itself an OpenPGP message",
+            )));
+        }
+        total += d.plaintext.len();
+        if total > v.max_plaintext {
+            return reject(
+                Reason::Limits,
+                format!("decrypted content exceeds {} bytes", v.max_plaintext),
+            );
+        }
+        let name = a.name.replace(['"', '\\'], "_");
+        parts.push(Entity {
+            headers: vec![
+                (
+                    "Content-Type".into(),
+                    format!(
+                        "{}; name=\"{name}\"",
+                        crate::directory::content_type_of(&name)
+                    ),
+                ),
+                ("Content-Transfer-Encoding".into(), "base64".into()),
+                (
+                    "Content-Disposition".into(),
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            body: Body::Binary(d.plaintext),
+        });
+    }
+    let entity = Entity::multipart("multipart/mixed", parts).to_bytes();
+    let content = {
+        let msg = inner::parse_entity(&entity, &gw.config.limits)?;
+        inner::mime_content(&msg)?
+    };
+    Ok((content, entity))
 }
 
 /// The signer and the signed content, for each accepted shape: a signature

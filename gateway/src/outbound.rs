@@ -73,6 +73,9 @@ pub struct ForwardData {
     /// discarded unread, as the sender's entry allows; 0 when none.
     pub discarded_bytes: usize,
     pub discarded_parts: usize,
+    /// The text and each attachment were signed separately (GpgOL's
+    /// PGP/Inline) and are attached together in the original.
+    pub separately_signed: bool,
 }
 
 /// What became of a contact update, for the forward to the Secretariat.

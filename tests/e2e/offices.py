@@ -29,6 +29,9 @@ BODY_FR = ("[DEMANDE D'INFORMATION] [ES] Contrôles aux frontières des Pyréné
 BODY_ES = ("[SOLICITUD DE ASISTENCIA] Formación de guardias de frontera\n\nEstimados colegas:\n\n"
            "solicitamos asistencia para formar a los guardias de frontera del puerto de Algeciras "
            "en la detección de documentos falsos.\n\nAtentamente\n")
+BODY_DE = ("[HILFEERSUCHEN] Lagebericht Grenzübergang\n\nSehr geehrte Damen und Herren,\n\n"
+           "anbei der Lagebericht; wir ersuchen um Unterstützung bei der Auswertung.\n\n"
+           "Mit freundlichen Grüßen\n")
 BODY_IT = ("Gentili colleghi,\n\ndesideriamo condividere una buona pratica: i controlli congiunti "
            "di polizia e dogana nei porti di Genova e Trieste.\n\nCordiali saluti\n")
 DISCLAIMER = ("Questo messaggio e i suoi allegati sono riservati. Se lo avete ricevuto per errore, "
@@ -54,7 +57,9 @@ def signed_original(m) -> str:
     parts = [p for p in top_parts(m) if (p.get_filename() or "").startswith("original-")]
     check(len(parts) == 1, f"{len(parts)} attached originals")
     if parts[0].get_content_type() == "message/rfc822":
-        return parts[0].get_payload()[0].as_string()
+        return "\n".join(p.get_payload(decode=True).decode("utf-8")
+                         for p in parts[0].get_payload()[0].walk()
+                         if p.get_content_maintype() == "text")
     return parts[0].get_payload(decode=True).decode("utf-8")
 
 
@@ -66,12 +71,34 @@ def forwards(net: Net, pid: str) -> list:
     return [m for m in net.mailbox(pid) if any(n.startswith("original-") for n in m.attachment_names())]
 
 
+def gpgol(net: Net, sender: str, body: str, files: list[tuple[str, bytes]]) -> bytes:
+    """Outlook with GpgOL in PGP/Inline mode: the armored text, then each file
+    signed and encrypted on its own by gpg as NAME.pgp."""
+    w, gw = net.w, net.gateway_persona
+    p = w.p[sender]
+    text = w.gpg.sign_encrypt(mm.crlf(body.encode()), p.fpr, [gw.fpr], at=w.now)
+    parts = [mm.Part([("Content-Type", "text/plain; charset=utf-8"),
+                      ("Content-Transfer-Encoding", "7bit")], mm.crlf(text))]
+    for name, data in files:
+        block = w.gpg.run(["--sign", "--encrypt", "--digest-algo", "SHA256", "--set-filename", name,
+                           "--local-user", p.fpr, "--recipient", gw.fpr], data, at=w.now).out
+        parts.append(mm.attachment(block, name + ".pgp", "application/octet-stream"))
+    outer = mm.envelope(p.mailbox, gw.email, "Bericht", w.now, mm.message_id(p.email.split("@")[1]),
+                        [("X-Mailer", "Microsoft Outlook 16.0")])
+    return mm.message(outer, mm.multipart("mixed", parts))
+
+
+PDF = b"%PDF-1.4\n% Lagebericht Spielfeld\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
+
+
 def mail_as_offices_send_it() -> None:
     """AT's Thunderbird message rewritten by Exchange (multipart/mixed, base64
-    ATT00001-style control part and encrypted.asc), FR's Mailvelope message
-    from Gmail (multipart/alternative) and ES's from Outlook.com in HTML only:
-    each accepted with its repair in the store and the audit, forwarded once
-    to the right party, decrypted and verified there with GnuPG, and its
+    control part and encrypted.asc), FR's Mailvelope message from Gmail
+    (multipart/alternative), ES's from Outlook.com in HTML only, and DE's from
+    Outlook with GpgOL (PGP/Inline text, a PDF signed and encrypted on its
+    own as lagebericht.pdf.pgp): each accepted with its repair in the store
+    and the audit, forwarded once to the right party, decrypted and verified
+    there with GnuPG (DE's PDF under its own name, byte for byte), and its
     sender acknowledged once with a reference."""
     net = Net("offices")
     try:
@@ -81,40 +108,51 @@ def mail_as_offices_send_it() -> None:
         net.send(webmail(net, "FR", fr, transit.gmail_html(fr)))
         es = mailvelope(net, "ES", BODY_ES)
         net.send(webmail(net, "ES", es, transit.outlook_html(es), plain=False))
+        net.send(gpgol(net, "DE", BODY_DE, [("lagebericht.pdf", PDF)]))
         net.start_gateway()
-        settle(net, 3)
+        settle(net, 4)
         rows = net.rows("SELECT verdict, reason, detail FROM inbound ORDER BY id")
-        check([r[0] for r in rows] == ["accepted"] * 3, f"{rows}")
+        check([r[0] for r in rows] == ["accepted"] * 4, f"{rows}")
         details = " | ".join(r[2] for r in rows)
-        for what in ("Microsoft Exchange", "webmail multipart/alternative", "webmail HTML-only"):
+        for what in ("Microsoft Exchange", "webmail multipart/alternative", "webmail HTML-only",
+                     "Outlook/GpgOL PGP/Inline"):
             check(what in details, f"no {what!r} in the stored decisions: {details}")
         audit = " | ".join(d for (d,) in net.rows("SELECT detail FROM audit WHERE event = 'accepted'"))
-        for code in ("repaired: exchange_mixed_up", "repaired: webmail_alternative", "repaired: webmail_html"):
+        for code in ("repaired: exchange_mixed_up", "repaired: webmail_alternative", "repaired: webmail_html",
+                     "repaired: gpgol_inline_attachments"):
             check(code in audit, f"the audit lacks {code!r}: {audit}")
-        # Forwarded once each: AT's and ES's requests to the Secretariat, FR's to ES.
+        # Forwarded once each: AT's, ES's and DE's requests to the Secretariat, FR's to ES.
         sec = forwards(net, "secretariat")
-        check(len(sec) == 2, f"the Secretariat got {len(sec)} forwards, want 2")
+        check(len(sec) == 3, f"the Secretariat got {len(sec)} forwards, want 3")
         es_fwd = forwards(net, "ES")
         check(len(es_fwd) == 1, f"ES got {len(es_fwd)} forwards, want 1")
-        for m, who in [(sec[0], "secretariat"), (sec[1], "secretariat"), (es_fwd[0], "ES")]:
+        for m, who in [*((m, "secretariat") for m in sec), (es_fwd[0], "ES")]:
             check_gateway_mail(m, who)
         texts = [signed_original(m) for m in sec]
-        check(any("Spielfeld" in t for t in texts) and any("Algeciras" in t for t in texts),
-              "the forwards to the Secretariat do not carry AT's and ES's signed content")
+        for word in ("Spielfeld", "Algeciras", "Lagebericht"):
+            check(any(word in t for t in texts), f"no forward to the Secretariat carries {word!r}")
         check("Pyrénées" in signed_original(es_fwd[0]),
               "FR's request did not reach ES as signed")
+        # DE's PDF travels decrypted, under its own name, byte for byte.
+        de = [m for m in sec if "GpgOL" in own_text(m)]
+        check(len(de) == 1, "no forward says the attachments were signed separately")
+        pdfs = [p for p in top_parts(de[0])[1].get_payload()[0].walk()
+                if p.get_filename() == "lagebericht.pdf"]
+        check(len(pdfs) == 1 and pdfs[0].get_payload(decode=True) == PDF,
+              "the decrypted PDF is not forwarded under its name, byte for byte")
+        check("lagebericht.pdf (application/pdf" in own_text(de[0]), own_text(de[0]))
         # Acknowledged once each, with the reference of the stored message.
         refs = {r for (r,) in net.rows("SELECT reference FROM inbound WHERE reference IS NOT NULL")}
-        check(len(refs) == 3, f"references {refs}")
-        for pid in ("AT", "FR", "ES"):
+        check(len(refs) == 4, f"references {refs}")
+        for pid in ("AT", "FR", "ES", "DE"):
             acks = acknowledgements(net, pid)
             check(len(acks) == 1, f"{pid} got {len(acks)} acknowledgements")
             ref = REF.search(acks[0].subject + acks[0].text())
             check(ref is not None and ref.group(0) in refs, f"{pid}'s acknowledgement names {ref}")
         sent = net.rows("SELECT purpose, recipient_party FROM outbox WHERE state = 'sent' ORDER BY id")
-        check(sorted(sent) == sorted([("forward", "secretariat"), ("forward", "secretariat"), ("forward", "ES"),
-                                      ("acknowledgement", "AT"), ("acknowledgement", "FR"),
-                                      ("acknowledgement", "ES")]), f"sent {sent}")
+        check(sorted(sent) == sorted([("forward", "secretariat")] * 3 + [("forward", "ES")]
+                                     + [("acknowledgement", p) for p in ("AT", "FR", "ES", "DE")]),
+              f"sent {sent}")
         check(net.gateway_folder("INBOX") == 0, "the inbox is not empty")
     finally:
         net.close()

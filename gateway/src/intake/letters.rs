@@ -3,6 +3,7 @@
 //! recipient's language, signed and encrypted to it.
 
 use super::*;
+use crate::mime::repair::Repair;
 
 /// A composed mail for one recipient.
 pub struct Planned {
@@ -183,6 +184,7 @@ pub(super) fn forward_mail(
         original_name: original_name.clone(),
         discarded_bytes: d.discarded_parts.iter().map(|p| p.size).sum(),
         discarded_parts: d.discarded_parts.len(),
+        separately_signed: d.repairs.contains(&Repair::GpgolInlineAttachments),
         contact_update: update.map(|u| match u {
             UpdateOutcome::Applied { changes, .. } => crate::outbound::UpdateNote {
                 applied: true,
@@ -222,13 +224,26 @@ pub(super) fn authenticated_subject(d: &Decision, content: &check::SignedContent
     if d.subject_protected {
         return clean_line(d.subject.as_deref().unwrap_or(""), 200);
     }
-    if content.form == Form::Inline {
-        let text =
-            String::from_utf8_lossy(&content.bytes[..content.bytes.len().min(4096)]).into_owned();
-        return clean_line(
+    let first_line = |text: &str| {
+        clean_line(
             text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""),
             200,
-        );
+        )
+    };
+    if content.form == Form::Inline {
+        return first_line(&String::from_utf8_lossy(
+            &content.bytes[..content.bytes.len().min(4096)],
+        ));
+    }
+    // GpgOL's separately signed text, assembled with its attachments: its
+    // first part is the signed text.
+    if d.repairs.contains(&Repair::GpgolInlineAttachments) {
+        if let Some(text) = mail_parser::MessageParser::default()
+            .parse(&content.bytes)
+            .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        {
+            return first_line(&text);
+        }
     }
     String::new()
 }

@@ -43,6 +43,9 @@ pub struct Outer {
     /// finds that the signer's party allows it
     /// ([`Repair::UnprotectedPartsDiscarded`]).
     pub discarded: Vec<repair::Discarded>,
+    /// Attachments encrypted and signed on their own (GpgOL), to be judged
+    /// like the text.
+    pub attachments: Vec<repair::EncryptedAttachment>,
 }
 
 /// Reads the outer message and refuses every shape but the accepted two.
@@ -64,11 +67,17 @@ pub fn examine(raw: &[u8], limits: &Limits, own_address: &str) -> Result<Outer, 
     check_tree(&msg, limits)?;
     check_loop(&msg, own_address)?;
     let from = single_from(&msg)?;
-    let (form, ciphertext, repair, discarded) = match payload(&msg) {
-        Ok((form, ciphertext)) => (form, ciphertext, None, Vec::new()),
+    let (form, ciphertext, repair, discarded, attachments) = match payload(&msg) {
+        Ok((form, ciphertext)) => (form, ciphertext, None, Vec::new(), Vec::new()),
         Err(refused) => {
             match repair::repair(&msg).or_else(|| repair::unprotected_parts(&msg, &from)) {
-                Some(r) => (r.form, r.ciphertext, Some(r.repair), r.discarded),
+                Some(r) => (
+                    r.form,
+                    r.ciphertext,
+                    Some(r.repair),
+                    r.discarded,
+                    r.attachments,
+                ),
                 None => return Err(refused),
             }
         }
@@ -82,6 +91,7 @@ pub fn examine(raw: &[u8], limits: &Limits, own_address: &str) -> Result<Outer, 
         ciphertext,
         repair,
         discarded,
+        attachments,
     })
 }
 

@@ -15,7 +15,7 @@
 //! This is how Thunderbird (`fixExchangeMessage`), Enigmail and Delta Chat
 //! (`get_mixed_up_mime`) read the same mail.
 
-use mail_parser::{Message, MessagePart, PartType};
+use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 
 use super::outer::{self, Form};
@@ -42,6 +42,9 @@ pub enum Repair {
     /// disclaimer or footer) discarded unread, for a party whose directory
     /// entry allows it (`unprotected-parts = "discard"`).
     UnprotectedPartsDiscarded,
+    /// Outlook with GpgOL, "PGP/Inline": the armored text, and each
+    /// attachment signed and encrypted on its own (`report.pdf.pgp`).
+    GpgolInlineAttachments,
 }
 
 impl Repair {
@@ -63,6 +66,9 @@ impl Repair {
             Repair::UnprotectedPartsDiscarded => {
                 "parts added outside the encryption in transit discarded unread, as the sender's directory entry allows"
             }
+            Repair::GpgolInlineAttachments => {
+                "Outlook/GpgOL PGP/Inline: the text and each attachment decrypted and verified on its own, all signed by the same key at the same time"
+            }
         }
     }
 
@@ -74,6 +80,7 @@ impl Repair {
             Repair::WebmailAlternative => "webmail_alternative",
             Repair::WebmailHtml => "webmail_html",
             Repair::UnprotectedPartsDiscarded => "unprotected_parts_discarded",
+            Repair::GpgolInlineAttachments => "gpgol_inline_attachments",
         }
     }
 }
@@ -87,6 +94,19 @@ pub struct Repaired {
     pub repair: Repair,
     /// The parts discarded unread (only for [`Repair::UnprotectedPartsDiscarded`]).
     pub discarded: Vec<Discarded>,
+    /// Attachments encrypted and signed on their own (only for
+    /// [`Repair::GpgolInlineAttachments`]): each must be judged like the text.
+    pub attachments: Vec<EncryptedAttachment>,
+}
+
+/// An attachment that is an OpenPGP message of its own (GpgOL's
+/// `report.pdf.pgp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptedAttachment {
+    /// The file name without its `.pgp`, `.gpg` or `.asc`, sanitized.
+    pub name: String,
+    /// The OpenPGP message, armored or binary, as attached.
+    pub ciphertext: Vec<u8>,
 }
 
 /// A part added outside the encryption, discarded unread: what the audit
@@ -105,6 +125,56 @@ pub fn repair(msg: &Message<'_>) -> Option<Repaired> {
     exchange_mixed_up(msg)
         .or_else(|| webmail_alternative(msg))
         .or_else(|| webmail_html(msg))
+        .or_else(|| gpgol_inline_attachments(msg))
+}
+
+/// Outlook with GpgOL in "PGP/Inline" mode: a `multipart/mixed` root whose
+/// first part is `text/plain` holding one armored OpenPGP message and
+/// nothing else, and whose other parts, at least one, are all attachments
+/// named `*.pgp`, `*.gpg` or `*.asc` that are each an OpenPGP message
+/// (binary or armored) and nothing else.
+///
+/// Safe because nothing outside an OpenPGP message is kept, and the caller
+/// accepts the message only when every block decrypts with the gateway's
+/// key and is signed, inside its encryption, by the same registered key at
+/// the same time as the text; one block that is not refuses all of it.
+pub fn gpgol_inline_attachments(msg: &Message<'_>) -> Option<Repaired> {
+    let children = leaf_children(msg, "multipart/mixed")?;
+    let (body, rest) = children.split_first()?;
+    if mime_type(body) != "text/plain" || rest.is_empty() {
+        return None;
+    }
+    let armor = Armor::parse(text(body)?)?;
+    let attachments = rest
+        .iter()
+        .map(|part| {
+            let name = part.attachment_name()?;
+            let lower = name.to_ascii_lowercase();
+            let stem = [".pgp", ".gpg", ".asc"].iter().find_map(|ext| {
+                lower
+                    .ends_with(ext)
+                    .then(|| &name[..name.len() - ext.len()])
+            })?;
+            let data = part.contents();
+            let armored = std::str::from_utf8(data).ok().and_then(Armor::parse);
+            let ciphertext = match armored {
+                Some(a) => a.to_string().into_bytes(),
+                None if crate::openpgp::is_openpgp_message(data) => data.to_vec(),
+                None => return None,
+            };
+            Some(EncryptedAttachment {
+                name: super::sanitize_filename(stem),
+                ciphertext,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Repaired {
+        form: Form::Inline,
+        ciphertext: armor.to_string().into_bytes(),
+        repair: Repair::GpgolInlineAttachments,
+        discarded: Vec::new(),
+        attachments,
+    })
 }
 
 /// The lines a PGP/MIME client writes as the preamble of
@@ -160,6 +230,7 @@ pub fn exchange_mixed_up(msg: &Message<'_>) -> Option<Repaired> {
             None => Repair::ExchangeMixedUpWithoutControl,
         },
         discarded: Vec::new(),
+        attachments: Vec::new(),
     })
 }
 
@@ -188,6 +259,7 @@ pub fn webmail_alternative(msg: &Message<'_>) -> Option<Repaired> {
         ciphertext: armor.to_string().into_bytes(),
         repair: Repair::WebmailAlternative,
         discarded: Vec::new(),
+        attachments: Vec::new(),
     })
 }
 
@@ -208,6 +280,7 @@ pub fn webmail_html(msg: &Message<'_>) -> Option<Repaired> {
         ciphertext: armor.to_string().into_bytes(),
         repair: Repair::WebmailHtml,
         discarded: Vec::new(),
+        attachments: Vec::new(),
     })
 }
 
@@ -306,6 +379,7 @@ pub fn unprotected_parts(msg: &Message<'_>, outer_from: &str) -> Option<Repaired
         ciphertext: found?,
         repair: Repair::UnprotectedPartsDiscarded,
         discarded,
+        attachments: Vec::new(),
     })
 }
 

@@ -401,6 +401,7 @@ mod tests {
                     }),
                     discarded_bytes: 230,
                     discarded_parts: 2,
+                    separately_signed: true,
                 })),
                 "BSM-2026-000042",
             ),
@@ -436,9 +437,10 @@ mod tests {
         }
     }
 
-    /// Parts discarded in transit are counted in every forward, and a
-    /// genuine message refused for them gets the operator's setting named
-    /// in the notice, in every language; neither line appears otherwise.
+    /// Parts discarded in transit are counted in every forward, separately
+    /// signed attachments (GpgOL) are explained, and a genuine message
+    /// refused for added parts gets the operator's setting named in the
+    /// notice, in every language; none of these lines appears otherwise.
     #[test]
     fn transit_additions_are_told_in_every_language() {
         let t = Templates::load(None).unwrap();
@@ -450,12 +452,15 @@ mod tests {
                 let (mut data, _) = sample(name);
                 let shown = |data: &serde_json::Value| {
                     let r = t.render(name, lang, data).unwrap();
-                    r.body.contains("230") || r.body.contains("unprotected-parts")
+                    r.body.contains("230")
+                        || r.body.contains("unprotected-parts")
+                        || r.body.contains("GpgOL")
                 };
                 assert!(shown(&data), "{}/{name}: no transit line", lang.code());
                 data["discarded_bytes"] = 0.into();
                 data["discarded_parts"] = 0.into();
                 data["transit_party"] = serde_json::Value::Null;
+                data["separately_signed"] = false.into();
                 assert!(
                     !shown(&data),
                     "{}/{name}: a transit line for nothing",
