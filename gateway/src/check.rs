@@ -171,12 +171,24 @@ pub struct Decision {
     /// SHA-256 of the signature: the replay key.
     #[serde(skip)]
     pub signature_digest: Option<String>,
+    /// The same for each separately signed attachment (GpgOL): a block seen
+    /// before makes the message a replay too.
+    #[serde(skip)]
+    pub attachment_digests: Vec<String>,
+}
+
+impl Decision {
+    /// Every signature the message carries, as replay keys.
+    pub fn signature_digests(&self) -> impl Iterator<Item = &String> {
+        self.signature_digest.iter().chain(&self.attachment_digests)
+    }
 }
 
 impl Decision {
     /// The same message, seen again: everything it said is withdrawn.
     pub fn into_replay(self) -> Decision {
         let (repairs, discarded) = (self.repairs, self.discarded_parts);
+        let attachment_digests = self.attachment_digests;
         let digest = self.signature_digest.unwrap_or_default();
         let mut d = Decision::quarantined(Rejection::new(
             Reason::Replay,
@@ -188,6 +200,7 @@ impl Decision {
         d.signature_digest = Some(digest);
         d.repairs = repairs;
         d.discarded_parts = discarded;
+        d.attachment_digests = attachment_digests;
         d
     }
 
@@ -198,6 +211,7 @@ impl Decision {
         d.sender = self.sender;
         d.signed_at = self.signed_at;
         d.signature_digest = self.signature_digest;
+        d.attachment_digests = self.attachment_digests;
         d.repairs = self.repairs;
         d.discarded_parts = self.discarded_parts;
         d
@@ -224,6 +238,7 @@ impl Decision {
             discarded_parts: Vec::new(),
             contact_update: None,
             signature_digest: None,
+            attachment_digests: Vec::new(),
         }
     }
 }
@@ -326,12 +341,13 @@ fn judge_inner(
         check_sender(&envelope, &content, party)?;
         check_recipients(&content, &cfg.address)?;
         if envelope.attachments.is_empty() {
-            return Ok((signer, content, signed_bytes, party));
+            return Ok((signer, content, signed_bytes, party, Vec::new()));
         }
-        let (content, entity) = separately_signed(&v, &envelope, &signer, &signed_bytes, gw)?;
-        Ok((signer, content, entity, party))
+        let (content, entity, digests) =
+            separately_signed(&v, &envelope, &signer, &signed_bytes, gw)?;
+        Ok((signer, content, entity, party, digests))
     };
-    let (signer, content, signed_bytes, party) = match authenticated() {
+    let (signer, content, signed_bytes, party, attachment_digests) = match authenticated() {
         Ok(found) => found,
         // Parts beside the encryption are a shape refused for everyone but
         // the parties allowed to have them discarded: whatever else is
@@ -385,9 +401,12 @@ fn judge_inner(
         }
         repairs.push(Repair::UnprotectedPartsDiscarded);
     }
-    let first_time = replays
-        .first_time(&signer.signature_digest)
-        .map_err(|e| Rejection::new(Reason::Replay, format!("the replay store failed: {e:#}")))?;
+    let mut first_time = true;
+    for digest in std::iter::once(&signer.signature_digest).chain(&attachment_digests) {
+        first_time &= replays.first_time(digest).map_err(|e| {
+            Rejection::new(Reason::Replay, format!("the replay store failed: {e:#}"))
+        })?;
+    }
 
     let protected_subject = content
         .protected
@@ -446,6 +465,7 @@ fn judge_inner(
         },
         contact_update,
         signature_digest: Some(signer.signature_digest),
+        attachment_digests,
     };
     if !first_time {
         decision = decision.into_replay();
@@ -470,16 +490,18 @@ const SEPARATE_SIGNATURES_WINDOW: std::time::Duration = std::time::Duration::fro
 /// text, and not itself be an OpenPGP message. The first block that is not
 /// refuses the message with that block's reason. Returns the content and
 /// the MIME entity (the signed text and the decrypted attachments, each
-/// byte for byte as signed) that is stored and forwarded.
+/// byte for byte as signed) that is stored and forwarded, and the replay
+/// keys of the attachments' signatures.
 fn separately_signed(
     v: &Verifier<'_>,
     envelope: &outer::Outer,
     signer: &Signer,
     text: &[u8],
     gw: &Gateway,
-) -> Result<(inner::Content, Vec<u8>), Rejection> {
+) -> Result<(inner::Content, Vec<u8>, Vec<String>), Rejection> {
     use crate::outbound::mime::{Body, Entity};
     let mut total = text.len();
+    let mut digests = Vec::new();
     let mut parts = vec![Entity {
         headers: vec![
             ("Content-Type".into(), "text/plain; charset=utf-8".into()),
@@ -529,6 +551,7 @@ fn separately_signed(
                 "the decrypted attachment is itself an OpenPGP message",
             )));
         }
+        digests.push(s.signature_digest);
         total += d.plaintext.len();
         if total > v.max_plaintext {
             return reject(
@@ -560,7 +583,7 @@ fn separately_signed(
         let msg = inner::parse_entity(&entity, &gw.config.limits)?;
         inner::mime_content(&msg)?
     };
-    Ok((content, entity))
+    Ok((content, entity, digests))
 }
 
 /// The signer and the signed content, for each accepted shape: a signature

@@ -365,7 +365,7 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
     })
     .await?;
     if accepted {
-        if let Some(digest) = &decision.signature_digest {
+        for digest in decision.signature_digests() {
             tx.record_signature(digest, inbound_id, now).await?;
         }
     }
@@ -459,15 +459,21 @@ async fn audit_and_queue(
     queue(tx, Some(inbound_id), mails, now).await
 }
 
-/// An accepted decision whose signature the store has seen before becomes a replay.
+/// An accepted decision any of whose signatures (the message's, or a
+/// separately signed attachment's) the store has seen before becomes a replay.
 async fn withdraw_replay(tx: &mut Tx, decision: Decision) -> Result<Decision> {
     if decision.verdict != Verdict::Accepted {
         return Ok(decision);
     }
-    match &decision.signature_digest {
-        Some(digest) if tx.signature_seen(digest).await? => Ok(decision.into_replay()),
-        _ => Ok(decision),
+    let mut seen = false;
+    for digest in decision.signature_digests() {
+        seen = seen || tx.signature_seen(digest).await?;
     }
+    Ok(if seen {
+        decision.into_replay()
+    } else {
+        decision
+    })
 }
 
 /// Queues mail the gateway decided to send on its own (circulars, watch
