@@ -94,6 +94,7 @@ scenarios!(
     two_gateways_stop_after_one_hop,
     mail_as_offices_send_it,
     disclaimers_added_in_transit,
+    mail_from_gnupg_24_in_ocb_mode,
 );
 
 /// PostgreSQL only: several instances sharing one store is what the second

@@ -38,7 +38,10 @@ mod release;
 mod update;
 
 pub(crate) use letters::letter;
-use letters::{accepted_mail, acknowledgement_mail, forward_mail, no_key_alert, quarantine_notice};
+use letters::{
+    accepted_mail, acknowledgement_mail, forward_mail, no_key_alert, quarantine_notice,
+    unreadable_notice,
+};
 pub use letters::{delivery_failure_alert, Planned};
 pub use limits::digest_due;
 pub use release::{recompose_held, release};
@@ -222,6 +225,7 @@ pub async fn compose_ahead(ctx: &Arc<Ctx>, batch: Vec<Judged>) -> Result<Vec<Jud
                     judged.judgement.content.as_ref(),
                     None,
                     false,
+                    None,
                     &judged.raw,
                     judged.oversize,
                     judged.now,
@@ -280,6 +284,8 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
     decision = limits::rate_limit(&mut tx, &ctx.gw.config.limits, decision, now).await?;
     let notice =
         limits::notice(&mut tx, &ctx.gw.config.limits, &decision, &envelope.1, now).await?;
+    let sender_notice =
+        limits::sender_notice(&mut tx, &ctx.gw.directory, &decision, &envelope.1, now).await?;
     let accepted = decision.verdict == Verdict::Accepted;
     let content = content.filter(|_| accepted);
     if accepted && decision.kind == Some(Kind::InformationReply) {
@@ -336,6 +342,7 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
                     content.as_ref(),
                     update.as_ref(),
                     notice == limits::NOTICE,
+                    sender_notice.as_deref(),
                     &raw,
                     oversize,
                     now,
@@ -519,6 +526,7 @@ fn plan(
     content: Option<&check::SignedContent>,
     update: Option<&UpdateOutcome>,
     notify: bool,
+    sender_notice: Option<&str>,
     raw: &[u8],
     oversize: Option<usize>,
     now: SystemTime,
@@ -552,6 +560,9 @@ fn plan(
             )?);
         }
         _ => {}
+    }
+    if let Some(party) = sender_notice.and_then(|id| gw.directory.get(id)) {
+        mails.push(unreadable_notice(ctx, &sender, inbound_id, party, now)?);
     }
     let mut alerts = Vec::new();
     for m in &mails {

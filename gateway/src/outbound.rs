@@ -100,6 +100,21 @@ pub struct AcknowledgementData {
     pub forwarded_to: Vec<PartyView>,
 }
 
+/// `unreadable_message_notice`: to the party whose registered address a
+/// message came from when the gateway could not read it because of how the
+/// sender's software encrypted it (GnuPG 2.4's OCB mode), at most one a day
+/// per party. Nothing from the message: the time, the inbound id, what to
+/// change. The message was not authenticated: the notice says so.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadableNoticeData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    pub inbound_id: i64,
+    pub received_at: String,
+    /// The gateway certificate's fingerprint, to compare with the sender's copy.
+    pub gateway_fingerprint: String,
+}
+
 /// `quarantine_notice`: to the Secretariat when a message is quarantined.
 /// No content: the reason code, the envelope sender as seen, the time.
 #[derive(Debug, Clone, Serialize)]

@@ -199,4 +199,51 @@ def disclaimers_added_in_transit() -> None:
         net.close()
 
 
-SCENARIOS = [mail_as_offices_send_it, disclaimers_added_in_transit]
+def ocb(net: Net, sender: str, frm: str | None = None) -> bytes:
+    """A PGP/MIME message as GnuPG 2.4 sends it in OCB mode (the LibrePGP
+    AEAD packet), made by rnp --aead=ocb, which writes the same packet."""
+    w, gw = net.w, net.gateway_persona
+    p = w.p[sender]
+    msgid = mm.message_id(p.email.split("@")[1])
+    entity = w.inner(p, "[HILFEERSUCHEN] Schulung", [mm.text(BODY_AT)], w.now, msgid).to_bytes()
+    armored = mm.rnp_sign_encrypt(entity, w.gpg.export_secret(p.fpr), p.fpr,
+                                  w.gpg.export(gw.fpr), gw.fpr, aead="ocb")
+    return w.wrap(armored, frm or p.mailbox, gw.email, "...", w.now, msgid).eml
+
+
+def mail_from_gnupg_24_in_ocb_mode() -> None:
+    """AT's GnuPG 2.4 encrypts in OCB mode, twice; Mallory sends the same
+    kind of message from an address of no party. All three are quarantined
+    as `unsupported_encryption` (not `malformed`); the Secretariat gets a
+    notice for each; AT, the party whose registered address the mail came
+    from, gets one notice (the daily limit holds back the second) in German,
+    signed and encrypted to its registered key, naming GnuPG's OCB mode and
+    what to change, quoting nothing; Mallory's address gets nothing."""
+    net = Net("ocb")
+    try:
+        net.send(ocb(net, "AT"))
+        net.send(ocb(net, "AT"))
+        net.send(ocb(net, "mallory"))
+        net.start_gateway()
+        settle(net, 3)
+        rows = net.rows("SELECT verdict, reason FROM inbound ORDER BY id")
+        check(rows == [("quarantined", "unsupported_encryption")] * 3, f"{rows}")
+        notices = net.mailbox("secretariat")
+        check(len(notices) == 3 and all("unsupported_encryption" in m.subject for m in notices),
+              f"the Secretariat got {[m.subject for m in notices]}")
+        at = net.mailbox("AT")
+        check(len(at) == 1, f"AT got {len(at)} notices, want 1 (one a day)")
+        check_gateway_mail(at[0], "AT")
+        text = own_text(at[0])
+        check("OCB-Modus von GnuPG 2.4" in text and "force-ocb" in text,
+              f"AT's notice is not the German OCB notice:\n{text}")
+        check("Schulung" not in text and "Schulung" not in at[0].subject, "the notice quotes the message")
+        sent = net.rows("SELECT purpose, recipient_party FROM outbox ORDER BY id")
+        check(sorted(sent) == sorted([("quarantine_notice", "secretariat")] * 3 + [("sender_notice", "AT")]),
+              f"outbox {sent}")
+        check(net.count("mallory") == 0, "Mallory's address received mail")
+    finally:
+        net.close()
+
+
+SCENARIOS = [mail_as_offices_send_it, disclaimers_added_in_transit, mail_from_gnupg_24_in_ocb_mode]

@@ -317,6 +317,32 @@ pub(super) fn quarantine_notice(
     )
 }
 
+/// The notice to a party that mail from its address could not be read
+/// (GnuPG 2.4's OCB): in its language, to its registered key, nothing quoted.
+pub(super) fn unreadable_notice(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    inbound_id: i64,
+    to: &Party,
+    now: SystemTime,
+) -> Result<Planned> {
+    let data = crate::outbound::UnreadableNoticeData {
+        gateway: ctx.gw.config.address.clone(),
+        recipient: to.into(),
+        inbound_id,
+        received_at: rfc3339(now),
+        gateway_fingerprint: ctx.gw.key.cert.fingerprint().to_hex(),
+    };
+    letter(
+        ctx,
+        sender,
+        "sender_notice",
+        "unreadable_message_notice",
+        to,
+        &data,
+    )
+}
+
 /// An alert to the Secretariat that `party` has no usable key; None when
 /// the Secretariat is that party (then only the audit and the log know).
 pub(super) fn no_key_alert(

@@ -18,6 +18,7 @@ use crate::config::Limits;
 use crate::outbound::{DigestLine, QuarantineDigestData};
 
 const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86400);
 
 /// The quarantine gets its own notice.
 pub(super) const NOTICE: &str = "notice";
@@ -81,6 +82,32 @@ pub(super) async fn notice(
         return Ok("held");
     }
     Ok(NOTICE)
+}
+
+/// The party to tell that its mail could not be read: a message refused as
+/// `unsupported_encryption` (GnuPG 2.4's OCB) whose envelope From is a
+/// party's registered address, if that party got no such notice in the
+/// last day. The From is not authenticated, so the notice goes only to the
+/// directory's address and key, says nothing of the message, and is
+/// rate-limited; anyone can make the gateway send it, to that party alone.
+pub(super) async fn sender_notice(
+    tx: &mut Tx,
+    directory: &crate::directory::Directory,
+    decision: &Decision,
+    envelope_from: &str,
+    now: SystemTime,
+) -> Result<Option<String>> {
+    if decision.reason != Some(Reason::UnsupportedEncryption) {
+        return Ok(None);
+    }
+    let from = envelope_from.trim().to_ascii_lowercase();
+    let Some(party) = directory.parties().iter().find(|p| p.email == from) else {
+        return Ok(None);
+    };
+    if tx.sender_notices_since(&party.id, now - DAY).await? > 0 {
+        return Ok(None);
+    }
+    Ok(Some(party.id.clone()))
 }
 
 /// Sends the quarantine digest when messages are held and the last digest

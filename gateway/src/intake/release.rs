@@ -73,6 +73,7 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
                 content.as_ref(),
                 None,
                 false,
+                None,
                 &raw,
                 None,
                 now,

@@ -21,7 +21,7 @@ mod embedded {
 }
 
 /// Every template the gateway renders.
-pub const NAMES: [&str; 18] = [
+pub const NAMES: [&str; 19] = [
     "forward_assistance_request",
     "forward_best_practice",
     "forward_contact_update",
@@ -31,6 +31,7 @@ pub const NAMES: [&str; 18] = [
     "forward_unclassified",
     "acknowledgement",
     "quarantine_notice",
+    "unreadable_message_notice",
     "quarantine_digest",
     "delivery_failure",
     "no_usable_key",
@@ -216,6 +217,16 @@ mod tests {
                     transit_bytes: 205,
                 })),
                 "unknown_signer",
+            ),
+            "unreadable_message_notice" => (
+                v(serde_json::to_value(UnreadableNoticeData {
+                    gateway,
+                    recipient: party("AT", "Bundesministerium für Inneres"),
+                    inbound_id: 17,
+                    received_at: "2026-11-26T10:00:00Z".into(),
+                    gateway_fingerprint: "C42147E7AD6F57570590F7845B1C04081B718CFC".into(),
+                })),
+                "OCB",
             ),
             "quarantine_digest" => (
                 v(serde_json::to_value(QuarantineDigestData {

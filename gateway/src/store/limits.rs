@@ -40,6 +40,19 @@ impl Tx {
             .context("Counting accepted messages")
     }
 
+    /// Notices of unreadable mail (`sender_notice`) queued for a party since `since`.
+    pub async fn sender_notices_since(&mut self, party: &str, since: SystemTime) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox
+             WHERE purpose = 'sender_notice' AND recipient_party = $1 AND created_at >= $2",
+        )
+        .bind(party)
+        .bind(timestamp(since))
+        .fetch_one(&mut *self.tx)
+        .await
+        .context("Counting notices of unreadable mail")
+    }
+
     /// Quarantine notices sent since `since`, about mail claiming one
     /// envelope sender or about any.
     pub async fn notices_since(
