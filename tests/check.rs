@@ -100,20 +100,29 @@ fn the_clock_is_an_input() {
     assert!(d[0]["route"].as_array().unwrap().is_empty());
 }
 
-/// A configuration error is exit status 2 with a message naming the key.
-#[test]
-fn a_bad_config_is_exit_2() {
+/// Runs `check` (on nothing) with the Secretariat's configuration as
+/// `edit` changes it, written to `secretariat/NAME`: the exit status must
+/// be 2 (the gateway could not start); returns what it said on stderr.
+fn check_refuses_to_start(name: &str, edit: impl Fn(&str) -> String) -> String {
     let fx = fixtures();
-    let cfg = fx.dir.join("bad.toml");
+    let cfg = fx.dir.join("secretariat").join(name);
     let good = std::fs::read_to_string(fx.dir.join("secretariat/gateway.toml")).unwrap();
-    std::fs::write(&cfg, format!("{good}\nsecret-keys = \"x\"\n")).unwrap();
+    let bad = edit(&good);
+    assert_ne!(good, bad, "the edit changed nothing");
+    std::fs::write(&cfg, bad).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
         .args(["--config", cfg.to_str().unwrap(), "check", "-"])
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A configuration error is exit status 2 with a message naming the key.
+#[test]
+fn a_bad_config_is_exit_2() {
+    let err = check_refuses_to_start("bad.toml", |good| format!("{good}\nsecret-keys = \"x\"\n"));
     assert!(
         err.contains("secret-keys") && err.contains("bad.toml"),
         "{err}"
@@ -125,22 +134,12 @@ fn a_bad_config_is_exit_2() {
 /// instead of every message encrypted to it failing later.
 #[test]
 fn a_gateway_key_the_backend_cannot_use_is_refused() {
-    let fx = fixtures();
-    let cfg = fx.dir.join("secretariat/gateway-elgamal.toml");
-    let good = std::fs::read_to_string(fx.dir.join("secretariat/gateway.toml")).unwrap();
-    let bad = good.replace(
-        "keys/gateway.sec.asc",
-        "../unusable/gateway-elgamal.sec.asc",
-    );
-    assert_ne!(good, bad, "the configuration names keys/gateway.sec.asc");
-    std::fs::write(&cfg, bad).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
-        .args(["--config", cfg.to_str().unwrap(), "check", "-"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = check_refuses_to_start("gateway-elgamal.toml", |good| {
+        good.replace(
+            "keys/gateway.sec.asc",
+            "../unusable/gateway-elgamal.sec.asc",
+        )
+    });
     assert!(
         err.contains("ElGamal") && err.contains("cannot use") && err.contains("OpenSSL 3.5"),
         "{err}"
