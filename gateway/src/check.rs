@@ -353,13 +353,11 @@ fn judge_inner(
         // the parties allowed to have them discarded: whatever else is
         // wrong inside, the shape is what the sender must hear about first.
         Err(r) if additions => {
+            let added = describe_additions(&envelope.discarded);
             return reject(
                 Reason::Structure,
-                format!(
-                "encrypted content next to {}; no registered party's genuine message inside ({r})",
-                describe_additions(&envelope.discarded)
-            ),
-            )
+                format!("encrypted content next to {added}; no registered party's genuine message inside ({r})"),
+            );
         }
         Err(r) => return Err(r),
     };
