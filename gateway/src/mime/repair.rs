@@ -510,7 +510,7 @@ impl Armor {
                     return None;
                 }
                 armor.checksum = Some(crc.to_string());
-            } else if line.bytes().all(|b| is_base64(b) || b == b'=') {
+            } else if line.trim_end_matches('=').bytes().all(is_base64) {
                 if armor.base64.ends_with('=') {
                     return None; // padding only at the end
                 }
@@ -665,6 +665,9 @@ mod tests {
             BLOCK.replace("-----END PGP MESSAGE-----", ""),
             BLOCK.replace("=njUN", "=njUN\r\nmore"),
             BLOCK.replace("qGtjx+Y=", "qGtjx+Y=\r\nAAAA"),
+            // Padding inside a line: re-wrapped, "=…" could start a line
+            // and read as the checksum.
+            BLOCK.replace("wcFMA1bx", "wcFM=1bx"),
         ] {
             assert_eq!(Armor::parse(&bad), None, "{bad}");
         }
