@@ -199,7 +199,7 @@ def disclaimers_added_in_transit() -> None:
         net.close()
 
 
-def ocb(net: Net, sender: str, frm: str | None = None) -> bytes:
+def ocb(net: Net, sender: str) -> bytes:
     """A PGP/MIME message as GnuPG 2.4 sends it in OCB mode (the LibrePGP
     AEAD packet), made by rnp --aead=ocb, which writes the same packet."""
     w, gw = net.w, net.gateway_persona
@@ -208,7 +208,7 @@ def ocb(net: Net, sender: str, frm: str | None = None) -> bytes:
     entity = w.inner(p, "[HILFEERSUCHEN] Schulung", [mm.text(BODY_AT)], w.now, msgid).to_bytes()
     armored = mm.rnp_sign_encrypt(entity, w.gpg.export_secret(p.fpr), p.fpr,
                                   w.gpg.export(gw.fpr), gw.fpr, aead="ocb")
-    return w.wrap(armored, frm or p.mailbox, gw.email, "...", w.now, msgid).eml
+    return w.wrap(armored, p.mailbox, gw.email, "...", w.now, msgid).eml
 
 
 def mail_from_gnupg_24_in_ocb_mode() -> None:
