@@ -116,16 +116,12 @@ impl SenderInfo {
 
 /// "N bytes in K parts (type size, ...)", for details.
 fn describe_additions(parts: &[Discarded]) -> String {
-    let bytes: usize = parts.iter().map(|p| p.size).sum();
-    let list: Vec<String> = parts
-        .iter()
-        .map(|p| format!("{} {} bytes", p.content_type, p.size))
-        .collect();
     format!(
-        "{bytes} bytes in {} unprotected part{} ({})",
+        "{} bytes in {} unprotected part{} ({})",
+        Discarded::total(parts),
         parts.len(),
         if parts.len() == 1 { "" } else { "s" },
-        list.join(", ")
+        Discarded::list(parts)
     )
 }
 

@@ -414,12 +414,8 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
         let names: Vec<&str> = decision.repairs.iter().map(|r| r.code()).collect();
         detail.push_str(&format!("; repaired: {}", names.join(", ")));
         if !decision.discarded_parts.is_empty() {
-            let parts: Vec<String> = decision
-                .discarded_parts
-                .iter()
-                .map(|p| format!("{} {} bytes", p.content_type, p.size))
-                .collect();
-            detail.push_str(&format!("; discarded unread: {}", parts.join(", ")));
+            let parts = crate::mime::repair::Discarded::list(&decision.discarded_parts);
+            detail.push_str(&format!("; discarded unread: {parts}"));
         }
     }
     audit_and_queue(

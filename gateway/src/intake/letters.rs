@@ -3,7 +3,7 @@
 //! recipient's language, signed and encrypted to it.
 
 use super::*;
-use crate::mime::repair::Repair;
+use crate::mime::repair::{Discarded, Repair};
 
 /// A composed mail for one recipient.
 pub struct Planned {
@@ -182,7 +182,7 @@ pub(super) fn forward_mail(
             .collect(),
         why: hop.why.clone(),
         original_name: original_name.clone(),
-        discarded_bytes: d.discarded_parts.iter().map(|p| p.size).sum(),
+        discarded_bytes: Discarded::total(&d.discarded_parts),
         discarded_parts: d.discarded_parts.len(),
         separately_signed: d.repairs.contains(&Repair::GpgolInlineAttachments),
         contact_update: update.map(|u| match u {
@@ -305,7 +305,7 @@ pub(super) fn quarantine_notice(
         transit_party: (reason == Reason::Structure && !d.discarded_parts.is_empty())
             .then(|| d.sender.as_ref().map(|s| s.party.clone()))
             .flatten(),
-        transit_bytes: d.discarded_parts.iter().map(|p| p.size).sum(),
+        transit_bytes: Discarded::total(&d.discarded_parts),
     };
     letter(
         ctx,

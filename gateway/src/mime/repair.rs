@@ -119,6 +119,22 @@ pub struct Discarded {
     pub size: usize,
 }
 
+impl Discarded {
+    /// The bytes of all the parts.
+    pub fn total(parts: &[Discarded]) -> usize {
+        parts.iter().map(|p| p.size).sum()
+    }
+
+    /// "text/plain 230 bytes, text/html 156 bytes", for details and the audit.
+    pub fn list(parts: &[Discarded]) -> String {
+        let each: Vec<String> = parts
+            .iter()
+            .map(|p| format!("{} {} bytes", p.content_type, p.size))
+            .collect();
+        each.join(", ")
+    }
+}
+
 /// Tries every repair on a message whose root is not one of the canonical
 /// shapes; None when no repair recognises it exactly.
 pub fn repair(msg: &Message<'_>) -> Option<Repaired> {
