@@ -292,11 +292,10 @@ pub fn judge_full(
     // A repaired message that is then refused says so: the operator sees
     // that the server's rewriting was undone and what was wrong after it.
     if !repairs.is_empty() && judgement.decision.verdict == Verdict::Quarantined {
-        let done: Vec<&str> = repairs.iter().map(|r| r.code()).collect();
         judgement.decision.detail = format!(
             "{} (after repairing: {})",
             judgement.decision.detail,
-            done.join(", ")
+            Repair::list(&repairs)
         );
     }
     judgement.decision.repairs = repairs;

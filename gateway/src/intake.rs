@@ -411,8 +411,8 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
     // The audit records every repair made before judgement, by its stable
     // name, and every part discarded unread, by type and size.
     if !decision.repairs.is_empty() && reference.is_some() {
-        let names: Vec<&str> = decision.repairs.iter().map(|r| r.code()).collect();
-        detail.push_str(&format!("; repaired: {}", names.join(", ")));
+        let names = crate::mime::repair::Repair::list(&decision.repairs);
+        detail.push_str(&format!("; repaired: {names}"));
         if !decision.discarded_parts.is_empty() {
             let parts = crate::mime::repair::Discarded::list(&decision.discarded_parts);
             detail.push_str(&format!("; discarded unread: {parts}"));

@@ -68,35 +68,7 @@ impl GatewayKey {
         }
         Ok(GatewayKey { cert, decryptors })
     }
-}
 
-/// A gateway key with a secret key this build cannot use would make every
-/// message encrypted to it fail later: refused at start-up instead.
-fn refuse_unsupported_algorithms(cert: &Cert) -> Result<()> {
-    use openpgp::crypto::mpi::PublicKey as P;
-    for ka in cert.keys().secret() {
-        let key = ka.key();
-        let curve = match key.mpis() {
-            P::ECDH { curve, .. } | P::EdDSA { curve, .. } | P::ECDSA { curve, .. } => Some(curve),
-            _ => None,
-        };
-        let supported = key.pk_algo().is_supported() && curve.is_none_or(|c| c.is_supported());
-        if !supported {
-            anyhow::bail!(
-                "the gateway key {} uses {}{}, which this build's OpenPGP backend \
-                 (Sequoia with the system's OpenSSL) cannot use: mail encrypted to it could \
-                 never be read. Post-quantum algorithms need OpenSSL 3.5 or later; Debian 12 \
-                 has 3.0. Use a key with Curve25519 or RSA (nfp-gateway's keys/README.md)",
-                key.fingerprint(),
-                key.pk_algo(),
-                curve.map(|c| format!(" on {c}")).unwrap_or_default()
-            );
-        }
-    }
-    Ok(())
-}
-
-impl GatewayKey {
     /// Refuses a gateway certificate that invites mail the gateway cannot
     /// read: one whose self-signatures advertise the LibrePGP AEAD feature
     /// (0x02), which makes GnuPG 2.4 encrypt to it with OCB (the AEAD
@@ -129,6 +101,38 @@ impl GatewayKey {
         }
         Ok(())
     }
+}
+
+/// Whether `pkesk` may be addressed to the key `handle`: it names that key,
+/// or it is a wildcard (no recipient named), which could be any key.
+fn may_be_for(pkesk: &PKESK, handle: &KeyHandle) -> bool {
+    pkesk.recipient().is_none_or(|r| r.aliases(handle))
+}
+
+/// A gateway key with a secret key this build cannot use would make every
+/// message encrypted to it fail later: refused at start-up instead.
+fn refuse_unsupported_algorithms(cert: &Cert) -> Result<()> {
+    use openpgp::crypto::mpi::PublicKey as P;
+    for ka in cert.keys().secret() {
+        let key = ka.key();
+        let curve = match key.mpis() {
+            P::ECDH { curve, .. } | P::EdDSA { curve, .. } | P::ECDSA { curve, .. } => Some(curve),
+            _ => None,
+        };
+        let supported = key.pk_algo().is_supported() && curve.is_none_or(|c| c.is_supported());
+        if !supported {
+            anyhow::bail!(
+                "the gateway key {} uses {}{}, which this build's OpenPGP backend \
+                 (Sequoia with the system's OpenSSL) cannot use: mail encrypted to it could \
+                 never be read. Post-quantum algorithms need OpenSSL 3.5 or later; Debian 12 \
+                 has 3.0. Use a key with Curve25519 or RSA (nfp-gateway's keys/README.md)",
+                key.fingerprint(),
+                key.pk_algo(),
+                curve.map(|c| format!(" on {c}")).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Everything a verification depends on.
@@ -290,7 +294,7 @@ fn librepgp_ocb(data: &[u8], key: &GatewayKey) -> bool {
                 ours |= key
                     .decryptors
                     .iter()
-                    .any(|(handle, _)| p.recipient().is_none_or(|r| r.aliases(handle)));
+                    .any(|(handle, _)| may_be_for(p, handle));
             }
             Packet::SKESK(_) | Packet::Marker(_) => {}
             p => return ours && p.tag() == Tag::AED,
@@ -506,8 +510,7 @@ impl DecryptionHelper for Helper<'_, '_> {
         let mut ours = false;
         for pkesk in pkesks {
             for (handle, pair) in &self.v.key.decryptors {
-                // A wildcard recipient (None) could be any key: try ours.
-                if pkesk.recipient().is_some_and(|r| !r.aliases(handle)) {
+                if !may_be_for(pkesk, handle) {
                     continue;
                 }
                 ours = true;

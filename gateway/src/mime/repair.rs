@@ -72,6 +72,12 @@ impl Repair {
         }
     }
 
+    /// "exchange_mixed_up, …": the stable names, for details and the audit.
+    pub fn list(repairs: &[Repair]) -> String {
+        let names: Vec<&str> = repairs.iter().map(|r| r.code()).collect();
+        names.join(", ")
+    }
+
     /// The stable name (as serialised).
     pub fn code(self) -> &'static str {
         match self {
