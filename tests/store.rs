@@ -631,3 +631,34 @@ async fn an_unreachable_server_gives_the_rest_of_the_claim_back_with_the_outcome
         ]
     );
 }
+
+/// The daemon and a command started beside it open a new SQLite store at
+/// the same moment (as `circular send` does right after `run` starts):
+/// SQLite's migrator takes no lock across connections, so one may meet a
+/// migration the other has just applied. Every opener must find the store
+/// ready, each migration applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_stores_opened_at_once_are_migrated_once() {
+    for round in 0..40 {
+        let db = Db::sqlite();
+        let opens = (0..6).map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { Store::open(&url).await.map_err(|e| format!("{e:#}")) })
+        });
+        let stores = futures::future::join_all(opens).await;
+        for (n, store) in stores.into_iter().enumerate() {
+            let store = store
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}, opener {n}: {e}"));
+            let versions: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT version, COUNT(*) FROM _sqlx_migrations GROUP BY version ORDER BY version",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+            assert_eq!(versions.len() as i64, nfp_gateway::store::schema_version());
+            assert!(versions.iter().all(|(_, n)| *n == 1), "{versions:?}");
+            store.close().await;
+        }
+    }
+}

@@ -200,12 +200,24 @@ impl Store {
             .collect();
         match (missing.is_empty(), pending) {
             (true, _) => Ok(()),
-            (false, Pending::Apply) => self
-                .engine
-                .migrator()
-                .run(&self.pool)
-                .await
-                .context("Migrating the database"),
+            (false, Pending::Apply) => match self.engine.migrator().run(&self.pool).await {
+                Ok(()) => Ok(()),
+                // SQLite's migrator takes no lock across processes: another
+                // one may have applied a migration between our reading the
+                // versions and applying it. Ours then failed inside its own
+                // transaction (each migration and its version row commit
+                // together, so nothing is applied twice); if the versions
+                // moved meanwhile, the database is being brought up to date
+                // by someone else, and opening again finds it ready.
+                Err(e) => {
+                    let now = self.applied().await?;
+                    if now != applied {
+                        Err(anyhow::Error::new(Busy)).context(e.to_string())
+                    } else {
+                        Err(e).context("Migrating the database")
+                    }
+                }
+            },
             (false, Pending::Refuse) => bail!(
                 "the database lacks schema version(s) {missing:?}: run `nfp-gateway migrate` first"
             ),
@@ -389,9 +401,23 @@ pub struct AuditRow {
 }
 
 /// A lock or a race with another process opening the same database.
+/// Another process is migrating the same database at the same moment.
+#[derive(Debug)]
+struct Busy;
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("another process is migrating the database")
+    }
+}
+
+impl std::error::Error for Busy {}
+
 fn transient(e: &anyhow::Error) -> bool {
     let text = format!("{e:#}");
-    text.contains("database is locked") || text.contains("already exists")
+    e.downcast_ref::<Busy>().is_some()
+        || text.contains("database is locked")
+        || text.contains("already exists")
 }
 
 /// A database URL without its password, for messages.
