@@ -662,3 +662,123 @@ async fn sqlite_stores_opened_at_once_are_migrated_once() {
         }
     }
 }
+
+/// A write transaction that reaches COMMIT and fails there: nothing of it
+/// is stored, the failure is a store failure that the health knows, and
+/// the next transaction starts clean.
+async fn write_big(s: &Store, n: usize) -> anyhow::Result<()> {
+    let mut tx = s.begin().await?;
+    let detail = format!("{n}:{}", "x".repeat(48 * 1024));
+    tx.audit(&Audit {
+        event: "test",
+        detail: &detail,
+        ..Audit::default()
+    })
+    .await?;
+    tx.commit().await
+}
+
+/// The disk under a SQLite store fills up (a real, small tmpfs) and is
+/// freed again: every write meanwhile fails as a store failure, not with a
+/// connection left "inside a transaction", and once space is back the
+/// very next transaction commits, with no restart.
+#[tokio::test]
+async fn a_full_disk_fails_commits_and_the_next_one_after_freeing_succeeds() {
+    use nfp_gateway::store::health::is_store_failure;
+    let fs = common::tmpfs::Tmpfs::mount(2048);
+    let url = format!("sqlite://{}", fs.path().join("t.db").display());
+    let s = Store::open(&url).await.unwrap();
+    write_big(&s, 0).await.unwrap();
+    fs.fill();
+    let mut failures = Vec::new();
+    for n in 1..=8 {
+        match write_big(&s, n).await {
+            Ok(()) => {}
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(
+        failures.len() >= 6,
+        "a full disk refused only {} of 8 writes",
+        failures.len()
+    );
+    for e in &failures {
+        assert!(is_store_failure(e), "{e:#}");
+        assert!(
+            !format!("{e:#}").contains("transaction depth"),
+            "a stuck connection: {e:#}"
+        );
+    }
+    let failing = s
+        .health()
+        .failing()
+        .expect("the health knows the store is failing");
+    assert!(failing.reason.contains("full"), "{}", failing.reason);
+    assert_eq!(s.health().failures(), failures.len() as u64);
+    fs.free();
+    for n in 100..110 {
+        write_big(&s, n)
+            .await
+            .unwrap_or_else(|e| panic!("write {n} after freeing: {e:#}"));
+    }
+    assert_eq!(s.health().failing(), None);
+    let stored: Vec<(String,)> =
+        sqlx::query_as("SELECT detail FROM audit WHERE event = 'test' ORDER BY id")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+    let ns: Vec<&str> = stored
+        .iter()
+        .map(|(d,)| d.split(':').next().unwrap())
+        .collect();
+    let committed = 8 - failures.len();
+    assert_eq!(ns.len(), 1 + committed + 10, "{ns:?}");
+    let check: (String,) = sqlx::query_as("PRAGMA integrity_check")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(check.0, "ok");
+    s.close().await;
+}
+
+/// The PostgreSQL server drops the store's connections between a
+/// transaction's writes and its COMMIT (as when the server restarts): the
+/// commit fails as a store failure, and the next transaction commits on a
+/// new connection.
+#[tokio::test]
+async fn a_lost_postgresql_connection_fails_one_commit_and_the_next_succeeds() {
+    use nfp_gateway::store::health::is_store_failure;
+    let db = Db::postgres();
+    let s = db.open().await;
+    let admin = Store::open(&db.url).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    tx.audit(&Audit {
+        event: "test",
+        detail: "lost",
+        ..Audit::default()
+    })
+    .await
+    .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(admin.pool())
+    .await
+    .unwrap();
+    let e = tx
+        .commit()
+        .await
+        .expect_err("the commit of a dropped connection fails");
+    assert!(is_store_failure(&e), "{e:#}");
+    assert!(s.health().failing().is_some());
+    write_big(&s, 1).await.unwrap();
+    write_big(&s, 2).await.unwrap();
+    assert_eq!(s.health().failing(), None);
+    let details: Vec<(String,)> =
+        sqlx::query_as("SELECT substr(detail, 1, 2) FROM audit WHERE event = 'test' ORDER BY id")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(details, vec![("1:".to_string(),), ("2:".to_string(),)]);
+}

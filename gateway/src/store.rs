@@ -9,6 +9,7 @@
 
 pub mod copy;
 pub mod directory;
+pub mod health;
 pub mod inbound;
 pub mod limits;
 pub mod outbox;
@@ -19,7 +20,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context, Result};
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor as _, Transaction};
+use sqlx::{Any, AnyPool, Connection as _, Executor as _, Transaction};
+
+use health::{Health, WriteFailed};
 
 static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -68,6 +71,8 @@ pub struct Store {
     /// (1, 2, 5, 10 ms...) and the intake, which writes back to back, keeps
     /// the outbox sender from recording anything until it is idle.
     writers: Arc<tokio::sync::Mutex<()>>,
+    /// Whether write transactions succeed (shared by the clones).
+    health: Arc<Health>,
 }
 
 /// A write transaction. One at a time per database, whatever the engine:
@@ -79,6 +84,7 @@ pub struct Store {
 /// behave exactly as on SQLite.
 pub struct Tx {
     tx: Transaction<'static, Any>,
+    health: Arc<Health>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
@@ -177,6 +183,26 @@ impl Store {
                     Ok(())
                 })
             })
+            // A connection goes back to the pool only in a clean state. A
+            // transaction whose COMMIT failed is rolled back when dropped;
+            // but SQLite rolls back by itself on a full disk or an I/O
+            // error, so that ROLLBACK fails and sqlx would still count the
+            // connection as inside a transaction: every later BEGIN on it
+            // would fail ("non-zero transaction depth") until a restart.
+            // Such a connection is closed here instead (closing ends
+            // whatever the database still has open), and the pool opens a
+            // fresh one. `ping` first: it waits until the queued rollback
+            // has run. This holds for every transaction of every caller.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    conn.ping().await?;
+                    let clean = !conn.is_in_transaction();
+                    if !clean {
+                        tracing::warn!("a connection left inside a failed transaction is closed");
+                    }
+                    Ok(clean)
+                })
+            })
             .connect(&connect_url)
             .await
             .with_context(|| format!("Connecting to {}", redact(url)))?;
@@ -184,6 +210,7 @@ impl Store {
             pool,
             engine,
             writers: Arc::default(),
+            health: Arc::default(),
         })
     }
 
@@ -272,21 +299,41 @@ impl Store {
         Store::open(url).await.map(Some)
     }
 
+    /// Begins a write transaction. An error here is a [`WriteFailed`], and
+    /// the store's [`Health`] knows of it.
     pub async fn begin(&self) -> Result<Tx> {
         let turn = self.writers.clone().lock_owned().await;
-        let mut tx = match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Engine::Postgres => self.pool.begin().await,
+        let begun = async {
+            let mut tx = match self.engine {
+                Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+                Engine::Postgres => self.pool.begin().await,
+            }
+            .context("Starting a transaction")?;
+            if self.engine == Engine::Postgres {
+                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .context("Taking the write lock")?;
+            }
+            Ok::<_, anyhow::Error>(tx)
+        };
+        match begun.await {
+            Ok(tx) => Ok(Tx {
+                tx,
+                health: self.health.clone(),
+                _turn: turn,
+            }),
+            Err(e) => {
+                self.health.failed(&e);
+                Err(e.context(WriteFailed))
+            }
         }
-        .context("Starting a transaction")?;
-        if self.engine == Engine::Postgres {
-            sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
-                .bind(WRITE_LOCK)
-                .execute(&mut *tx)
-                .await
-                .context("Taking the write lock")?;
-        }
-        Ok(Tx { tx, _turn: turn })
+    }
+
+    /// Whether write transactions succeed now.
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// Closes the pool; on SQLite, first folds the write-ahead log into the
@@ -327,8 +374,20 @@ impl Store {
 }
 
 impl Tx {
+    /// Commits. An error here is a [`WriteFailed`]: nothing of the
+    /// transaction is stored, and the connection does not go back to the
+    /// pool unless it is clean again (see `after_release` in `connect`).
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await.context("Committing")
+        match self.tx.commit().await.context("Committing") {
+            Ok(()) => {
+                self.health.succeeded();
+                Ok(())
+            }
+            Err(e) => {
+                self.health.failed(&e);
+                Err(e.context(WriteFailed))
+            }
+        }
     }
 
     pub async fn audit(&mut self, entry: &Audit<'_>) -> Result<()> {

@@ -1,0 +1,160 @@
+//! Whether the store can be written, as this process's write transactions
+//! find it. Every write transaction begins and commits through
+//! [`super::Store::begin`] and [`super::Tx::commit`], so this is the one
+//! place that sees a full disk, an I/O error or a lost PostgreSQL server:
+//! it says so once in the log when the store starts failing and once when it
+//! is writable again (with how long it was down), counts the failures for
+//! `/metrics`, answers `/healthz`, and marks the error so that the daemon's
+//! loops back off quietly instead of logging each retry.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The store's write health, shared by every clone of one [`super::Store`].
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Fast path: false while every write transaction succeeds.
+    failing: AtomicBool,
+    since: Mutex<Option<Outage>>,
+    /// Write transactions that could not begin or commit, since the start.
+    failures: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct Outage {
+    since: Instant,
+    /// The latest failure's error, whole.
+    reason: String,
+    failures: u64,
+}
+
+/// How the store stands now, for `/healthz` and the watchdog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failing {
+    /// How long every write transaction has failed.
+    pub for_: Duration,
+    pub reason: String,
+}
+
+/// The marker of an error from a write transaction that could not begin or
+/// commit: the store, not the message or the peer, is at fault, and trying
+/// again later is right. See [`is_store_failure`].
+#[derive(Debug)]
+pub struct WriteFailed;
+
+impl std::fmt::Display for WriteFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the store cannot be written")
+    }
+}
+
+/// Whether `e` is (or was caused by) a write transaction the store could
+/// not begin or commit.
+pub fn is_store_failure(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<WriteFailed>().is_some()
+}
+
+impl Health {
+    /// A write transaction could not begin or commit.
+    pub(super) fn failed(&self, error: &anyhow::Error) {
+        let total = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let reason = format!("{error:#}");
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        match since.as_mut() {
+            Some(outage) => {
+                outage.reason = reason;
+                outage.failures += 1;
+            }
+            None => {
+                tracing::error!(
+                    error = %reason,
+                    failures_so_far = total,
+                    "the store cannot be written: mail stays in the inbox and the outbox until it can; retrying with backoff"
+                );
+                *since = Some(Outage {
+                    since: Instant::now(),
+                    reason,
+                    failures: 1,
+                });
+                self.failing.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// A write transaction committed.
+    pub(super) fn succeeded(&self) {
+        if !self.failing.load(Ordering::Acquire) {
+            return;
+        }
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(outage) = since.take() {
+            let down = outage.since.elapsed();
+            tracing::warn!(
+                down_for = ?Duration::from_secs(down.as_secs()),
+                down_seconds = down.as_secs_f64(),
+                failed_transactions = outage.failures,
+                "the store is writable again"
+            );
+        }
+        self.failing.store(false, Ordering::Release);
+    }
+
+    /// Some when the latest write transaction failed: since when, and why.
+    pub fn failing(&self) -> Option<Failing> {
+        if !self.failing.load(Ordering::Acquire) {
+            return None;
+        }
+        let since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        since.as_ref().map(|o| Failing {
+            for_: o.since.elapsed(),
+            reason: o.reason.clone(),
+        })
+    }
+
+    /// Write transactions that could not begin or commit since the start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn an_outage_starts_at_the_first_failure_and_ends_at_the_next_commit() {
+        let health = Health::default();
+        assert_eq!(health.failing(), None);
+        health.succeeded();
+        let full = || {
+            Err::<(), _>(anyhow::anyhow!("(code: 13) database or disk is full"))
+                .context("Committing")
+                .unwrap_err()
+        };
+        health.failed(&full());
+        health.failed(&full());
+        let failing = health.failing().expect("failing");
+        assert_eq!(
+            failing.reason,
+            "Committing: (code: 13) database or disk is full"
+        );
+        assert_eq!(health.failures(), 2);
+        health.succeeded();
+        assert_eq!(health.failing(), None);
+        assert_eq!(health.failures(), 2, "the count is of all time");
+    }
+
+    #[test]
+    fn a_write_failure_is_recognised_through_its_context() {
+        let e = Err::<(), _>(anyhow::anyhow!("disk full"))
+            .context(WriteFailed)
+            .context("Storing message 4")
+            .unwrap_err();
+        assert!(is_store_failure(&e));
+        assert!(!is_store_failure(&anyhow::anyhow!(
+            "IMAP: connection refused"
+        )));
+    }
+}
