@@ -715,6 +715,17 @@ async fn a_full_disk_fails_commits_and_the_next_one_after_freeing_succeeds() {
         .expect("the health knows the store is failing");
     assert!(failing.reason.contains("full"), "{}", failing.reason);
     assert_eq!(s.health().failures(), failures.len() as u64);
+    // A transaction that changes nothing commits on a full disk too: it is
+    // no sign that the store is writable again.
+    let nothing = s
+        .claim_due(SystemTime::now(), 10, "c", lease())
+        .await
+        .unwrap();
+    assert!(nothing.is_empty());
+    assert!(
+        s.health().failing().is_some(),
+        "an empty commit ended the outage"
+    );
     fs.free();
     for n in 100..110 {
         write_big(&s, n)

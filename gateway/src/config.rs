@@ -133,6 +133,13 @@ pub struct Daemon {
     /// takes it over (the first was stopped, or died).
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
+    /// How long the daemon keeps feeding systemd's watchdog while it makes
+    /// no progress for a bad reason: its store cannot be written, or the
+    /// outbox sender fails round after round. After that it stops, and
+    /// systemd (`WatchdogSec`) restarts it. Waiting for mail, or for an
+    /// unreachable server, is not a bad reason.
+    #[serde(with = "humantime_serde")]
+    pub stalled_after: Duration,
 }
 
 impl Default for Daemon {
@@ -142,6 +149,7 @@ impl Default for Daemon {
             shutdown_timeout: Duration::from_secs(30),
             instance: None,
             lease: Duration::from_secs(300),
+            stalled_after: Duration::from_secs(600),
         }
     }
 }

@@ -24,7 +24,9 @@ use crate::config::Imap;
 use crate::intake::{self, Ctx, Source};
 use crate::mailbox::{Connection, Mailbox, Woken};
 use crate::outbound::smtp::{Delivery, Relay};
+use crate::store::health::is_store_failure;
 use crate::store::outbox::{Attempt, OutboxItem};
+use crate::store::Store;
 
 /// The context the tasks work with, replaced as a whole when the directory
 /// in the store changes (each message and each round of sending takes the
@@ -53,6 +55,9 @@ pub struct State {
     /// Unix seconds of the last sign of life of each loop.
     inbox_alive: AtomicU64,
     outbox_alive: AtomicU64,
+    /// Unix seconds since when every round of the outbox sender failed (0:
+    /// the last one did not).
+    outbox_failing_since: AtomicU64,
 }
 
 fn unix_now() -> u64 {
@@ -63,21 +68,46 @@ fn unix_now() -> u64 {
 }
 
 impl State {
+    /// Ok, or every reason the gateway cannot do its work now.
     async fn health(&self) -> Result<(), String> {
-        if !self.imap_connected.load(Ordering::Relaxed) {
-            return Err("IMAP is not connected".into());
+        let mut problems = Vec::new();
+        if let Some(failing) = self.ctx.store.health().failing() {
+            problems.push(format!(
+                "the store cannot be written (for {} s): {}",
+                failing.for_.as_secs(),
+                failing.reason
+            ));
         }
-        self.ctx
-            .store
-            .outbox_depth()
-            .await
-            .map_err(|e| format!("the store does not answer: {e:#}"))?;
-        Ok(())
+        if let Err(e) = self.ctx.store.outbox_depth().await {
+            problems.push(format!("the store does not answer: {e:#}"));
+        }
+        if !self.imap_connected.load(Ordering::Relaxed) {
+            problems.push("IMAP is not connected".into());
+        }
+        match problems.is_empty() {
+            true => Ok(()),
+            false => Err(problems.join("\n")),
+        }
     }
 
     async fn metrics(&self) -> Result<String> {
         use std::fmt::Write as _;
         let mut out = String::new();
+        let health = self.ctx.store.health();
+        writeln!(out, "# HELP nfp_gateway_store_write_failures_total Write transactions of the store that could not begin or commit.")?;
+        writeln!(out, "# TYPE nfp_gateway_store_write_failures_total counter")?;
+        writeln!(
+            out,
+            "nfp_gateway_store_write_failures_total {}",
+            health.failures()
+        )?;
+        writeln!(out, "# HELP nfp_gateway_store_writable Whether the latest write transaction of the store committed.")?;
+        writeln!(out, "# TYPE nfp_gateway_store_writable gauge")?;
+        writeln!(
+            out,
+            "nfp_gateway_store_writable {}",
+            u8::from(health.failing().is_none())
+        )?;
         writeln!(
             out,
             "# HELP nfp_gateway_messages_total Inbound messages stored, by verdict and reason."
@@ -174,6 +204,7 @@ pub async fn run(config: &std::path::Path) -> Result<()> {
         imap_connected: AtomicBool::new(false),
         inbox_alive: AtomicU64::new(unix_now()),
         outbox_alive: AtomicU64::new(unix_now()),
+        outbox_failing_since: AtomicU64::new(0),
     });
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -205,7 +236,7 @@ pub async fn run(config: &std::path::Path) -> Result<()> {
     }
     if let Some(interval) = notify::watchdog_interval() {
         let (state, cancel) = (state.clone(), cancel.clone());
-        tasks.spawn(watchdog(interval, state, cancel));
+        tasks.spawn(watchdog(interval, daemon.stalled_after, state, cancel));
     }
     tasks.close();
     notify::notify("READY=1");
@@ -247,7 +278,12 @@ struct Backoff {
 
 impl Backoff {
     const FIRST: Duration = Duration::from_secs(1);
+    /// For an unreachable server: it comes back when it comes back.
     const CAP: Duration = Duration::from_secs(300);
+    /// For a store that cannot be written: the gateway's own work waits on
+    /// it, so it is tried again at least this often (mail flows again at
+    /// most this long after space is freed or the server is back).
+    const STORE_CAP: Duration = Duration::from_secs(30);
 
     fn new() -> Backoff {
         Backoff {
@@ -260,10 +296,33 @@ impl Backoff {
     }
 
     fn step(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(Backoff::CAP);
+        self.step_to(Backoff::CAP)
+    }
+
+    /// The pause after `e`: a store failure is tried again sooner.
+    fn step_after(&mut self, e: &anyhow::Error) -> Duration {
+        match is_store_failure(e) {
+            true => self.step_to(Backoff::STORE_CAP),
+            false => self.step(),
+        }
+    }
+
+    fn step_to(&mut self, cap: Duration) -> Duration {
+        let base = self.next.min(cap);
+        self.next = (base * 2).min(cap);
         let jitter = rand::thread_rng().gen_range(0.5..1.0);
         base.mul_f64(jitter)
+    }
+}
+
+/// Logs a loop's error, unless it is the store's: the store's health has
+/// said once that it cannot be written and will say when it can, so each
+/// retry meanwhile is logged at debug level only.
+fn report(store: &Store, e: &anyhow::Error, what: &str) {
+    let error = format!("{e:#}");
+    match store.health().note(e) {
+        true => tracing::debug!(%error, "{what}"),
+        false => tracing::error!(%error, "{what}"),
     }
 }
 
@@ -281,8 +340,15 @@ async fn watch_inbox(
         match result {
             Ok(()) => return,
             Err(e) => {
-                let wait = backoff.step();
-                tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "IMAP session ended");
+                let wait = backoff.step_after(&e);
+                match shared.get().store.health().note(&e) {
+                    true => {
+                        tracing::debug!(error = %format!("{e:#}"), retry_in = ?wait, "IMAP session ended")
+                    }
+                    false => {
+                        tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "IMAP session ended")
+                    }
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = cancel.cancelled() => return,
@@ -303,7 +369,6 @@ async fn session(
 ) -> Result<()> {
     let cfg = mailbox.config();
     let mut conn = mailbox.connect().await?;
-    backoff.reset();
     state.imap_connected.store(true, Ordering::Relaxed);
     let store = shared.get().store.clone();
     match store.uidvalidity(&cfg.folder).await? {
@@ -318,6 +383,10 @@ async fn session(
         .await?;
     loop {
         let others = file_all(shared, &mut conn, cfg, state, claimer, cancel).await?;
+        // The backoff starts again only after the folder was worked through:
+        // a session that connects and then fails to store (a full disk)
+        // waits longer each time.
+        backoff.reset();
         if cancel.is_cancelled() {
             conn.logout().await;
             return Ok(());
@@ -493,18 +562,29 @@ async fn drain_outbox(
                     count = n,
                     "mail left by an instance whose lease expired will be sent again (same Message-ID)"
                 ),
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "expired claims could not be taken over"),
+                Err(e) => report(&ctx.store, &e, "expired claims could not be taken over"),
             }
         }
         let pause = match send_due(&ctx, &relay, &retry, &claimer, &cancel).await {
             Ok(true) => {
+                state.outbox_failing_since.store(0, Ordering::Relaxed);
                 backoff.reset();
                 None
             }
-            Ok(false) => Some(backoff.step()),
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "the outbox sender failed");
+            // The server is unreachable: a good reason to wait.
+            Ok(false) => {
+                state.outbox_failing_since.store(0, Ordering::Relaxed);
                 Some(backoff.step())
+            }
+            Err(e) => {
+                report(&ctx.store, &e, "the outbox sender failed");
+                let _ = state.outbox_failing_since.compare_exchange(
+                    0,
+                    unix_now(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                Some(backoff.step_after(&e))
             }
         };
         let wait = match pause {
@@ -550,7 +630,7 @@ async fn watch_directory(shared: Shared, cancel: CancellationToken) {
         let ctx = shared.get();
         if ctx.store.directory_changed_at().await.ok() == Some(seen.clone()) {
             if let Err(e) = crate::circular::announce_due(&ctx, SystemTime::now()).await {
-                tracing::error!(error = %format!("{e:#}"), "a directory circular could not be queued");
+                report(&ctx.store, &e, "a directory circular could not be queued");
             }
         }
     }
@@ -576,28 +656,45 @@ async fn reload_directory(shared: &Shared) {
                 tracing::warn!(error = %format!("{e:#}"), "held mail could not be composed again");
             }
         }
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "the changed directory could not be loaded: keeping the previous one")
-        }
+        Err(e) => report(
+            &ctx.store,
+            &e,
+            "the changed directory could not be loaded: keeping the previous one",
+        ),
     }
 }
 
 /// Sends the quarantine digest when one is due, and runs the daily
 /// key-expiry watch (circulars: `watch_directory`).
 async fn scheduled_jobs(shared: Shared, cancel: CancellationToken) {
+    let mut pause = Duration::from_secs(2);
+    let mut backoff = Backoff::new();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = cancel.cancelled() => return,
         }
-        if let Err(e) = crate::intake::digest_due(&shared.get(), SystemTime::now()).await {
-            tracing::error!(error = %format!("{e:#}"), "a quarantine digest could not be queued");
+        let ctx = shared.get();
+        let mut failed = None;
+        if let Err(e) = crate::intake::digest_due(&ctx, SystemTime::now()).await {
+            report(&ctx.store, &e, "a quarantine digest could not be queued");
+            failed = Some(e);
         }
-        match crate::keywatch::run_daily(&shared.get(), SystemTime::now()).await {
+        match crate::keywatch::run_daily(&ctx, SystemTime::now()).await {
             Ok(true) => tracing::info!("key-expiry watch done for today"),
             Ok(false) => {}
-            Err(e) => tracing::error!(error = %format!("{e:#}"), "the key-expiry watch failed"),
+            Err(e) => {
+                report(&ctx.store, &e, "the key-expiry watch failed");
+                failed = Some(e);
+            }
         }
+        pause = match failed {
+            Some(e) if is_store_failure(&e) => backoff.step_after(&e),
+            _ => {
+                backoff.reset();
+                Duration::from_secs(2)
+            }
+        };
     }
 }
 
@@ -725,7 +822,7 @@ async fn send_due(
         // An unreachable server ends the round: the rest of the claim is
         // given back, untried, with this outcome (one transaction).
         let untried = if unreachable { &ids[i + 1..] } else { &[] };
-        record(ctx, &item, now, attempt, claimer.lease_from(now), untried).await?;
+        record(ctx, &item, now, attempt, claimer, untried, cancel).await?;
         if unreachable {
             return Ok(false);
         }
@@ -736,17 +833,39 @@ async fn send_due(
 /// Commits one attempt's outcome (giving back `untried` mail of its claim
 /// in the same transaction), logs it, and alerts the Secretariat when a
 /// mail is given up.
+///
+/// The SMTP server has answered: forgetting its answer would send the mail
+/// again. So while the store cannot be written, the outcome is kept here
+/// and its commit tried again with backoff (renewing the claim each time),
+/// until it is stored or the daemon stops; only then is the mail in doubt.
 async fn record(
     ctx: &Arc<Ctx>,
     item: &OutboxItem,
     now: SystemTime,
     attempt: Attempt,
-    lease_until: SystemTime,
+    claimer: &Claimer,
     untried: &[i64],
+    cancel: &CancellationToken,
 ) -> Result<()> {
-    ctx.store
-        .finish_and_give_back(item, now, &attempt, lease_until, untried)
-        .await?;
+    let mut backoff = Backoff::new();
+    loop {
+        let lease_until = claimer.lease_from(SystemTime::now());
+        match ctx
+            .store
+            .finish_and_give_back(item, now, &attempt, lease_until, untried)
+            .await
+        {
+            Ok(()) => break,
+            Err(e) if ctx.store.health().note(&e) && !cancel.is_cancelled() => {
+                tracing::debug!(error = %format!("{e:#}"), outbox_id = item.id, "the outcome waits for the store");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.step_after(&e)) => {}
+                    _ = cancel.cancelled() => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
     match &attempt {
         Attempt::Sent { .. } => {
             tracing::info!(outbox_id = item.id, party = %item.recipient_party, purpose = %item.purpose, "sent")
@@ -810,21 +929,78 @@ async fn alert_failure(
     Ok(())
 }
 
-async fn watchdog(interval: Duration, state: Arc<State>, cancel: CancellationToken) {
+/// Feeds systemd's watchdog while [`State::stalled`] finds nothing wrong;
+/// says once in the log when it stops feeding it (systemd then restarts the
+/// service after `WatchdogSec`) and once if it starts again.
+async fn watchdog(
+    interval: Duration,
+    stalled_after: Duration,
+    state: Arc<State>,
+    cancel: CancellationToken,
+) {
     let beat = interval / 2;
+    let mut withheld = false;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(beat) => {}
             _ = cancel.cancelled() => return,
         }
-        // The loops wake at least every IDLE timeout and every 30 s
-        // respectively; a loop silent for longer than that is stuck.
-        let now = unix_now();
-        let inbox_ok = now.saturating_sub(state.inbox_alive.load(Ordering::Relaxed)) < 3600;
-        let outbox_ok = now.saturating_sub(state.outbox_alive.load(Ordering::Relaxed)) < 600;
-        if inbox_ok && outbox_ok {
-            notify::notify("WATCHDOG=1");
+        match state.stalled(stalled_after) {
+            None => {
+                if withheld {
+                    tracing::warn!("progress again: the systemd watchdog is fed again");
+                    withheld = false;
+                }
+                notify::notify("WATCHDOG=1");
+            }
+            Some(why) if !withheld => {
+                tracing::error!(%why, "no progress: the systemd watchdog is no longer fed, so systemd restarts the gateway");
+                withheld = true;
+            }
+            Some(_) => {}
         }
+    }
+}
+
+impl State {
+    /// Why the daemon makes no progress for a bad reason, if it does not:
+    /// the store has failed every write for `stalled_after`, or the outbox
+    /// sender every round; or a loop has gone silent (it wakes at least
+    /// every IDLE timeout, and every 5 min, respectively: silence for
+    /// longer means it is stuck). Waiting for mail, or for an unreachable
+    /// server, is progress enough.
+    fn stalled(&self, stalled_after: Duration) -> Option<String> {
+        let now = unix_now();
+        let since = |t: &AtomicU64| now.saturating_sub(t.load(Ordering::Relaxed));
+        if let Some(failing) = self.ctx.store.health().failing() {
+            if failing.for_ >= stalled_after {
+                return Some(format!(
+                    "the store has not been writable for {} s: {}",
+                    failing.for_.as_secs(),
+                    failing.reason
+                ));
+            }
+        }
+        let failing = self.outbox_failing_since.load(Ordering::Relaxed);
+        if failing != 0 && now.saturating_sub(failing) >= stalled_after.as_secs() {
+            return Some(format!(
+                "every round of the outbox sender has failed for {} s",
+                now.saturating_sub(failing)
+            ));
+        }
+        if since(&self.inbox_alive) >= 3600 {
+            return Some(format!(
+                "the inbox watcher has been silent for {} s",
+                since(&self.inbox_alive)
+            ));
+        }
+        if since(&self.outbox_alive) >= 600 {
+            return Some(format!(
+                "the outbox sender has been silent for {} s",
+                since(&self.outbox_alive)
+            ));
+        }
+        None
     }
 }
 

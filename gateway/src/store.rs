@@ -85,6 +85,9 @@ pub struct Store {
 pub struct Tx {
     tx: Transaction<'static, Any>,
     health: Arc<Health>,
+    /// SQLite: the connection's `total_changes()` at the start, to tell a
+    /// transaction that wrote from one that only looked.
+    changes_at_begin: Option<i64>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
@@ -316,12 +319,22 @@ impl Store {
                     .await
                     .context("Taking the write lock")?;
             }
-            Ok::<_, anyhow::Error>(tx)
+            let changes_at_begin = match self.engine {
+                Engine::Sqlite => Some(
+                    sqlx::query_scalar::<_, i64>("SELECT total_changes()")
+                        .fetch_one(&mut *tx)
+                        .await
+                        .context("Starting a transaction")?,
+                ),
+                Engine::Postgres => None,
+            };
+            Ok::<_, anyhow::Error>((tx, changes_at_begin))
         };
         match begun.await {
-            Ok(tx) => Ok(Tx {
+            Ok((tx, changes_at_begin)) => Ok(Tx {
                 tx,
                 health: self.health.clone(),
+                changes_at_begin,
                 _turn: turn,
             }),
             Err(e) => {
@@ -377,10 +390,15 @@ impl Tx {
     /// Commits. An error here is a [`WriteFailed`]: nothing of the
     /// transaction is stored, and the connection does not go back to the
     /// pool unless it is clean again (see `after_release` in `connect`).
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        // Only a commit that wrote something shows the store writable: on
+        // a full disk a transaction that changed nothing still commits.
+        let wrote = self.wrote().await;
         match self.tx.commit().await.context("Committing") {
             Ok(()) => {
-                self.health.succeeded();
+                if wrote {
+                    self.health.succeeded();
+                }
                 Ok(())
             }
             Err(e) => {
@@ -392,6 +410,23 @@ impl Tx {
 
     pub async fn audit(&mut self, entry: &Audit<'_>) -> Result<()> {
         entry.insert(&mut *self.tx).await
+    }
+
+    /// Whether this transaction changed anything (true when that cannot be
+    /// told: the commit will say what the store can do).
+    async fn wrote(&mut self) -> bool {
+        let changed = match self.changes_at_begin {
+            Some(before) => sqlx::query_scalar::<_, i64>("SELECT total_changes()")
+                .fetch_one(&mut *self.tx)
+                .await
+                .map(|now| now > before),
+            // A PostgreSQL transaction has an id once it writes.
+            None => sqlx::query_scalar::<_, i64>("SELECT COUNT(txid_current_if_assigned())")
+                .fetch_one(&mut *self.tx)
+                .await
+                .map(|n| n > 0),
+        };
+        changed.unwrap_or(true)
     }
 
     /// The next reference number of `year`: `<prefix>-YYYY-NNNNNN` (the

@@ -49,13 +49,63 @@ impl std::fmt::Display for WriteFailed {
     }
 }
 
-/// Whether `e` is (or was caused by) a write transaction the store could
-/// not begin or commit.
+/// Whether `e` is (or was caused by) the store's being unable to work: a
+/// write transaction that could not begin or commit, or any statement that
+/// met a full disk, an I/O error or a lost database server.
 pub fn is_store_failure(e: &anyhow::Error) -> bool {
     e.downcast_ref::<WriteFailed>().is_some()
+        || e.chain()
+            .filter_map(|c| c.downcast_ref::<sqlx::Error>())
+            .any(is_environmental)
+}
+
+/// Whether a database error comes from where the store lives (its disk,
+/// its server, the connection to it) rather than from the statement.
+fn is_environmental(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if code.len() == 5 {
+                // PostgreSQL's SQLSTATE: connection exception (08),
+                // insufficient resources (53: disk full, out of memory),
+                // operator intervention (57P: shutdown, cannot connect now),
+                // system error (58: I/O).
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || code.starts_with("58")
+            } else {
+                // SQLite's result code; the primary code is its low byte:
+                // READONLY, IOERR, CORRUPT, FULL, CANTOPEN.
+                code.parse::<u32>()
+                    .is_ok_and(|c| matches!(c & 0xff, 8 | 10 | 11 | 13 | 14))
+            }
+        }
+        _ => false,
+    }
 }
 
 impl Health {
+    /// Whether `e` is a store failure ([`is_store_failure`]); one that a
+    /// statement met (not a begin or commit, which are counted already)
+    /// counts as a failed write here.
+    pub fn note(&self, e: &anyhow::Error) -> bool {
+        if e.downcast_ref::<WriteFailed>().is_some() {
+            return true;
+        }
+        let failure = is_store_failure(e);
+        if failure {
+            self.failed(e);
+        }
+        failure
+    }
+
     /// A write transaction could not begin or commit.
     pub(super) fn failed(&self, error: &anyhow::Error) {
         let total = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
