@@ -104,6 +104,19 @@ fn three_instances_share_one_postgres_store() {
     scenario("three_instances_share_one_store", true);
 }
 
+/// SQLite only: the store's own filesystem (a tmpfs) fills up and is freed.
+#[test]
+fn disk_fills_while_mail_arrives() {
+    scenario("disk_fills_while_mail_arrives", false);
+}
+
+/// PostgreSQL only, on a private cluster of its own (the suite's server is
+/// shared by the other tests): stopped and started in the middle of a run.
+#[test]
+fn store_server_restarts_mid_run() {
+    scenario("store_server_restarts_mid_run", false);
+}
+
 /// PostgreSQL only: an installation moved from SQLite with `db copy`.
 #[test]
 fn copy_a_sqlite_store_to_postgres() {

@@ -78,8 +78,12 @@ impl State {
                 failing.reason
             ));
         }
-        if let Err(e) = self.ctx.store.outbox_depth().await {
-            problems.push(format!("the store does not answer: {e:#}"));
+        // Answered at once, even when the database server is gone and the
+        // pool would wait for a connection.
+        match tokio::time::timeout(Duration::from_secs(3), self.ctx.store.outbox_depth()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => problems.push(format!("the store does not answer: {e:#}")),
+            Err(_) => problems.push("the store does not answer within 3 s".into()),
         }
         if !self.imap_connected.load(Ordering::Relaxed) {
             problems.push("IMAP is not connected".into());

@@ -170,6 +170,10 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(4)
+            // A statement waits this long for a connection before it fails
+            // (sqlx's default is 30 s): a lost PostgreSQL server is noticed,
+            // reported and retried with backoff sooner.
+            .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if engine == Engine::Sqlite {
@@ -201,7 +205,7 @@ impl Store {
                     conn.ping().await?;
                     let clean = !conn.is_in_transaction();
                     if !clean {
-                        tracing::warn!("a connection left inside a failed transaction is closed");
+                        tracing::debug!("a connection left inside a failed transaction is closed");
                     }
                     Ok(clean)
                 })
@@ -306,6 +310,7 @@ impl Store {
     /// the store's [`Health`] knows of it.
     pub async fn begin(&self) -> Result<Tx> {
         let turn = self.writers.clone().lock_owned().await;
+        let started = std::time::Instant::now();
         let begun = async {
             let mut tx = match self.engine {
                 Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
@@ -338,7 +343,7 @@ impl Store {
                 _turn: turn,
             }),
             Err(e) => {
-                self.health.failed(&e);
+                self.health.failed(&e, started);
                 Err(e.context(WriteFailed))
             }
         }
@@ -394,6 +399,7 @@ impl Tx {
         // Only a commit that wrote something shows the store writable: on
         // a full disk a transaction that changed nothing still commits.
         let wrote = self.wrote().await;
+        let started = std::time::Instant::now();
         match self.tx.commit().await.context("Committing") {
             Ok(()) => {
                 if wrote {
@@ -402,7 +408,7 @@ impl Tx {
                 Ok(())
             }
             Err(e) => {
-                self.health.failed(&e);
+                self.health.failed(&e, started);
                 Err(e.context(WriteFailed))
             }
         }

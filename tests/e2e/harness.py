@@ -100,14 +100,16 @@ class Store:
     """A gateway's store as the tests see it: the SQLite file next to its
     configuration, or (NFP_E2E_POSTGRES) a database of its own on that server."""
 
-    def __init__(self, folder: Path, name: str, engine: str | None = None):
+    def __init__(self, folder: Path, name: str, engine: str | None = None, server: str | None = None):
         self.path = folder / "nfp-gateway.db"
         self.url = None
+        # The PostgreSQL server: the suite's (NFP_E2E_POSTGRES), or a scenario's own.
+        self.server = server or POSTGRES
         if (engine or ("postgres" if POSTGRES else "sqlite")) == "postgres":
-            check(POSTGRES is not None, "a PostgreSQL store needs NFP_E2E_POSTGRES")
+            check(self.server is not None, "a PostgreSQL store needs NFP_E2E_POSTGRES")
             self.name = f"e2e_{re.sub(r'[^a-z0-9]', '_', name.lower())[:20]}_{uuid.uuid4().hex[:8]}"
-            psql_run(POSTGRES, f'CREATE DATABASE "{self.name}"')
-            self.url = POSTGRES.rsplit("/", 1)[0] + "/" + self.name
+            psql_run(self.server, f'CREATE DATABASE "{self.name}"')
+            self.url = self.server.rsplit("/", 1)[0] + "/" + self.name
 
     def configure(self, text: str) -> str:
         """gateway.toml's text, pointed at this store."""
@@ -133,7 +135,7 @@ class Store:
     def drop(self) -> None:
         if self.url is None:
             return
-        psql_run(POSTGRES, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        psql_run(self.server, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 def wait_rows(rows, sql: str, count: int, timeout: float, *args) -> list[tuple]:
@@ -190,7 +192,8 @@ class Net:
 
     def __init__(self, name: str, *, role: str = "secretariat", retry: tuple[str, ...] = ("1s", "2s", "3s"),
                  extra_config: str = "", outsiders: tuple[str, ...] = (), engine: str | None = None,
-                 without_mailbox: tuple[str, ...] = (), discard: tuple[str, ...] = ()):
+                 without_mailbox: tuple[str, ...] = (), discard: tuple[str, ...] = (),
+                 postgres_server: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix=f"e2e-{name[:8]}-", dir="/tmp"))
         os.chmod(self.dir, 0o755)
         self.now = int(time.time())
@@ -213,6 +216,7 @@ class Net:
         self.gateway_persona = self.w.p[GATEWAY[role]]
         self.retry = retry
         self.engine = engine  # "sqlite" or "postgres"; None: PostgreSQL when NFP_E2E_POSTGRES is set
+        self.postgres_server = postgres_server  # None: NFP_E2E_POSTGRES's
         self.stores: dict[str, Store] = {}
         self.config = self.configure(role, extra_config)
         self.proc: subprocess.Popen | None = None
@@ -232,7 +236,7 @@ class Net:
         # The daily key-expiry watch would report PL's expired key in every
         # scenario; the scenario about it turns it back on.
         if role not in self.stores:
-            self.stores[role] = Store(config.parent, f"{self.dir.name}-{role}", self.engine)
+            self.stores[role] = Store(config.parent, f"{self.dir.name}-{role}", self.engine, self.postgres_server)
         config.write_text(self.stores[role].configure(
             config.read_text().replace("role = ", "key-expiry-watch = false\nrole = ", 1)))
         with open(config, "a") as f:

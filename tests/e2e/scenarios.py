@@ -719,6 +719,7 @@ import storms  # noqa: E402  (storms of hostile mail, rate limits)
 import attacks  # noqa: E402  (oracles, output injection, large tampered mail, two gateways)
 import instances  # noqa: E402  (several instances sharing one PostgreSQL store)
 import offices  # noqa: E402  (real mail as offices send it: Exchange, webmail, disclaimers)
+import store_faults  # noqa: E402  (a full disk, a restarted PostgreSQL server)
 
 SCENARIOS = {
     f.__name__: f
@@ -748,6 +749,7 @@ SCENARIOS = {
         *attacks.SCENARIOS,
         *instances.SCENARIOS,
         *offices.SCENARIOS,
+        *store_faults.SCENARIOS,
     ]
 }
 

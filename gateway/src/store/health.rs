@@ -101,13 +101,15 @@ impl Health {
         }
         let failure = is_store_failure(e);
         if failure {
-            self.failed(e);
+            self.failed(e, Instant::now());
         }
         failure
     }
 
-    /// A write transaction could not begin or commit.
-    pub(super) fn failed(&self, error: &anyhow::Error) {
+    /// A write transaction could not begin or commit; the attempt started
+    /// at `started` (a begin may have waited long for a connection: the
+    /// outage counts from then).
+    pub(super) fn failed(&self, error: &anyhow::Error, started: Instant) {
         let total = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         let reason = format!("{error:#}");
         let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
@@ -123,7 +125,7 @@ impl Health {
                     "the store cannot be written: mail stays in the inbox and the outbox until it can; retrying with backoff"
                 );
                 *since = Some(Outage {
-                    since: Instant::now(),
+                    since: started,
                     reason,
                     failures: 1,
                 });
@@ -141,8 +143,7 @@ impl Health {
         if let Some(outage) = since.take() {
             let down = outage.since.elapsed();
             tracing::warn!(
-                down_for = ?Duration::from_secs(down.as_secs()),
-                down_seconds = down.as_secs_f64(),
+                down_for = %format!("{:.1}s", down.as_secs_f64()),
                 failed_transactions = outage.failures,
                 "the store is writable again"
             );
@@ -183,8 +184,8 @@ mod tests {
                 .context("Committing")
                 .unwrap_err()
         };
-        health.failed(&full());
-        health.failed(&full());
+        health.failed(&full(), Instant::now());
+        health.failed(&full(), Instant::now());
         let failing = health.failing().expect("failing");
         assert_eq!(
             failing.reason,
