@@ -68,3 +68,8 @@ echo "## 5. Several instances on one PostgreSQL store"
 echo
 log "instances (bench/instances.py: 1, 2, 3 instances on PostgreSQL, 1 on SQLite; 500 messages)"
 python3 bench/instances.py --bin target/release/nfp-gateway
+echo
+echo "## 6. Classification of prose without tags (issue 14)"
+echo
+log "classification (cargo bench --bench classify: the labelled corpus)"
+cargo bench --quiet --bench classify | tail -n +3

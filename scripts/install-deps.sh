@@ -65,3 +65,12 @@ if [ ! -f "$openpgpjs/node_modules/openpgp/package.json" ]; then
   echo "install-deps: installing OpenPGP.js (npm ci in tests/fixtures/openpgpjs)" >&2
   npm ci --prefix "$openpgpjs" --no-audit --no-fund --loglevel=error >/dev/null
 fi
+
+# Babel, pinned, from PyPI: its copy of the Unicode CLDR gives the State names
+# of rules/states.toml (rules/make_states.py; tests/classify.rs checks the
+# committed file against it).
+if ! python3 -c 'import babel, sys; sys.exit(babel.__version__ != "2.19.0")' 2>/dev/null; then
+  echo "install-deps: installing Babel 2.19.0 (CLDR 49) from PyPI" >&2
+  python3 -m pip install --quiet --disable-pip-version-check 'babel==2.19.0' \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'babel==2.19.0'
+fi

@@ -1,16 +1,25 @@
-//! Classification: what kind of message, which topics, which language.
+//! Classification: what kind of message, which topics, which language, and
+//! which State it is for.
 //!
 //! Only authenticated content is read: the protected subject when the sender
-//! protected its headers, otherwise the first line of the signed body, and
-//! the signed body itself. Explicit tags in square brackets win over keyword
-//! rules; the rules live in an operator-editable data file ([`rules`]).
+//! protected its headers, and the signed text. Explicit tags in square
+//! brackets (in the signed subject, or on the first line of the signed text)
+//! win. Without them, the words decide ([`text`] reads the text, [`evidence`]
+//! weighs the rules' phrases, [`target`] finds an addressee line): a kind
+//! needs enough evidence and a margin over the next, or the message is
+//! `unclassified` and the Secretariat triages it. The rules live in an
+//! operator-editable data file ([`rules`]).
 
+pub mod evidence;
 pub mod rules;
+pub mod target;
+pub mod text;
 
 use serde::{Deserialize, Serialize};
 
 use crate::directory::{Directory, PartyKind};
 use rules::{normalize, Rules};
+use text::Role;
 
 /// The six OSCE working languages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
@@ -119,28 +128,16 @@ pub fn classify(
     directory: &Directory,
     own_address: &str,
 ) -> Classification {
+    let reading = text::read(input.protected_subject, input.text, rules.text_cues());
     let tag_line = match input.protected_subject {
-        Some(s) => s.to_string(),
+        Some(s) => s,
         None => input
             .text
             .lines()
             .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .to_string(),
+            .unwrap_or(""),
     };
-    let tags = bracket_tags(&tag_line);
-    let cited_reference = find_reference(&tag_line);
-    let content = format!(
-        "{}\n{}",
-        input.protected_subject.unwrap_or(""),
-        prefix(input.text, MAX_CLASSIFIED_BYTES)
-    );
-    let normalized = normalize(&content);
-
-    let tagged_kind = tags
-        .iter()
-        .find_map(|t| rules.kind_of_tag(t))
-        .filter(|k| *k != Kind::Circular || input.sender_kind == PartyKind::Secretariat);
+    let tags = bracket_tags(tag_line);
     // Where the tags were read: the detail says it, so that a sender who
     // wrote them on the first line is not told they were in the subject.
     let tag_source = if input.protected_subject.is_some() {
@@ -148,7 +145,35 @@ pub fn classify(
     } else {
         "the first line of the signed text"
     };
-    let (kind, why) = if cited_reference.is_some() {
+    let tagged_kind = tags
+        .iter()
+        .find_map(|t| rules.kind_of_tag(t))
+        .filter(|k| *k != Kind::Circular || input.sender_kind == PartyKind::Secretariat);
+    let tag_reference = find_reference(tag_line);
+
+    let language = detect_language(&new_text(&reading), &tags).unwrap_or(input.sender_language);
+    let hits = evidence::hits(&reading, rules, language);
+    let mut weighed = evidence::weigh(&reading, &hits, rules);
+    let mut receipt_why = None;
+    let cited = match &tag_reference {
+        Some(r) => Some(r.clone()),
+        None => cited_reference(&reading, rules).map(|(r, reason)| {
+            // "We acknowledge receipt of your request BSM-…": the reference
+            // says which request, not that this answers it.
+            match receipt(&reading, &hits, rules) {
+                Some(line) => {
+                    receipt_why = Some(format!(
+                        "the reference on line {} is in an acknowledgement of receipt (line {line}): no evidence of a reply",
+                        reason.line
+                    ));
+                }
+                None => weighed.add_kind(Kind::InformationReply, reason),
+            }
+            r
+        }),
+    };
+
+    let (kind, why) = if tag_reference.is_some() {
         (
             Kind::InformationReply,
             format!("{tag_source} cites a reference number"),
@@ -157,42 +182,229 @@ pub fn classify(
         (k, format!("an explicit tag in {tag_source}"))
     } else if input.has_vcard {
         (Kind::ContactUpdate, "a vCard is attached".to_string())
-    } else if let Some(k) = rules.kind_by_keywords(&normalized) {
-        (k, "keyword rules".to_string())
     } else {
-        (
-            Kind::Unclassified,
-            "no tag and no keyword rule matched".to_string(),
-        )
+        decide(&weighed, rules)
     };
 
     let mut topics: Vec<Topic> = tags.iter().filter_map(|t| rules.topic_of_tag(t)).collect();
-    topics.extend(rules.topics_by_keywords(&normalized));
+    let mut topic_why = Vec::new();
+    // A contact update's words are a unit's name and address, not its matter.
+    if kind != Kind::ContactUpdate {
+        for t in weighed.topics.iter().filter(|t| t.score >= 1.0) {
+            topics.push(t.what);
+            topic_why.push(format!(
+                "{} ({})",
+                topic_code(t.what),
+                explain(&t.reasons, 2)
+            ));
+        }
+    }
     topics.sort();
     topics.dedup();
 
-    let target = tags
+    let tagged_target = tags
         .iter()
         .filter(|t| t.len() == 2)
         .find_map(|t| directory.nfp(t).map(|p| p.id.clone()))
         .or_else(|| plus_target(input.recipients, own_address, directory))
         .filter(|t| t != input.sender);
+    let (target, target_why) = match tagged_target {
+        Some(t) => (Some(t), None),
+        None if kind == Kind::InformationRequest => {
+            match target::find(&reading, &hits, rules, directory, input.sender) {
+                Some(t) => {
+                    let why = format!("target {}: the addressee line {}", t.state, t.line);
+                    (Some(t.state), Some(why))
+                }
+                None => (None, None),
+            }
+        }
+        None => (None, None),
+    };
 
+    let mut why = why;
+    if let Some(r) = receipt_why {
+        why.push_str(&format!("; {r}"));
+    }
+    if !topic_why.is_empty() {
+        why.push_str(&format!("; topics from words: {}", topic_why.join(", ")));
+    }
+    if let Some(t) = target_why {
+        why.push_str(&format!("; {t}"));
+    }
     Classification {
         kind,
         topics,
-        language: detect_language(&content, &tags).unwrap_or(input.sender_language),
+        language,
         target,
-        cited_reference,
+        cited_reference: cited,
         why,
     }
 }
 
-/// How much of the text classification reads: enough for any letter, and
-/// it keeps the cost of a message with a huge text part flat.
-const MAX_CLASSIFIED_BYTES: usize = 64 * 1024;
+/// The kind the words decide, with the evidence that decided it, or
+/// `unclassified` when no kind has enough evidence or two are close.
+fn decide(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String) {
+    let mut ranked: Vec<&evidence::Tally<Kind>> = weighed
+        .kinds
+        .iter()
+        .filter(|t| rules::WORD_KINDS.contains(&t.what))
+        .collect();
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let e = &rules.evidence;
+    match ranked.as_slice() {
+        [] => (
+            Kind::Unclassified,
+            "no tag, and no phrase of any kind".into(),
+        ),
+        [best, ..] if best.score < e.min_score => (
+            Kind::Unclassified,
+            format!(
+                "no tag, and too little evidence: {} {:.1} ({}), {:.1} needed",
+                kind_code(best.what),
+                best.score,
+                explain(&best.reasons, 3),
+                e.min_score
+            ),
+        ),
+        [best, second, ..] if best.score - second.score < e.margin => (
+            Kind::Unclassified,
+            format!(
+                "a close call: {} {:.1} ({}) against {} {:.1} ({})",
+                kind_code(best.what),
+                best.score,
+                explain(&best.reasons, 3),
+                kind_code(second.what),
+                second.score,
+                explain(&second.reasons, 3)
+            ),
+        ),
+        [best, rest @ ..] => (
+            best.what,
+            match rest.first() {
+                Some(second) => format!(
+                    "words: {} {:.1} ({}) over {} {:.1}",
+                    kind_code(best.what),
+                    best.score,
+                    explain(&best.reasons, 4),
+                    kind_code(second.what),
+                    second.score
+                ),
+                None => format!(
+                    "words: {} {:.1} ({})",
+                    kind_code(best.what),
+                    best.score,
+                    explain(&best.reasons, 4)
+                ),
+            },
+        ),
+    }
+}
+
+/// The rules that gave evidence and where: the rules' words, never the
+/// message's (the detail is stored and shown in the clear).
+fn explain(reasons: &[evidence::Reason], max: usize) -> String {
+    let mut sorted: Vec<&evidence::Reason> = reasons.iter().collect();
+    sorted.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.line.cmp(&b.line)));
+    let mut parts: Vec<String> = sorted
+        .iter()
+        .take(max)
+        .map(|r| {
+            let place = match r.line {
+                0 => "the subject".to_string(),
+                n => format!("line {n}"),
+            };
+            let rule = match r.note {
+                Some(REFERENCE) | Some(QUOTED_REFERENCE) => r.rule.clone(),
+                _ => format!("\"{}\"", r.rule),
+            };
+            match r.note {
+                Some(n) => format!("{rule} on {place}, {n}"),
+                None => format!("{rule} on {place}"),
+            }
+        })
+        .collect();
+    if sorted.len() > max {
+        parts.push(format!("{} more", sorted.len() - max));
+    }
+    parts.join(", ")
+}
+
+const REFERENCE: &str = "cited in the opening";
+const QUOTED_REFERENCE: &str = "cited in a quoted header";
+
+/// A reference cited in the opening lines, or in a quoted header's subject,
+/// and the evidence of a reply it gives.
+fn cited_reference(
+    reading: &text::Reading<'_>,
+    rules: &Rules,
+) -> Option<(String, evidence::Reason)> {
+    reading.lines.iter().find_map(|l| {
+        let note = match l.role {
+            Role::Subject | Role::Opening => REFERENCE,
+            Role::Quoted
+                if text::header_field(l.text)
+                    .is_some_and(|f| rules.text_cues().is_header_subject(f)) =>
+            {
+                QUOTED_REFERENCE
+            }
+            _ => return None,
+        };
+        find_reference(l.text).map(|r| {
+            let reason = evidence::Reason {
+                rule: "a reference number".into(),
+                line: l.number,
+                weight: rules.evidence.reference,
+                note: Some(note),
+            };
+            (r, reason)
+        })
+    })
+}
+
+/// The line of an acknowledgement of receipt in the new text, if any.
+fn receipt(reading: &text::Reading<'_>, hits: &[evidence::Hit], rules: &Rules) -> Option<usize> {
+    hits.iter()
+        .find(|h| rules.phrases[h.phrase].what == rules::Use::Receipt)
+        .map(|h| reading.lines[reading.words[h.start].line].number)
+}
+
+/// The sender's own words, for language detection.
+fn new_text(reading: &text::Reading<'_>) -> String {
+    let mut out = String::new();
+    for l in reading.lines.iter().filter(|l| l.role.is_new()) {
+        if out.len() >= MAX_LANGUAGE_BYTES {
+            break;
+        }
+        out.push_str(l.text);
+        out.push('\n');
+    }
+    out
+}
+
+fn kind_code(k: Kind) -> &'static str {
+    match k {
+        Kind::AssistanceRequest => "assistance_request",
+        Kind::BestPractice => "best_practice",
+        Kind::ContactUpdate => "contact_update",
+        Kind::InformationRequest => "information_request",
+        Kind::InformationReply => "information_reply",
+        Kind::Circular => "circular",
+        Kind::Unclassified => "unclassified",
+    }
+}
+
+fn topic_code(t: Topic) -> &'static str {
+    match t {
+        Topic::BorderPolice => "border_police",
+        Topic::Customs => "customs",
+        Topic::Migration => "migration",
+        Topic::AntiDrug => "anti_drug",
+    }
+}
+
 /// How much of it language detection reads.
-const MAX_LANGUAGE_BYTES: usize = 4 * 1024;
+const MAX_LANGUAGE_BYTES: usize = 2 * 1024;
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 fn prefix(s: &str, max: usize) -> &str {

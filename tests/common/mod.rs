@@ -2,6 +2,7 @@
 //! running the real `nfp-gateway` binary on it.
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod pg;
 pub mod tmpfs;
 

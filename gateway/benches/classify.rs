@@ -1,0 +1,63 @@
+//! The classification report (issue 14): the gateway's kinds, topics and
+//! targets against the labelled corpus of `bench/classify/corpus`, on the
+//! tuning split and on the held-out fifth that rules are never tuned on:
+//! accuracy per language, precision and recall per kind, a confusion matrix
+//! per language.
+//!
+//! ```sh
+//! cargo bench --bench classify                      # the report, in Markdown
+//! NFP_CLASSIFY_MISSES=1 cargo bench --bench classify   # and every miss of the tuning split
+//! NFP_CLASSIFY_RULES=rules.toml NFP_CLASSIFY_MISSES=fr cargo bench --bench classify
+//! ```
+//! NFP_CLASSIFY_RULES reads other rules than the shipped ones (tuning them
+//! needs no build); NFP_CLASSIFY_MISSES=fr lists one language's misses.
+
+#[path = "../../tests/common/corpus.rs"]
+mod corpus;
+
+use std::time::Instant;
+
+use nfp_gateway::classify::rules::Rules;
+
+fn main() {
+    let messages = corpus::load();
+    let rules = match std::env::var_os("NFP_CLASSIFY_RULES") {
+        Some(path) => Rules::load(std::path::Path::new(&path)).unwrap_or_else(|e| {
+            eprintln!("{e:#}");
+            std::process::exit(2)
+        }),
+        None => Rules::builtin(),
+    };
+    let dir = corpus::directory();
+    let tuning: Vec<&corpus::Message> = messages.iter().filter(|m| !m.held_out).collect();
+    let held_out: Vec<&corpus::Message> = messages.iter().filter(|m| m.held_out).collect();
+    let started = Instant::now();
+    let t = corpus::score(&tuning, &rules, &dir);
+    let h = corpus::score(&held_out, &rules, &dir);
+    let elapsed = started.elapsed();
+    println!("## Classification of the labelled corpus\n");
+    println!(
+        "{} messages ({} tuning, {} held out); {:.0} µs per message (debug or release as built).\n",
+        messages.len(),
+        tuning.len(),
+        held_out.len(),
+        elapsed.as_secs_f64() * 1e6 / messages.len() as f64
+    );
+    println!("{}", corpus::report("Tuning split", &t));
+    println!("{}", corpus::report("Held-out split", &h));
+    if let Ok(which) = std::env::var("NFP_CLASSIFY_MISSES") {
+        println!("### Misses of the tuning split\n");
+        for (id, what) in t
+            .misses
+            .iter()
+            .filter(|(id, _)| which.len() != 2 || id.starts_with(&format!("{which}/")))
+        {
+            println!("- {id}: {what}");
+        }
+    }
+    if std::env::var_os("NFP_CLASSIFY_LIST_TUNING").is_some() {
+        for m in &tuning {
+            println!("tuning: bench/classify/corpus/{}.txt", m.id);
+        }
+    }
+}
