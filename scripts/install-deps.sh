@@ -28,6 +28,8 @@ packages=(
 )
 # The fixture generator needs a python3 (3.9 or later); any on PATH will do.
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
+# pip, for Babel (below): Debian's python3 comes without it.
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 # OpenPGP.js 6 (Proton's and Mailvelope's library) makes the RFC 9580 fixtures
 # (tests/fixtures/openpgpjs): Node 18 or later and npm; any on PATH will do
 # (Debian's nodejs and npm where none is).
