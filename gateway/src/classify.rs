@@ -77,6 +77,18 @@ pub enum Topic {
     AntiDrug,
 }
 
+impl Topic {
+    /// The topic as the rules and reports name it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Topic::BorderPolice => "border_police",
+            Topic::Customs => "customs",
+            Topic::Migration => "migration",
+            Topic::AntiDrug => "anti_drug",
+        }
+    }
+}
+
 /// What a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -88,6 +100,21 @@ pub enum Kind {
     InformationReply,
     Circular,
     Unclassified,
+}
+
+impl Kind {
+    /// The kind as the configuration, the templates and reports name it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::AssistanceRequest => "assistance_request",
+            Kind::BestPractice => "best_practice",
+            Kind::ContactUpdate => "contact_update",
+            Kind::InformationRequest => "information_request",
+            Kind::InformationReply => "information_reply",
+            Kind::Circular => "circular",
+            Kind::Unclassified => "unclassified",
+        }
+    }
 }
 
 /// What the gateway read from the authenticated content.
@@ -192,11 +219,7 @@ pub fn classify(
     if kind != Kind::ContactUpdate {
         for t in weighed.topics.iter().filter(|t| t.score >= 1.0) {
             topics.push(t.what);
-            topic_why.push(format!(
-                "{} ({})",
-                topic_code(t.what),
-                explain(&t.reasons, 2)
-            ));
+            topic_why.push(format!("{} ({})", t.what.code(), explain(&t.reasons, 2)));
         }
     }
     topics.sort();
@@ -261,7 +284,7 @@ fn decide(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String) {
             Kind::Unclassified,
             format!(
                 "no tag, and too little evidence: {} {:.1} ({}), {:.1} needed",
-                kind_code(best.what),
+                best.what.code(),
                 best.score,
                 explain(&best.reasons, 3),
                 e.min_score
@@ -271,10 +294,10 @@ fn decide(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String) {
             Kind::Unclassified,
             format!(
                 "a close call: {} {:.1} ({}) against {} {:.1} ({})",
-                kind_code(best.what),
+                best.what.code(),
                 best.score,
                 explain(&best.reasons, 3),
-                kind_code(second.what),
+                second.what.code(),
                 second.score,
                 explain(&second.reasons, 3)
             ),
@@ -284,15 +307,15 @@ fn decide(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String) {
             match rest.first() {
                 Some(second) => format!(
                     "words: {} {:.1} ({}) over {} {:.1}",
-                    kind_code(best.what),
+                    best.what.code(),
                     best.score,
                     explain(&best.reasons, 4),
-                    kind_code(second.what),
+                    second.what.code(),
                     second.score
                 ),
                 None => format!(
                     "words: {} {:.1} ({})",
-                    kind_code(best.what),
+                    best.what.code(),
                     best.score,
                     explain(&best.reasons, 4)
                 ),
@@ -380,27 +403,6 @@ fn new_text(reading: &text::Reading<'_>) -> String {
         out.push('\n');
     }
     out
-}
-
-fn kind_code(k: Kind) -> &'static str {
-    match k {
-        Kind::AssistanceRequest => "assistance_request",
-        Kind::BestPractice => "best_practice",
-        Kind::ContactUpdate => "contact_update",
-        Kind::InformationRequest => "information_request",
-        Kind::InformationReply => "information_reply",
-        Kind::Circular => "circular",
-        Kind::Unclassified => "unclassified",
-    }
-}
-
-fn topic_code(t: Topic) -> &'static str {
-    match t {
-        Topic::BorderPolice => "border_police",
-        Topic::Customs => "customs",
-        Topic::Migration => "migration",
-        Topic::AntiDrug => "anti_drug",
-    }
 }
 
 /// How much of it language detection reads.

@@ -182,18 +182,6 @@ fn ki(k: Kind) -> usize {
     KINDS.iter().position(|x| *x == k).unwrap_or(KINDS.len())
 }
 
-pub fn kind_code(k: Kind) -> &'static str {
-    match k {
-        Kind::AssistanceRequest => "assistance_request",
-        Kind::BestPractice => "best_practice",
-        Kind::ContactUpdate => "contact_update",
-        Kind::InformationRequest => "information_request",
-        Kind::InformationReply => "information_reply",
-        Kind::Circular => "circular",
-        Kind::Unclassified => "unclassified",
-    }
-}
-
 fn short(k: Kind) -> &'static str {
     match k {
         Kind::AssistanceRequest => "assist",
@@ -270,8 +258,8 @@ pub fn score(messages: &[&Message], rules: &Rules, dir: &Directory) -> Score {
         } else {
             what.push(format!(
                 "kind {} (labelled {})",
-                kind_code(c.kind),
-                kind_code(m.kind)
+                c.kind.code(),
+                m.kind.code()
             ));
             if c.kind == Kind::Unclassified {
                 s.left_unclassified.push(m.id.clone());
@@ -341,29 +329,30 @@ pub fn report(title: &str, s: &Score) -> String {
         let _ = writeln!(
             out,
             "| {} | {labelled} | {predicted} | {right} | {} | {} |",
-            kind_code(k),
+            k.code(),
             pct(right, predicted),
             pct(right, labelled)
         );
     }
-    let _ = writeln!(
-        out,
-        "\nTargets: {} labelled, {} predicted, {} right: precision {}, recall {}.  ",
-        s.targets_labelled,
-        s.targets_predicted,
-        s.targets_right,
-        pct(s.targets_right, s.targets_predicted),
-        pct(s.targets_right, s.targets_labelled)
+    let counts = |what: &str, labelled: usize, predicted: usize, right: usize| {
+        let (p, r) = (pct(right, predicted), pct(right, labelled));
+        format!("{what}: {labelled} labelled, {predicted} predicted, {right} right: precision {p}, recall {r}.  ")
+    };
+    let (t, c) = (
+        counts(
+            "Targets",
+            s.targets_labelled,
+            s.targets_predicted,
+            s.targets_right,
+        ),
+        counts(
+            "Topics",
+            s.topics_labelled,
+            s.topics_predicted,
+            s.topics_right,
+        ),
     );
-    let _ = writeln!(
-        out,
-        "Topics: {} labelled, {} predicted, {} right: precision {}, recall {}.  ",
-        s.topics_labelled,
-        s.topics_predicted,
-        s.topics_right,
-        pct(s.topics_right, s.topics_predicted),
-        pct(s.topics_right, s.topics_labelled)
-    );
+    let _ = writeln!(out, "\n{t}\n{c}");
     let _ = writeln!(
         out,
         "Messages of a word kind left unclassified: {}.\n",

@@ -198,39 +198,21 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
             note,
         };
         match phrase.what {
-            Use::Kind(kind, weight) => {
+            Use::Kind(kind, weight) | Use::Offer(kind, weight) => {
                 if negated(reading, hits, rules, h) {
                     continue;
                 }
-                Tally::add(
-                    &mut w.kinds,
-                    kind,
-                    h.phrase,
-                    reason(weight * factor, None),
-                    &mut seen_kinds,
-                );
-            }
-            Use::Offer(kind, weight) => {
-                if negated(reading, hits, rules, h) {
-                    continue;
-                }
-                if asked_for(reading, hits, rules, h) {
-                    Tally::add(
-                        &mut w.kinds,
+                let offer = matches!(phrase.what, Use::Offer(..));
+                let (kind, reason) = if offer && asked_for(reading, hits, rules, h) {
+                    let note = Some("asked for, not offered");
+                    (
                         Kind::InformationRequest,
-                        h.phrase,
-                        reason(weight / 2.0 * factor, Some("asked for, not offered")),
-                        &mut seen_kinds,
-                    );
+                        reason(weight / 2.0 * factor, note),
+                    )
                 } else {
-                    Tally::add(
-                        &mut w.kinds,
-                        kind,
-                        h.phrase,
-                        reason(weight * factor, None),
-                        &mut seen_kinds,
-                    );
-                }
+                    (kind, reason(weight * factor, None))
+                };
+                Tally::add(&mut w.kinds, kind, h.phrase, reason, &mut seen_kinds);
             }
             Use::Topic(topic, weight) => {
                 Tally::add(

@@ -112,11 +112,7 @@ pub(super) fn sender_and_kind<'a>(ctx: &'a Ctx, d: &Decision) -> Result<(&'a Par
         .get(&from.party)
         .context("the sender is in the directory")?;
     let kind = d.kind.unwrap_or(Kind::Unclassified);
-    let code = serde_json::to_value(kind)?
-        .as_str()
-        .unwrap_or("unclassified")
-        .to_string();
-    Ok((party, code))
+    Ok((party, kind.code().to_string()))
 }
 
 /// The forward of an accepted message to one recipient of its route.
