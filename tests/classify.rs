@@ -136,6 +136,62 @@ fn an_acknowledgement_of_receipt_is_no_reply() {
     assert_kind(&c, Kind::InformationReply);
 }
 
+/// An acknowledgement whose subject echoes the request's reference and tags
+/// is not a reply (it answers nothing yet) nor the request it echoes; an
+/// automatic reply is nothing, whatever its subject echoes. A real reply with
+/// the same subject still is one.
+#[test]
+fn acknowledgements_and_automatic_replies_echo_a_subject() {
+    let subject = "Re: [BSM-2026-000512] [REQUEST] Training for document examiners";
+    for (from, text) in [
+        ("LV", "Dear colleagues,\n\nWe acknowledge receipt of your request. It has been passed to the State Border\nGuard; our answer will follow by 30 June.\n"),
+        ("LU", "Madame, Monsieur,\n\nNous accusons réception de votre demande, transmise ce jour à la Police\ngrand-ducale. Nous reviendrons vers vous.\n"),
+        ("AT", "Sehr geehrte Damen und Herren,\n\nwir bestätigen den Eingang Ihrer Anfrage und melden uns nach Rücksprache mit\ndem Bundesministerium für Inneres.\n"),
+        ("SM", "Gentili colleghi,\n\nconfermiamo la ricezione della vostra richiesta; vi risponderemo appena\npossibile.\n"),
+        ("KZ", "Уважаемые коллеги!\n\nПодтверждаем получение Вашего запроса. Ответ будет направлен дополнительно.\n"),
+        ("AD", "Estimados colegas:\n\nAcusamos recibo de su solicitud; la respuesta se remitirá en breve.\n"),
+    ] {
+        let c = read(from, Some(subject), text);
+        assert_kind(&c, Kind::Unclassified);
+        assert!(c.why.contains("acknowledgement of receipt"), "{}", c.why);
+        assert_eq!(c.cited_reference.as_deref(), Some("BSM-2026-000512"));
+    }
+    for (from, subject) in [
+        (
+            "GB",
+            "Automatic reply: Re: [BSM-2026-000377] [REQUEST] Irregular migration figures",
+        ),
+        (
+            "FR",
+            "Réponse automatique : [DEMANDE D'INFORMATION] Passeurs",
+        ),
+        (
+            "DE",
+            "Automatische Antwort: AW: [BSM-2026-000377] Zollkontrollen",
+        ),
+        ("IT", "Risposta automatica: R: Richiesta di informazioni"),
+        (
+            "BY",
+            "Автоматический ответ: Отв: [BSM-2026-000377] Статистика по незаконной миграции",
+        ),
+        (
+            "ES",
+            "Respuesta automática: Solicitud de información sobre precursores",
+        ),
+    ] {
+        let c = read(from, Some(subject), "I am out of the office until 24 April with limited access to e-mail.\nFor urgent matters please contact my deputy.\n");
+        assert_kind(&c, Kind::Unclassified);
+        assert!(c.why.contains("automatic reply"), "{}", c.why);
+        assert!(c.topics.is_empty(), "{:?}", c.topics);
+    }
+    let c = read(
+        "LV",
+        Some(subject),
+        "Dear colleagues,\n\nThe State Border Guard runs a two-week course for document examiners each\nspring; the details are attached.\n",
+    );
+    assert_kind(&c, Kind::InformationReply);
+}
+
 /// Asking others to share their experience is a request, not an offer.
 #[test]
 fn asking_to_share_experience_is_not_a_best_practice() {

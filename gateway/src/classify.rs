@@ -182,12 +182,13 @@ pub fn classify(
     let hits = evidence::hits(&reading, rules, language);
     let mut weighed = evidence::weigh(&reading, &hits, rules);
     let mut receipt_why = None;
+    // "We acknowledge receipt of your request BSM-…": the reference says
+    // which request, not that this answers it.
+    let receipt_line = receipt(&reading, &hits, rules);
     let cited = match &tag_reference {
         Some(r) => Some(r.clone()),
         None => cited_reference(&reading, rules).map(|(r, reason)| {
-            // "We acknowledge receipt of your request BSM-…": the reference
-            // says which request, not that this answers it.
-            match receipt(&reading, &hits, rules) {
+            match receipt_line {
                 Some(line) => {
                     receipt_why = Some(format!(
                         "the reference on line {} is in an acknowledgement of receipt (line {line}): no evidence of a reply",
@@ -200,7 +201,24 @@ pub fn classify(
         }),
     };
 
-    let (kind, why) = if tag_reference.is_some() {
+    let automatic = rules.text_cues().is_automatic_reply(tag_line);
+    let (kind, why) = if automatic {
+        // It echoes the subject it answers, tags and reference included.
+        (
+            Kind::Unclassified,
+            format!("{tag_source} is an automatic reply's: it neither asks nor answers"),
+        )
+    } else if let (Some(_), Some(line)) = (&tag_reference, receipt_line) {
+        // The subject it echoes names the request it acknowledges; its
+        // tags are the request's, not this message's.
+        let (kind, why) = decide(&weighed, rules);
+        (
+            kind,
+            format!(
+                "{tag_source} cites a reference number, in an acknowledgement of receipt (line {line}): no evidence of a reply; {why}"
+            ),
+        )
+    } else if tag_reference.is_some() {
         (
             Kind::InformationReply,
             format!("{tag_source} cites a reference number"),
@@ -213,10 +231,14 @@ pub fn classify(
         decide(&weighed, rules)
     };
 
-    let mut topics: Vec<Topic> = tags.iter().filter_map(|t| rules.topic_of_tag(t)).collect();
+    // An automatic reply's subject and words are not its sender's matter.
+    let mut topics: Vec<Topic> = match automatic {
+        true => Vec::new(),
+        false => tags.iter().filter_map(|t| rules.topic_of_tag(t)).collect(),
+    };
     let mut topic_why = Vec::new();
     // A contact update's words are a unit's name and address, not its matter.
-    if kind != Kind::ContactUpdate {
+    if kind != Kind::ContactUpdate && !automatic {
         for t in weighed.topics.iter().filter(|t| t.score >= 1.0) {
             topics.push(t.what);
             topic_why.push(format!("{} ({})", t.what.code(), explain(&t.reasons, 2)));

@@ -59,6 +59,7 @@ struct RawText {
     header_from: Vec<String>,
     header_sent: Vec<String>,
     header_subject: Vec<String>,
+    automatic_reply: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +157,7 @@ pub struct TextCues {
     header_from: Vec<String>,
     header_sent: Vec<String>,
     header_subject: Vec<String>,
+    automatic_reply: Vec<Vec<String>>,
 }
 
 impl TextCues {
@@ -192,6 +194,18 @@ impl TextCues {
 
     pub fn is_header_subject(&self, field: &str) -> bool {
         self.header_subject.contains(&fold_word(field))
+    }
+
+    /// A subject that an automatic reply wrote: one of its prefixes (the
+    /// parts before a colon) is an automatic reply's ("Automatic reply: Re:
+    /// [BSM-2026-000042] ...", "Réponse automatique : ...").
+    pub fn is_automatic_reply(&self, subject: &str) -> bool {
+        let mut parts: Vec<&str> = subject.split(':').collect();
+        parts.pop();
+        parts
+            .iter()
+            .take(4)
+            .any(|p| self.automatic_reply.contains(&folded_words(p)))
     }
 }
 
@@ -533,6 +547,13 @@ impl Rules {
                     .header_subject
                     .iter()
                     .map(|w| fold_word(w))
+                    .collect(),
+                automatic_reply: raw
+                    .text
+                    .automatic_reply
+                    .iter()
+                    .map(|w| folded_words(w))
+                    .filter(|w| !w.is_empty())
                     .collect(),
             },
             target_max_words: raw.target.max_words,
