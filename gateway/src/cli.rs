@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::check::{self, Gateway, MemoryReplayGuard, Verdict};
+
+mod keys;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
@@ -71,6 +73,9 @@ pub enum Command {
     /// Circulars of the Secretariat to every NFP.
     #[command(subcommand)]
     Circular(CircularCommand),
+    /// The gateway's own key and every party's certificate.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,6 +292,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Keys(k) => keys::run(&cli.config, k),
         Command::Outbox(o) => runtime()?.block_on(async {
             let store = open_store(&cli.config).await?;
             let code = outbox(&store, o).await;
@@ -401,15 +407,21 @@ async fn directory(config_path: &std::path::Path, command: DirectoryCommand) -> 
 /// creates or changes the database.
 async fn gateway_for_check(config_path: &std::path::Path) -> Result<Gateway> {
     let config = crate::config::Config::load(config_path)?;
+    let directory = current_directory(&config).await?;
+    Gateway::with_directory(config, directory)
+}
+
+/// The directory the store holds, or the file's when there is no store yet
+/// (before the first start); the store is not created.
+async fn current_directory(config: &crate::config::Config) -> Result<crate::directory::Directory> {
     if let Some(store) = Store::open_existing(&config.database).await? {
         let directory = crate::directory::sync::from_store(&store, SystemTime::now()).await;
         store.close().await;
         if let Some(directory) = directory? {
-            return Gateway::with_directory(config, directory);
+            return Ok(directory);
         }
     }
-    let directory = crate::directory::Directory::load(&config.directory)?;
-    Gateway::with_directory(config, directory)
+    crate::directory::Directory::load(&config.directory)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use openpgp::parse::Parse;
 use openpgp::{Cert, Fingerprint, KeyHandle};
 use sequoia_openpgp as openpgp;
 use serde::{Deserialize, Serialize};
@@ -315,8 +314,9 @@ impl Party {
         documents: &mut HashMap<String, Vec<u8>>,
     ) -> Result<Party> {
         let cert_path = base.join(&p.cert);
-        let cert = Cert::from_bytes(&read_capped(&cert_path, MAX_CERTIFICATE_SIZE)?)
-            .with_context(|| format!("Reading the certificate {}", cert_path.display()))?;
+        let cert =
+            crate::openpgp::whole::certificate(&read_capped(&cert_path, MAX_CERTIFICATE_SIZE)?)
+                .with_context(|| format!("Reading the certificate {}", cert_path.display()))?;
         let mut organigram = Vec::new();
         for file in &p.organigram {
             let path = base.join(file);

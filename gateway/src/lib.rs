@@ -15,7 +15,8 @@
 //!
 //! Beside the pipeline: [`config`] (gateway.toml), [`directory`] (the
 //! network's parties and their certificates), [`reason`] (the stable
-//! quarantine codes) and [`cli`]. Any stage can refuse a message with a
+//! quarantine codes), [`keys`] (the gateway's own key made and every key
+//! checked) and [`cli`]. Any stage can refuse a message with a
 //! [`reason::Rejection`]; nothing panics on any input.
 
 pub mod check;
@@ -27,6 +28,7 @@ pub mod daemon;
 pub mod directory;
 pub mod fuzz;
 pub mod intake;
+pub mod keys;
 pub mod keywatch;
 pub mod mailbox;
 pub mod mime;

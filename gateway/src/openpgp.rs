@@ -11,6 +11,7 @@
 //! configured window around now.
 
 pub mod seal;
+pub mod whole;
 
 use std::cell::{Cell, RefCell};
 use std::io::Read;
@@ -45,7 +46,9 @@ pub struct GatewayKey {
 impl GatewayKey {
     /// Reads an armored TSK (`gpg --export-secret-keys --armor`), unprotected.
     pub fn load(path: &std::path::Path) -> Result<GatewayKey> {
-        let cert = Cert::from_file(path)
+        let cert = std::fs::read(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|data| whole::certificate(&data))
             .with_context(|| format!("Reading the gateway key {}", path.display()))?;
         GatewayKey::new(cert).with_context(|| format!("Using the gateway key {}", path.display()))
     }

@@ -11,8 +11,6 @@
 //! `application/pgp-keys` attachment, in a message signed with the current one.
 
 use mail_parser::MimeHeaders;
-use sequoia_openpgp::parse::Parse;
-use sequoia_openpgp::Cert;
 
 use super::{Contact, Entry};
 
@@ -184,13 +182,15 @@ pub fn parse(entity: &[u8], is_mime: bool) -> Parsed {
         return Parsed::Unparseable("no vCard, certificate or recognised field".into());
     }
     if let Some(cert) = &update.new_cert {
-        match Cert::from_bytes(cert) {
+        match crate::openpgp::whole::certificate(cert) {
             Ok(c) if c.is_tsk() => {
                 return Parsed::Unparseable("the attached key holds secret key material".into())
             }
             Ok(_) => {}
             Err(e) => {
-                return Parsed::Unparseable(format!("the attached certificate cannot be read: {e}"))
+                return Parsed::Unparseable(format!(
+                    "the attached certificate cannot be read: {e:#}"
+                ))
             }
         }
     }

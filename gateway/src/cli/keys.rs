@@ -1,0 +1,102 @@
+//! `nfp-gateway keys`: the gateway's own key and every certificate it
+//! depends on.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::keys::{self, Level};
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make the gateway's key with Sequoia (Curve25519, v4, readable by
+    /// GnuPG 2.2 and every peer of the network; no AEAD feature), with its
+    /// public certificate and a revocation certificate beside it; prints the
+    /// fingerprint. Never writes over an existing file.
+    Generate {
+        /// The gateway's address (default: `address` of the configuration).
+        #[arg(long)]
+        address: Option<String>,
+        /// The name in the key's user ID.
+        #[arg(long, default_value = "NFP network gateway")]
+        name: String,
+        /// How long the key is valid (e.g. `2y`, `18months`).
+        #[arg(long, default_value = "2y", value_parser = humantime::parse_duration)]
+        validity: Duration,
+        /// The secret key's file (default: `secret-key` of the configuration).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check the gateway's key (signs and decrypts now and through
+    /// `key-expiry-warning`, invites no mode it cannot read) and every
+    /// party's certificate (read whole, encrypts and signs now): a table,
+    /// then one line per finding. Exit status 1 on any error.
+    Check {
+        /// The clock (RFC 3339), to see what a later day will find.
+        #[arg(long, value_parser = super::parse_time)]
+        now: Option<SystemTime>,
+    },
+}
+
+pub fn run(config_path: &Path, command: KeysCommand) -> Result<ExitCode> {
+    match command {
+        KeysCommand::Generate {
+            address,
+            name,
+            validity,
+            out,
+        } => {
+            let (address, out) = match (address, out) {
+                (Some(a), Some(o)) => (a, o),
+                (a, o) => {
+                    let config = Config::load(config_path)?;
+                    (a.unwrap_or(config.address), o.unwrap_or(config.secret_key))
+                }
+            };
+            let g = keys::generate(&address, &name, validity, &out)?;
+            println!("fingerprint  {}", g.fingerprint);
+            println!(
+                "secret key   {} (mode 0600: the gateway reads it)",
+                g.secret.display()
+            );
+            println!(
+                "certificate  {} (publish it: every party encrypts to it)",
+                g.public.display()
+            );
+            println!(
+                "revocation   {} (move it offline now: whoever holds it can revoke the key)",
+                g.revocation.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Check { now } => {
+            let now = now.unwrap_or_else(SystemTime::now);
+            let rows = super::runtime()?.block_on(check(config_path, now))?;
+            print!("{}", keys::table(&rows));
+            Ok(match rows.iter().any(|r| r.level() == Level::Error) {
+                true => ExitCode::from(1),
+                false => ExitCode::SUCCESS,
+            })
+        }
+    }
+}
+
+/// The rows of `keys check`: the directory the store holds (or the file's,
+/// before the first start).
+pub async fn check(config_path: &Path, now: SystemTime) -> Result<Vec<keys::Row>> {
+    let config = Config::load(config_path)?;
+    let directory = super::current_directory(&config).await?;
+    let key = crate::openpgp::GatewayKey::load(&config.secret_key);
+    let policy = sequoia_openpgp::policy::StandardPolicy::new();
+    Ok(keys::check_all(
+        key.as_ref(),
+        &directory,
+        &policy,
+        now,
+        config.key_expiry_warning,
+    ))
+}

@@ -1,0 +1,211 @@
+//! `nfp-gateway keys` (issue 15): a key made by `keys generate` as GnuPG 2.2
+//! and rnp read it (they encrypt to it, GnuPG decrypts with it, its
+//! revocation certificate revokes it); `keys check` on the demo network, and
+//! a certificate with one damaged base64 line, which GnuPG refuses ("CRC
+//! error") and Sequoia alone would read without its encryption subkey,
+//! refused by `keys check` and `directory import --dry-run`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn gateway(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("nfp-gateway runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The demo network's configuration, directory and keys in a temporary folder.
+fn demo_network() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for name in ["gateway.toml", "directory.toml"] {
+        std::fs::copy(examples.join(name), dir.path().join(name)).unwrap();
+    }
+    for sub in ["certs", "keys"] {
+        let to = dir.path().join(sub);
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(examples.join(sub)).unwrap().flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let config = dir.path().join("gateway.toml");
+    (dir, config)
+}
+
+/// GnuPG with its own home, never the user's.
+fn gpg(home: &Path, args: &[&str], input: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("gpg")
+        .arg("--homedir")
+        .arg(home)
+        .args(["--batch", "--no-tty", "--trust-model", "always"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gpg runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.unwrap_or_default()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_generated_key_is_read_by_gnupg_and_rnp() {
+    let (dir, config) = demo_network();
+    let secret = dir.path().join("keys/gw2.sec.asc");
+    let out = gateway(
+        &config,
+        &[
+            "keys",
+            "generate",
+            "--address",
+            "gateway@nfp-network.example",
+            "--out",
+            secret.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = text(&out);
+    let fpr = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint  "))
+        .expect("the fingerprint is printed")
+        .to_string();
+    let public = dir.path().join("keys/gw2.pub.asc");
+    let revocation = dir.path().join("keys/gw2.rev.asc");
+
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let o = gpg(h, &["--import", public.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", text(&o));
+    // Only SEIPDv1 (MDC) is invited: no AEAD mode the gateway cannot read.
+    let o = gpg(h, &["--list-packets", public.to_str().unwrap()], None);
+    let packets = text(&o);
+    assert!(packets.contains("features: 01"), "{packets}");
+    assert!(packets.contains("version 4"), "{packets}");
+    // GnuPG encrypts to it, and decrypts with its secret key.
+    let o = gpg(
+        h,
+        &["--armor", "--encrypt", "-r", "gateway@nfp-network.example"],
+        Some(b"Statistik der Zurueckweisungen, Q3\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let message = o.stdout;
+    let o = gpg(h, &["--import", secret.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = gpg(h, &["--decrypt"], Some(&message));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.stdout, b"Statistik der Zurueckweisungen, Q3\n");
+    // rnp encrypts to it too.
+    let rnp_home = tempfile::tempdir().unwrap();
+    let o = Command::new("rnpkeys")
+        .arg("--homedir")
+        .arg(rnp_home.path())
+        .arg("--import")
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let plain = rnp_home.path().join("plain.txt");
+    std::fs::write(&plain, "x").unwrap();
+    let o = Command::new("rnp")
+        .arg("--homedir")
+        .arg(rnp_home.path())
+        .args(["--encrypt", "-r", &fpr])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(rnp_home.path().join("plain.txt.pgp").exists());
+    // The revocation certificate revokes it.
+    let o = gpg(h, &["--import", revocation.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = gpg(h, &["--list-keys", &fpr], None);
+    assert!(text(&o).contains("revoked"), "{}", text(&o));
+    // Modes: the secret and the revocation are the operator's alone.
+    use std::os::unix::fs::PermissionsExt;
+    for (p, mode) in [(&secret, 0o600), (&revocation, 0o600), (&public, 0o644)] {
+        let m = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, mode, "{}", p.display());
+    }
+    // Never over an existing key.
+    let again = gateway(
+        &config,
+        &["keys", "generate", "--out", secret.to_str().unwrap()],
+    );
+    assert!(!again.status.success());
+    assert!(text(&again).contains("exists already"), "{}", text(&again));
+}
+
+#[test]
+fn keys_check_reports_every_key_and_a_damaged_certificate() {
+    let (dir, config) = demo_network();
+    let out = gateway(&config, &["keys", "check"]);
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    for who in ["gateway", "secretariat", "AT", "FR", "RU"] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with(who) && l.ends_with(" ok")),
+            "{who}: {report}"
+        );
+    }
+    // Near the demo keys' expiry: warnings, still exit 0.
+    let out = gateway(&config, &["keys", "check", "--now", "2031-11-10T00:00:00Z"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("WARNING FR: no valid encryption key on 2031-12-10"),
+        "{}",
+        text(&out)
+    );
+    // After it: errors, exit 1.
+    let out = gateway(&config, &["keys", "check", "--now", "2032-01-01T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("ERROR gateway"), "{}", text(&out));
+
+    // One base64 character of FR's certificate changed, in the line that
+    // carries its encryption subkey's binding signature.
+    let fr = dir.path().join("certs/FR.asc");
+    let armored = std::fs::read_to_string(&fr).unwrap();
+    let mut lines: Vec<String> = armored.lines().map(str::to_string).collect();
+    let body = lines.iter().position(|l| l.is_empty()).unwrap() + 1;
+    let n = lines.len();
+    let i = body + (n - body) / 2;
+    let mut chars: Vec<char> = lines[i].chars().collect();
+    chars[10] = if chars[10] == 'A' { 'B' } else { 'A' };
+    lines[i] = chars.into_iter().collect();
+    std::fs::write(&fr, lines.join("\n") + "\n").unwrap();
+    // GnuPG refuses the file: the damage is real.
+    let home = tempfile::tempdir().unwrap();
+    let o = gpg(home.path(), &["--import", fr.to_str().unwrap()], None);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("CRC error"), "{}", text(&o));
+    for args in [
+        &["keys", "check"][..],
+        &["directory", "import", "--dry-run"][..],
+    ] {
+        let out = gateway(&config, args);
+        assert!(!out.status.success(), "{args:?}: {}", text(&out));
+        let said = text(&out);
+        assert!(
+            said.contains("FR") && said.contains("certs/FR.asc") && said.contains("CRC-24"),
+            "{args:?}: {said}"
+        );
+    }
+}
