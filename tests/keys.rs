@@ -209,3 +209,103 @@ fn keys_check_reports_every_key_and_a_damaged_certificate() {
         );
     }
 }
+
+/// `config check`: ready on a complete configuration; then each thing `run`
+/// would refuse or that would lose mail, found and named, exit status 1;
+/// it never creates the store.
+#[test]
+fn config_check_finds_what_run_would_refuse() {
+    let (dir, config) = demo_network();
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(
+        "\n[imap]\nhost = \"127.0.0.1\"\nport = 143\nsecurity = \"plaintext\"\n\
+         username = \"gateway@nfp-network.example\"\npassword-file = \"imap-password\"\n\
+         \n[smtp]\nhost = \"127.0.0.1\"\nport = 587\nsecurity = \"plaintext\"\n\
+         username = \"gateway@nfp-network.example\"\npassword-file = \"smtp-password\"\n",
+    );
+    std::fs::write(&config, &toml).unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("imap-password"), "s3cret\n").unwrap();
+    std::fs::write(d.join("smtp-password"), "s3cret\n").unwrap();
+    let check = || {
+        let out = gateway(&config, &["config", "check"]);
+        (out.status.code(), text(&out))
+    };
+    let line = |report: &str, what: &str| -> String {
+        report
+            .lines()
+            .find(|l| l.starts_with(what))
+            .unwrap_or_else(|| panic!("no {what} line: {report}"))
+            .to_string()
+    };
+
+    let (code, report) = check();
+    assert_eq!(code, Some(0), "{report}");
+    assert!(
+        report.contains("config check: ready, with warnings"),
+        "{report}"
+    );
+    assert!(
+        line(&report, "store").contains("does not exist: `nfp-gateway migrate` creates it"),
+        "{report}"
+    );
+    assert!(
+        line(&report, "templates").contains("rendered in 6 languages"),
+        "{report}"
+    );
+    assert!(
+        !d.join("nfp-gateway.db").exists(),
+        "config check created the store"
+    );
+
+    // A migrated store readable by others: a warning; mode 0600: ready.
+    assert!(gateway(&config, &["migrate"]).status.success());
+    use std::os::unix::fs::PermissionsExt;
+    let db = d.join("nfp-gateway.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, report) = check();
+    assert_eq!(code, Some(0), "{report}");
+    assert!(
+        line(&report, "store").contains("readable by others (mode 0644)"),
+        "{report}"
+    );
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, report) = check();
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.ends_with("config check: ready\n"), "{report}");
+
+    // The SMTP password file is missing.
+    std::fs::remove_file(d.join("smtp-password")).unwrap();
+    let (code, report) = check();
+    assert_eq!(code, Some(1), "{report}");
+    assert!(line(&report, "smtp").contains("ERROR"), "{report}");
+    assert!(line(&report, "smtp").contains("smtp-password"), "{report}");
+    std::fs::write(d.join("smtp-password"), "s3cret\n").unwrap();
+
+    // An operator's template that does not compile.
+    std::fs::create_dir_all(d.join("templates/fr")).unwrap();
+    std::fs::write(
+        d.join("templates/fr/acknowledgement.hbs"),
+        "Subject: Accusé de réception {{reference}\n\nBonjour\n",
+    )
+    .unwrap();
+    std::fs::write(&config, format!("templates = \"templates\"\n{toml}")).unwrap();
+    let (code, report) = check();
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        line(&report, "templates").contains("fr/acknowledgement"),
+        "{report}"
+    );
+    std::fs::write(&config, &toml).unwrap();
+
+    // A damaged certificate in the directory file.
+    let fr = d.join("certs/FR.asc");
+    let armored = std::fs::read_to_string(&fr).unwrap();
+    std::fs::write(&fr, armored.replacen("\n\n", "\n\nAB", 1)).unwrap();
+    let (code, report) = check();
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        line(&report, "directory").contains("certs/FR.asc"),
+        "{report}"
+    );
+}

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::check::{self, Gateway, MemoryReplayGuard, Verdict};
 
+mod config;
 mod keys;
 use crate::store::Store;
 
@@ -76,6 +77,9 @@ pub enum Command {
     /// The gateway's own key and every party's certificate.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The configuration, checked as `run` would meet it.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -293,6 +297,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }),
         Command::Keys(k) => keys::run(&cli.config, k),
+        Command::Config(c) => config::run(&cli.config, c),
         Command::Outbox(o) => runtime()?.block_on(async {
             let store = open_store(&cli.config).await?;
             let code = outbox(&store, o).await;

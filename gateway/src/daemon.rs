@@ -167,9 +167,34 @@ impl State {
     }
 }
 
+/// The checks of `keys check` at start-up: the gateway's own key must sign
+/// and decrypt now (an error stops the start); what will stop working within
+/// `key-expiry-warning`, and every party's unusable certificate, are logged
+/// as warnings (that party's mail is held or quarantined, the rest flows).
+fn check_keys(gw: &Gateway, now: SystemTime) -> Result<()> {
+    use crate::keys::{self, Level};
+    let rows = keys::check_all(
+        Ok(&gw.key),
+        &gw.directory,
+        &gw.policy,
+        now,
+        gw.config.key_expiry_warning,
+    );
+    for r in &rows {
+        for (level, what) in r.findings.iter().filter(|(l, _)| *l > Level::Ok) {
+            if r.who == "gateway" && *level == Level::Error {
+                anyhow::bail!("the gateway's key {}: {what}", r.fingerprint);
+            }
+            tracing::warn!(key = %r.who, fingerprint = %r.fingerprint, "{what}");
+        }
+    }
+    Ok(())
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: &std::path::Path) -> Result<()> {
     let (gw, store) = Gateway::load_with_store(config).await?;
+    check_keys(&gw, SystemTime::now())?;
     let imap = gw
         .config
         .imap

@@ -34,7 +34,7 @@ pub enum Level {
 }
 
 impl Level {
-    fn word(self) -> &'static str {
+    pub fn word(self) -> &'static str {
         match self {
             Level::Ok => "ok",
             Level::Warning => "WARNING",
@@ -67,7 +67,7 @@ impl Row {
 
     fn finding(&mut self, level: Level, what: impl Into<String>) {
         self.findings.push((level, what.into()));
-        self.findings.sort_by(|a, b| b.0.cmp(&a.0));
+        self.findings.sort_by_key(|f| std::cmp::Reverse(f.0));
     }
 }
 

@@ -16,7 +16,8 @@
 //! Beside the pipeline: [`config`] (gateway.toml), [`directory`] (the
 //! network's parties and their certificates), [`reason`] (the stable
 //! quarantine codes), [`keys`] (the gateway's own key made and every key
-//! checked) and [`cli`]. Any stage can refuse a message with a
+//! checked), [`preflight`] (`config check`: what `run` would refuse) and
+//! [`cli`]. Any stage can refuse a message with a
 //! [`reason::Rejection`]; nothing panics on any input.
 
 pub mod check;
@@ -34,6 +35,7 @@ pub mod mailbox;
 pub mod mime;
 pub mod openpgp;
 pub mod outbound;
+pub mod preflight;
 pub mod reason;
 pub mod route;
 pub mod store;

@@ -60,6 +60,25 @@ pub fn schema_version() -> i64 {
     SQLITE.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
+/// What [`Store::inspect`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schema {
+    /// A SQLite file that does not exist.
+    Missing,
+    /// Every migration of this build applied; the newest version.
+    Current(i64),
+    /// The versions not applied yet (`nfp-gateway migrate` applies them).
+    Behind(Vec<i64>),
+    /// Upgraded by a newer release, at this version.
+    Newer(i64),
+}
+
+/// The file of a `sqlite://PATH[?...]` URL.
+pub fn sqlite_path(url: &str) -> &std::path::Path {
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    std::path::Path::new(path.split('?').next().unwrap_or(path))
+}
+
 /// The store: a connection pool.
 #[derive(Clone)]
 pub struct Store {
@@ -293,15 +312,38 @@ impl Store {
         self.engine
     }
 
+    /// The state of the database at `url`, changing nothing (`config
+    /// check`): a SQLite file that does not exist is not created.
+    pub async fn inspect(url: &str) -> Result<Schema> {
+        if Engine::of(url)? == Engine::Sqlite && !sqlite_path(url).exists() {
+            return Ok(Schema::Missing);
+        }
+        let store = Store::connect(url)
+            .await
+            .with_context(|| format!("Connecting to the database {}", redact(url)))?;
+        let applied = store.applied().await;
+        store.close().await;
+        let applied = applied?;
+        let newest = applied.iter().max().copied().unwrap_or(0);
+        let missing: Vec<i64> = store
+            .engine
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect();
+        Ok(match (newest > schema_version(), missing.is_empty()) {
+            (true, _) => Schema::Newer(newest),
+            (false, true) => Schema::Current(newest),
+            (false, false) => Schema::Behind(missing),
+        })
+    }
+
     /// Opens the database only if it exists already (SQLite: the file is
     /// there; PostgreSQL: always, the server holds it).
     pub async fn open_existing(url: &str) -> Result<Option<Store>> {
-        if Engine::of(url)? == Engine::Sqlite {
-            let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            let path = path.split('?').next().unwrap_or(path);
-            if !std::path::Path::new(path).exists() {
-                return Ok(None);
-            }
+        if Engine::of(url)? == Engine::Sqlite && !sqlite_path(url).exists() {
+            return Ok(None);
         }
         Store::open(url).await.map(Some)
     }

@@ -1,0 +1,245 @@
+//! Sample data for every template: what `nfp-gateway config check` renders
+//! each template with, in every language, before the gateway meets real
+//! mail; the tests render the same.
+
+use crate::outbound::*;
+
+fn party(id: &str, name: &str) -> PartyView {
+    PartyView {
+        id: id.into(),
+        name: name.into(),
+        email: format!("{}@example.org", id.to_lowercase()),
+    }
+}
+
+/// Sample data for each template, and a string its output must contain.
+pub fn sample(name: &str) -> (serde_json::Value, &'static str) {
+    let gateway = "gateway@nfp-network.example".to_string();
+    let v = |x: serde_json::Result<serde_json::Value>| x.unwrap();
+    match name {
+        "acknowledgement" => (
+            v(serde_json::to_value(AcknowledgementData {
+                reference: "BSM-2026-000042".into(),
+                gateway,
+                recipient: party("AT", "Bundesministerium für Inneres"),
+                received_at: "2026-11-26T10:00:00Z".into(),
+                signed_at: "2026-11-26T09:59:00Z".into(),
+                kind: "assistance_request".into(),
+                forwarded_to: vec![party("secretariat", "OSCE Secretariat")],
+            })),
+            "BSM-2026-000042",
+        ),
+        "quarantine_notice" => (
+            v(serde_json::to_value(QuarantineNoticeData {
+                gateway,
+                recipient: party("secretariat", "OSCE Secretariat"),
+                inbound_id: 17,
+                received_at: "2026-11-26T10:00:00Z".into(),
+                reason: "unknown_signer".into(),
+                reason_text: "signed by a key that is not in the directory".into(),
+                envelope_from: "mallory@evil.example".into(),
+                size: 12345,
+                transit_party: Some("AT".into()),
+                transit_bytes: 205,
+            })),
+            "unknown_signer",
+        ),
+        "unreadable_message_notice" => (
+            v(serde_json::to_value(UnreadableNoticeData {
+                gateway,
+                recipient: party("AT", "Bundesministerium für Inneres"),
+                inbound_id: 17,
+                received_at: "2026-11-26T10:00:00Z".into(),
+                gateway_fingerprint: "C42147E7AD6F57570590F7845B1C04081B718CFC".into(),
+            })),
+            "OCB",
+        ),
+        "quarantine_digest" => (
+            v(serde_json::to_value(QuarantineDigestData {
+                gateway,
+                recipient: party("secretariat", "OSCE Secretariat"),
+                since: "2026-11-26T10:00:00Z".into(),
+                until: "2026-11-26T11:00:00Z".into(),
+                count: 997,
+                by_reason: vec![DigestLine {
+                    label: "sender_mismatch".into(),
+                    text: "the From address does not belong to the signer".into(),
+                    count: 997,
+                }],
+                by_sender: vec![DigestLine {
+                    label: "nfp@interieur.fr.example".into(),
+                    text: String::new(),
+                    count: 997,
+                }],
+                more_senders: 0,
+                first_id: 4,
+                last_id: 1000,
+            })),
+            "997",
+        ),
+        "delivery_failure" => (
+            v(serde_json::to_value(DeliveryFailureData {
+                gateway,
+                recipient: party("secretariat", "OSCE Secretariat"),
+                reference: Some("BSM-2026-000042".into()),
+                failed_recipient: party("FR", "Ministère de l'Intérieur"),
+                attempts: 6,
+                first_attempt_at: "2026-11-26T10:00:00Z".into(),
+                last_error: "550 5.1.1 mailbox unavailable".into(),
+            })),
+            "fr@example.org",
+        ),
+        "no_usable_key" => (
+            v(serde_json::to_value(NoUsableKeyData {
+                gateway,
+                recipient: party("secretariat", "OSCE Secretariat"),
+                reference: Some("BSM-2026-000042".into()),
+                unreachable: party("SE", "Polisen"),
+                why: "certificate 0123 is expired".into(),
+            })),
+            "se@example.org",
+        ),
+        "contact_update_applied" => (
+            v(serde_json::to_value(ContactUpdateAppliedData {
+                reference: "BSM-2026-000042".into(),
+                gateway,
+                recipient: party("AT", "Bundesministerium für Inneres"),
+                received_at: "2026-11-26T10:00:00Z".into(),
+                changes: vec![crate::directory::Change {
+                    field: "address".into(),
+                    before: "Herrengasse 7, 1010 Wien".into(),
+                    after: "Minoritenplatz 9, 1010 Wien".into(),
+                }],
+                new_certificate: Some("C42147E7AD6F57570590F7845B1C04081B718CFC".into()),
+                previous_certificate_until: Some("2026-12-03T10:00:00Z".into()),
+            })),
+            "Minoritenplatz 9, 1010 Wien",
+        ),
+        "contact_update_unparsed" => (
+            v(serde_json::to_value(ContactUpdateUnparsedData {
+                reference: "BSM-2026-000042".into(),
+                gateway,
+                recipient: party("AT", "Bundesministerium für Inneres"),
+                received_at: "2026-11-26T10:00:00Z".into(),
+                why: "the vCard field X-FOO is not one the directory keeps".into(),
+            })),
+            "BSM-2026-000042",
+        ),
+        "circular_directory_change" => (
+            v(serde_json::to_value(DirectoryCircularData {
+                gateway,
+                recipient: party("FR", "Ministère de l'Intérieur"),
+                circular_id: 7,
+                generated_at: "2026-11-26T10:10:00Z".into(),
+                parties: vec![PartyChanges {
+                    party: party("AT", "Bundesministerium für Inneres"),
+                    change: "changed".into(),
+                    at: "2026-11-26T10:00:00Z".into(),
+                    by: "update by AT (BSM-2026-000042)".into(),
+                    changes: vec![crate::directory::Change {
+                        field: "address".into(),
+                        before: "Herrengasse 7, 1010 Wien".into(),
+                        after: "Minoritenplatz 9, 1010 Wien".into(),
+                    }],
+                }],
+                undelivered: vec![Undelivered {
+                    party: party("SE", "Polisen"),
+                    why: "certificate expired".into(),
+                }],
+            })),
+            "Minoritenplatz 9, 1010 Wien",
+        ),
+        "key_expiry_warning" | "key_expiry_report" => {
+            let key = KeyStatus {
+                party: party("SE", "Polisen"),
+                fingerprint: "C42147E7AD6F57570590F7845B1C04081B718CFC".into(),
+                expires_at: Some("2026-12-10T00:00:00Z".into()),
+                days_left: Some(14),
+                unusable: false,
+                why: String::new(),
+            };
+            if name == "key_expiry_warning" {
+                (
+                    v(serde_json::to_value(KeyExpiryWarningData {
+                        gateway,
+                        recipient: party("SE", "Polisen"),
+                        key,
+                    })),
+                    "C42147E7AD6F57570590F7845B1C04081B718CFC",
+                )
+            } else {
+                let dead = KeyStatus {
+                    party: party("PL", "Straż Graniczna"),
+                    fingerprint: "A15F00A7FA020A3BE24C0935BBA0F0BA97E97A04".into(),
+                    expires_at: Some("2026-11-20T00:00:00Z".into()),
+                    days_left: Some(-6),
+                    unusable: true,
+                    why: "certificate is expired".into(),
+                };
+                (
+                    v(serde_json::to_value(KeyExpiryReportData {
+                        gateway,
+                        recipient: party("secretariat", "OSCE Secretariat"),
+                        generated_at: "2026-11-26T10:00:00Z".into(),
+                        warning_days: 30,
+                        keys: vec![key, dead],
+                    })),
+                    "A15F00A7FA020A3BE24C0935BBA0F0BA97E97A04",
+                )
+            }
+        }
+        "circular_announcement" => (
+            v(serde_json::to_value(AnnouncementData {
+                gateway,
+                recipient: party("FR", "Ministère de l'Intérieur"),
+                circular_id: 8,
+                generated_at: "2026-11-26T10:00:00Z".into(),
+                title: "Annual meeting of the NFP network, Vienna, 12-13 March".into(),
+                text: "Dear colleagues, the Secretariat invites each NFP to its annual meeting."
+                    .into(),
+                undelivered: vec![Undelivered {
+                    party: party("PL", "Straż Graniczna"),
+                    why: "certificate expired".into(),
+                }],
+            })),
+            "Annual meeting of the NFP network",
+        ),
+        _ => (
+            v(serde_json::to_value(ForwardData {
+                reference: "BSM-2026-000042".into(),
+                gateway,
+                recipient: party("secretariat", "OSCE Secretariat"),
+                sender: party("AT", "Bundesministerium für Inneres"),
+                fingerprint: "C42147E7AD6F57570590F7845B1C04081B718CFC".into(),
+                signed_at: "2026-11-26T09:59:00Z".into(),
+                received_at: "2026-11-26T10:00:00Z".into(),
+                subject: "Schulung der Grenzpolizei".into(),
+                kind: name.trim_start_matches("forward_").into(),
+                topics: vec!["border_police".into()],
+                language: "de".into(),
+                target: Some(party("FR", "Ministère de l'Intérieur")),
+                cited_reference: Some("BSM-2026-000007".into()),
+                attachments: vec![AttachmentView {
+                    name: "bericht.pdf".into(),
+                    content_type: "application/pdf".into(),
+                    size: 615,
+                }],
+                why: "assistance requests go to the Secretariat".into(),
+                original_name: "original-BSM-2026-000042.eml".into(),
+                contact_update: Some(UpdateNote {
+                    applied: true,
+                    changes: vec![crate::directory::Change {
+                        field: "address".into(),
+                        before: "Herrengasse 7".into(),
+                        after: "Minoritenplatz 9".into(),
+                    }],
+                    why: String::new(),
+                }),
+                discarded_bytes: 230,
+                discarded_parts: 2,
+                separately_signed: true,
+            })),
+            "BSM-2026-000042",
+        ),
+    }
+}
