@@ -490,6 +490,10 @@ def run(binary: Path, out: Path) -> int:
             os.chmod(secret, 0o600)
             g.health = free_port()
             g.config.write_text(runtime_config(g, stack, address, command=i == 1), encoding="utf-8")
+            # The store is created (mode 0600) and migrated first, as an operator does.
+            made = cli(binary, g, "migrate")
+            if made.returncode != 0:
+                raise SystemExit(f"nfp-gateway migrate ({g.name}) failed: {made.stdout}{made.stderr}")
             start_gateway(binary, g)
         write_state(out, binary, stack_dir, gws, homes)
         say()

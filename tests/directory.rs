@@ -67,7 +67,11 @@ fn demo_network(engine: Engine) -> (tempfile::TempDir, PathBuf, String) {
     }
     let config = dir.path().join("gateway.toml");
     let url = match engine {
-        Engine::Sqlite => format!("sqlite://{}", dir.path().join("nfp-gateway.db").display()),
+        Engine::Sqlite => {
+            // The store is created by `migrate`, as an operator does.
+            gateway(&config, &["migrate"]);
+            format!("sqlite://{}", dir.path().join("nfp-gateway.db").display())
+        }
         Engine::Postgres => {
             let url = common::pg::database("directory");
             let text = std::fs::read_to_string(&config).unwrap();

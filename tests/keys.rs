@@ -196,6 +196,7 @@ fn keys_check_reports_every_key_and_a_damaged_certificate() {
     let o = gpg(home.path(), &["--import", fr.to_str().unwrap()], None);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("CRC error"), "{}", text(&o));
+    assert!(gateway(&config, &["migrate"]).status.success());
     for args in [
         &["keys", "check"][..],
         &["directory", "import", "--dry-run"][..],
@@ -308,4 +309,31 @@ fn config_check_finds_what_run_would_refuse() {
         line(&report, "directory").contains("certs/FR.asc"),
         "{report}"
     );
+}
+
+/// A mistyped `database` path is an error, never a new empty store; `migrate`
+/// creates the store with mode 0600.
+#[test]
+fn a_missing_store_is_an_error_and_migrate_creates_it_0600() {
+    let (dir, config) = demo_network();
+    let db = dir.path().join("nfp-gateway.db");
+    for args in [&["status"][..], &["directory", "import"][..]] {
+        let out = gateway(&config, args);
+        assert!(!out.status.success(), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("does not exist: `nfp-gateway migrate` creates it"),
+            "{}",
+            text(&out)
+        );
+        assert!(!db.exists(), "{args:?} created the store");
+    }
+    let out = gateway(&config, &["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let out = gateway(&config, &["status"]);
+    assert!(out.status.success(), "{}", text(&out));
 }

@@ -32,13 +32,14 @@ impl Db {
         }
     }
 
-    /// The store, migrated (explicitly on PostgreSQL, as an operator does).
+    /// The store, migrated (explicitly on PostgreSQL, as an operator does;
+    /// a new SQLite store created).
     async fn open(&self) -> Store {
         if Engine::of(&self.url).unwrap() == Engine::Postgres {
             let (store, _) = Store::migrate(&self.url).await.unwrap();
             store.close().await;
         }
-        Store::open(&self.url).await.unwrap()
+        Store::create(&self.url).await.unwrap()
     }
 }
 
@@ -643,7 +644,7 @@ async fn sqlite_stores_opened_at_once_are_migrated_once() {
         let db = Db::sqlite();
         let opens = (0..6).map(|_| {
             let url = db.url.clone();
-            tokio::spawn(async move { Store::open(&url).await.map_err(|e| format!("{e:#}")) })
+            tokio::spawn(async move { Store::create(&url).await.map_err(|e| format!("{e:#}")) })
         });
         let stores = futures::future::join_all(opens).await;
         for (n, store) in stores.into_iter().enumerate() {
@@ -687,7 +688,7 @@ async fn a_full_disk_fails_commits_and_the_next_one_after_freeing_succeeds() {
     use nfp_gateway::store::health::is_store_failure;
     let fs = common::tmpfs::Tmpfs::mount(2048);
     let url = format!("sqlite://{}", fs.path().join("t.db").display());
-    let s = Store::open(&url).await.unwrap();
+    let s = Store::create(&url).await.unwrap();
     write_big(&s, 0).await.unwrap();
     fs.fill();
     let mut failures = Vec::new();

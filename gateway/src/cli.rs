@@ -53,7 +53,12 @@ pub enum Command {
         messages: Vec<PathBuf>,
     },
     /// Run the gateway: watch the mailbox, judge, store, forward (until SIGTERM).
-    Run,
+    Run {
+        /// Create the SQLite store if it does not exist (mode 0600); without
+        /// it a missing store is an error, as a mistyped path would be.
+        #[arg(long)]
+        create: bool,
+    },
     /// Counts, the outbox and the latest errors.
     Status,
     /// Apply the store's schema migrations (a PostgreSQL store is never
@@ -207,8 +212,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Run => {
-            runtime()?.block_on(crate::daemon::run(&cli.config))?;
+        Command::Run { create } => {
+            runtime()?.block_on(crate::daemon::run(&cli.config, create))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => runtime()?.block_on(async {

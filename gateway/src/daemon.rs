@@ -192,7 +192,15 @@ fn check_keys(gw: &Gateway, now: SystemTime) -> Result<()> {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(config: &std::path::Path) -> Result<()> {
+/// With `create`, a SQLite store that does not exist is created first.
+pub async fn run(config: &std::path::Path, create: bool) -> Result<()> {
+    if create {
+        let c = crate::config::Config::load(config)?;
+        crate::store::Store::create(&c.database)
+            .await?
+            .close()
+            .await;
+    }
     let (gw, store) = Gateway::load_with_store(config).await?;
     check_keys(&gw, SystemTime::now())?;
     let imap = gw

@@ -73,6 +73,25 @@ pub enum Schema {
     Newer(i64),
 }
 
+/// A SQLite store's file, made empty with mode 0600 where there is none
+/// (SQLite gives its WAL and shared-memory files the same mode). Nothing
+/// for PostgreSQL.
+fn create_sqlite_file(url: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if Engine::of(url)? != Engine::Sqlite {
+        return Ok(());
+    }
+    let path = sqlite_path(url);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .with_context(|| format!("Creating the store {}", path.display()))
+}
+
 /// The file of a `sqlite://PATH[?...]` URL.
 pub fn sqlite_path(url: &str) -> &std::path::Path {
     let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -124,11 +143,20 @@ enum Pending {
 }
 
 impl Store {
-    /// Opens the store at `url`. A SQLite store is created if needed and
-    /// migrated; a PostgreSQL store must be migrated already (`nfp-gateway
-    /// migrate`). Either is refused when its schema is newer than this build.
+    /// Opens the store at `url`. A SQLite store must exist (a mistyped path
+    /// would otherwise start an empty store, as if nothing had ever been
+    /// processed) and is migrated; a PostgreSQL store must be migrated
+    /// already (`nfp-gateway migrate`). Either is refused when its schema is
+    /// newer than this build.
     pub async fn open(url: &str) -> Result<Store> {
         let engine = Engine::of(url)?;
+        if engine == Engine::Sqlite && !sqlite_path(url).exists() {
+            bail!(
+                "the store {} does not exist: `nfp-gateway migrate` creates it (or `run --create`); \
+                 is `database` in the configuration right?",
+                sqlite_path(url).display()
+            );
+        }
         let pending = match engine {
             Engine::Sqlite => Pending::Apply,
             Engine::Postgres => Pending::Refuse,
@@ -136,9 +164,18 @@ impl Store {
         Store::open_with(url, pending).await
     }
 
-    /// `nfp-gateway migrate`: opens the store at `url`, applying every
-    /// migration it lacks; returns the versions applied.
+    /// Opens the store at `url`, creating a SQLite store that does not exist
+    /// (mode 0600: only the gateway's user reads the archive).
+    pub async fn create(url: &str) -> Result<Store> {
+        create_sqlite_file(url)?;
+        Store::open(url).await
+    }
+
+    /// `nfp-gateway migrate`: opens the store at `url` (a SQLite store is
+    /// created, mode 0600), applying every migration it lacks; returns the
+    /// versions applied.
     pub async fn migrate(url: &str) -> Result<(Store, Vec<i64>)> {
+        create_sqlite_file(url)?;
         let store = Store::connect(url).await?;
         let before = store.applied().await?;
         store.check_not_newer(&before)?;

@@ -263,10 +263,9 @@ retry = [{", ".join(f'"{r}"' for r in retry)}]
 [daemon]
 shutdown-timeout = "10s"
 {extra_config}""")
-        if self.stores[role].url:
-            # A PostgreSQL store is migrated explicitly, as an operator would.
-            out = subprocess.run([str(BIN), "--config", str(config), "migrate"], capture_output=True, text=True)
-            check(out.returncode == 0, f"nfp-gateway migrate: {out.stdout}{out.stderr}")
+        # The store is created (SQLite) and migrated explicitly, as an operator would.
+        out = subprocess.run([str(BIN), "--config", str(config), "migrate"], capture_output=True, text=True)
+        check(out.returncode == 0, f"nfp-gateway migrate: {out.stdout}{out.stderr}")
         return config
 
     def add_gateway(self, role: str, extra_config: str = "") -> Peer:

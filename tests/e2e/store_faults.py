@@ -154,6 +154,8 @@ def disk_fills_while_mail_arrives() -> None:
         net.store.path = fs.path / "nfp-gateway.db"
         net.config.write_text(net.config.read_text().replace(
             "role = ", f'database = "sqlite://{net.store.path}"\nrole = ', 1))
+        made = net.cli("migrate")
+        check(made.returncode == 0, f"migrate: {made.stdout}{made.stderr}")
         first = requests(net, 0, 1)
         later = requests(net, 1, 26)
         net.start_gateway(env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "1000000", "NFP_GATEWAY_LOG": os.environ.get("NFP_GATEWAY_LOG", "info")})
