@@ -100,6 +100,14 @@ pub enum DbCommand {
         #[arg(long)]
         to: String,
     },
+    /// A consistent copy of the SQLite store, taken while the gateway runs
+    /// (SQLite's VACUUM INTO), into FILE (new, mode 0600), then read back
+    /// whole: integrity, schema version, rows per table. Keep it with the
+    /// gateway's key: the stored content is encrypted to it.
+    Backup { file: PathBuf },
+    /// Put a backup in place of the SQLite store (stop the gateway first);
+    /// the store it replaces is kept beside it, renamed.
+    Restore { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +274,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 println!("the stores differ: do not use the copy");
                 ExitCode::from(1)
             })
+        }),
+        Command::Db(DbCommand::Backup { file }) => runtime()?.block_on(async {
+            let store = open_store(&cli.config).await?;
+            let summary = crate::store::backup::backup(&store, &file).await;
+            store.close().await;
+            print!("{}", summary?.describe());
+            println!(
+                "backup written; keep it with the gateway's key (the content is encrypted to it)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Db(DbCommand::Restore { file }) => runtime()?.block_on(async {
+            let cfg = crate::config::Config::load(&cli.config)?;
+            let (summary, aside) = crate::store::backup::restore(&cfg.database, &file).await?;
+            print!("{}", summary.describe());
+            match aside {
+                Some(a) => println!("restored; the store it replaced is kept as {}", a.display()),
+                None => println!("restored"),
+            }
+            Ok(ExitCode::SUCCESS)
         }),
         Command::Quarantine(q) => runtime()?.block_on(quarantine(&cli.config, q)),
         Command::Directory(d) => runtime()?.block_on(directory(&cli.config, d)),

@@ -1,9 +1,11 @@
-//! `nfp-gateway keys` (issue 15): a key made by `keys generate` as GnuPG 2.2
+//! The operator's commands (issue 15). `keys`: a key made by `keys generate` as GnuPG 2.2
 //! and rnp read it (they encrypt to it, GnuPG decrypts with it, its
 //! revocation certificate revokes it); `keys check` on the demo network, and
 //! a certificate with one damaged base64 line, which GnuPG refuses ("CRC
 //! error") and Sequoia alone would read without its encryption subkey,
-//! refused by `keys check` and `directory import --dry-run`.
+//! refused by `keys check` and `directory import --dry-run`. `config check`:
+//! what `run` would refuse, each named. The store: never created by a
+//! mistyped path, `db backup` and `db restore`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -336,4 +338,74 @@ fn a_missing_store_is_an_error_and_migrate_creates_it_0600() {
     );
     let out = gateway(&config, &["status"]);
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// `db backup` writes a copy that reads back whole (mode 0600, never over a
+/// file); `db restore` puts it back in place of a store changed since, which
+/// it keeps aside; a damaged backup is refused and the store left as it was.
+#[test]
+fn db_backup_and_restore() {
+    let (dir, config) = demo_network();
+    let d = dir.path();
+    let ok = |args: &[&str]| {
+        let out = gateway(&config, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        text(&out)
+    };
+    ok(&["migrate"]);
+    ok(&["directory", "import"]);
+    let backup = d.join("backup.db");
+    let said = ok(&["db", "backup", backup.to_str().unwrap()]);
+    assert!(said.contains("integrity ok"), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l.trim_start().starts_with("party_version") && !l.ends_with(" 0 rows")),
+        "{said}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let again = gateway(&config, &["db", "backup", backup.to_str().unwrap()]);
+    assert!(!again.status.success(), "a backup over a file");
+
+    // The store changes after the backup.
+    let file = d.join("directory.toml");
+    let before = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        before.replace("Herrengasse 7, 1010 Wien", "Minoritenplatz 9, 1010 Wien"),
+    )
+    .unwrap();
+    ok(&["directory", "import"]);
+    assert!(ok(&["directory", "export", "--format", "json"]).contains("Minoritenplatz 9"));
+
+    // A damaged copy of the backup is refused; the store is untouched.
+    let damaged = d.join("damaged.db");
+    let mut bytes = std::fs::read(&backup).unwrap();
+    let half = bytes.len() / 2;
+    bytes.truncate(half);
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out = gateway(&config, &["db", "restore", damaged.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(ok(&["directory", "export", "--format", "json"]).contains("Minoritenplatz 9"));
+
+    let said = ok(&["db", "restore", backup.to_str().unwrap()]);
+    assert!(said.contains("the store it replaced is kept as"), "{said}");
+    let json = ok(&["directory", "export", "--format", "json"]);
+    assert!(
+        json.contains("Herrengasse 7") && !json.contains("Minoritenplatz 9"),
+        "{json}"
+    );
+    let aside = std::fs::read_dir(d)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("nfp-gateway.db.before-restore-")
+        })
+        .count();
+    assert_eq!(aside, 1, "the replaced store is kept");
 }
