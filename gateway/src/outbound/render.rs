@@ -179,7 +179,6 @@ pub mod samples;
 mod tests {
     use super::samples::sample;
     use super::*;
-    use crate::outbound::*;
 
     #[test]
     fn every_template_renders_in_every_language() {
