@@ -253,6 +253,28 @@ fn targets_from_the_addressee_line_only() {
     assert_eq!(c.target, None, "{}", c.why);
 }
 
+/// An address block: the focal point on one line, the State on the next.
+/// Not after a salutation, where the next line is the letter.
+#[test]
+fn targets_from_an_address_over_two_lines() {
+    for (from, text, state) in [
+        ("KZ", "Для НКП\nРеспублики Польша\n\nУважаемые коллеги!\n\nПросим сообщить, какие документы требуются для транзита грузов через ваши\nпункты пропуска.\n", "PL"),
+        ("AT", "An die Nationale Kontaktstelle\nder Republik Polen\n\nSehr geehrte Damen und Herren,\n\nwir bitten um Auskunft, wie Ihre Grenzschutzbehörde Asylanträge an der Grenze\nbehandelt.\n", "PL"),
+        ("LU", "À l'attention du point de contact national\nde la Belgique\n\nMadame, Monsieur,\n\nNous souhaiterions savoir comment vos services traitent les demandes d'asile\nprésentées aux frontières.\n", "BE"),
+    ] {
+        let c = read(from, None, text);
+        assert_kind(&c, Kind::InformationRequest);
+        assert_eq!(c.target.as_deref(), Some(state), "{}", c.why);
+        assert!(c.why.contains("addressee line 2"), "{}", c.why);
+    }
+    let c = read(
+        "LV",
+        None,
+        "Dear NFP colleagues,\nFrance asked us about this.\n\nWe would like to know how your border guards handle asylum requests.\n",
+    );
+    assert_eq!(c.target, None, "{}", c.why);
+}
+
 /// A contact update's unit names are its address, not its matter.
 #[test]
 fn a_contact_update_takes_no_topics_from_its_words() {

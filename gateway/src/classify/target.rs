@@ -7,7 +7,9 @@
 //! CLDR, capitalised as names are written, in any case of its language) or
 //! by that code. Exactly one State, other than the sender's own, must be
 //! named on all addressee lines together: two States, or a State named only
-//! in a sentence ("as France did last year"), give no target. A wrong target
+//! in a sentence ("as France did last year"), give no target. An addressee
+//! line that names no State may go on on the next short line, which does
+//! ("An die Nationale Kontaktstelle" / "der Republik Polen"). A wrong target
 //! sends one State's mail to another, so this errs on the side of none.
 
 use super::evidence::Hit;
@@ -25,6 +27,9 @@ pub struct Target {
 /// How far into its line an addressee cue may start (after "À l'", "Для").
 const CUE_WITHIN: usize = 3;
 
+/// The longest line that continues an addressee line, in words.
+const CONTINUATION_WORDS: usize = 10;
+
 pub fn find(
     reading: &Reading<'_>,
     hits: &[Hit],
@@ -34,18 +39,71 @@ pub fn find(
 ) -> Option<Target> {
     let mut found: Vec<Target> = Vec::new();
     for (index, line) in reading.lines.iter().enumerate() {
-        if !matches!(line.role, Role::Subject | Role::Opening) {
-            continue;
-        }
-        let Some(first) = reading.words.iter().position(|w| w.line == index) else {
+        let Some(on) = Line::of(reading, hits, rules, index) else {
             continue;
         };
+        if !on.addressed {
+            continue;
+        }
+        let mut named = on.states.clone();
+        let mut number = line.number;
+        // "Для НКП" / "Республики Казахстан": an addressee line that names
+        // no State may be continued on the next line, which names it.
+        // Not after a salutation ("Dear NFP colleagues," then the letter),
+        // and only a few words: an address, not a sentence.
+        let salutation = line.text.trim_end().ends_with([',', ':', '!']);
+        if named.is_empty() && !salutation {
+            if let Some(next) = Line::of(reading, hits, rules, index + 1) {
+                if !next.addressed && next.words <= CONTINUATION_WORDS {
+                    named = next.states;
+                    number = reading.lines[index + 1].number;
+                }
+            }
+        }
+        for state in named {
+            if state.eq_ignore_ascii_case(sender) {
+                continue;
+            }
+            let Some(nfp) = directory.nfp(&state) else {
+                continue;
+            };
+            if !found.iter().any(|t| t.state == nfp.id) {
+                found.push(Target {
+                    state: nfp.id.clone(),
+                    line: number,
+                });
+            }
+        }
+    }
+    match found.len() {
+        1 => found.pop(),
+        _ => None,
+    }
+}
+
+/// What a short line of the subject or the opening says of an addressee.
+struct Line {
+    /// An addressee cue among its first words, and the network's focal
+    /// point or a State's code in parentheses.
+    addressed: bool,
+    /// The States it names: capitalised names, codes in parentheses.
+    states: Vec<String>,
+    words: usize,
+}
+
+impl Line {
+    fn of(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, index: usize) -> Option<Line> {
+        let line = reading.lines.get(index)?;
+        if !matches!(line.role, Role::Subject | Role::Opening) {
+            return None;
+        }
+        let first = reading.words.iter().position(|w| w.line == index)?;
         let count = reading.words[first..]
             .iter()
             .take_while(|w| w.line == index)
             .count();
         if count > rules.target_max_words {
-            continue;
+            return None;
         }
         let words = first..first + count;
         let on_line: Vec<&Hit> = hits.iter().filter(|h| words.contains(&h.start)).collect();
@@ -54,19 +112,15 @@ pub fn find(
                 .iter()
                 .filter(move |h| u(&rules.phrases[h.phrase].what))
         };
-        if !is(|u| *u == Use::Addressee).any(|h| h.start < first + CUE_WITHIN) {
-            continue;
-        }
-        let codes: Vec<&str> = reading.words[words.clone()]
+        let codes: Vec<String> = reading.words[words.clone()]
             .iter()
             .filter(|w| {
                 w.bracketed && w.raw.len() == 2 && w.raw.chars().all(|c| c.is_ascii_uppercase())
             })
-            .map(|w| w.raw)
+            .map(|w| w.raw.to_string())
             .collect();
-        if is(|u| *u == Use::FocalPoint).next().is_none() && codes.is_empty() {
-            continue;
-        }
+        let addressed = is(|u| *u == Use::Addressee).any(|h| h.start < first + CUE_WITHIN)
+            && (is(|u| *u == Use::FocalPoint).next().is_some() || !codes.is_empty());
         let named = is(|u| matches!(u, Use::State(_)))
             .filter(|h| {
                 // Names are capitalised: "груз" (cargo) is not Грузия.
@@ -76,26 +130,13 @@ pub fn find(
                 })
             })
             .filter_map(|h| match rules.phrases[h.phrase].what {
-                Use::State(s) => Some(rules.states[s].as_str()),
+                Use::State(s) => Some(rules.states[s].clone()),
                 _ => None,
             });
-        for state in named.chain(codes) {
-            if state.eq_ignore_ascii_case(sender) {
-                continue;
-            }
-            let Some(nfp) = directory.nfp(state) else {
-                continue;
-            };
-            if !found.iter().any(|t| t.state == nfp.id) {
-                found.push(Target {
-                    state: nfp.id.clone(),
-                    line: line.number,
-                });
-            }
-        }
-    }
-    match found.len() {
-        1 => found.pop(),
-        _ => None,
+        Some(Line {
+            addressed,
+            states: named.chain(codes).collect(),
+            words: count,
+        })
     }
 }

@@ -180,6 +180,8 @@ fn words<'a>(lines: &[Line<'a>]) -> Vec<Word<'a>> {
             continue;
         }
         let mut start = None;
+        // The word just before the character at hand ends, if it ends there.
+        let mut just_ended: Option<&str> = None;
         let bytes = text.as_bytes();
         for (i, c) in text
             .char_indices()
@@ -189,8 +191,10 @@ fn words<'a>(lines: &[Line<'a>]) -> Vec<Word<'a>> {
                 start.get_or_insert(i);
                 continue;
             }
+            let ended = start.is_some();
             if let Some(s) = start.take() {
                 let raw = &text[s..i];
+                just_ended = Some(raw);
                 let bracketed = s > 0
                     && matches!(bytes[s - 1], b'(' | b'[')
                     && matches!(bytes.get(i), Some(b')' | b']'));
@@ -203,11 +207,16 @@ fn words<'a>(lines: &[Line<'a>]) -> Vec<Word<'a>> {
             }
             // A sentence ends at . ! ? ; followed by a space or the line's end
             // (not in 3.5 or www.example.org).
+            let after = text.get(i + c.len_utf8()..).unwrap_or("");
+            // Nor at an ordinal's dot inside a line ("am 22. Mai", "im 3.
+            // Quartal"): one or two digits, then more words.
+            let ordinal = c == '.'
+                && ended
+                && just_ended.is_some_and(|w| w.len() <= 2 && w.bytes().all(|b| b.is_ascii_digit()))
+                && !after.trim().is_empty();
             if matches!(c, '.' | '!' | '?' | ';' | '¿' | '¡')
-                && text[i + c.len_utf8()..]
-                    .chars()
-                    .next()
-                    .is_none_or(char::is_whitespace)
+                && after.chars().next().is_none_or(char::is_whitespace)
+                && !ordinal
             {
                 sentence += 1;
             }
@@ -283,5 +292,15 @@ mod tests {
         assert_eq!(s("the"), s("5"));
         assert_eq!(s("tonnes"), s("border"));
         assert!(r.words.iter().find(|x| x.raw == "PL").unwrap().bracketed);
+        // An ordinal's dot ends no sentence; a number's at the line's end does.
+        let r = read(
+            None,
+            "wie von Ihnen am 22. Mai erbeten, senden wir die Zahlen von 2025 und 26.\nDanach",
+            rules.text_cues(),
+        );
+        let s = |w: &str| r.words.iter().find(|x| x.raw == w).unwrap().sentence;
+        assert_eq!(s("am"), s("Mai"));
+        assert_eq!(s("Mai"), s("erbeten"));
+        assert_ne!(s("26"), s("Danach"));
     }
 }
