@@ -409,3 +409,101 @@ fn db_backup_and_restore() {
         .count();
     assert_eq!(aside, 1, "the replaced store is kept");
 }
+
+/// The gateway's key passphrase-protected and both it and its passphrase
+/// given as systemd credentials (`credential:NAME` in $CREDENTIALS_DIRECTORY,
+/// as `LoadCredentialEncrypted=` provides them): no secret in the
+/// configuration, the key file useless without the passphrase, GnuPG reads it
+/// with the passphrase.
+#[test]
+fn the_key_and_its_passphrase_as_systemd_credentials() {
+    let (dir, config) = demo_network();
+    let d = dir.path();
+    let creds = d.join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(d.join("pass"), "Grenzschutz-2026 Wien\n").unwrap();
+    let key = creds.join("gateway.key");
+    let out = gateway(
+        &config,
+        &[
+            "keys",
+            "generate",
+            "--address",
+            "gateway@nfp-network.example",
+            "--out",
+            key.to_str().unwrap(),
+            "--passphrase-file",
+            d.join("pass").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::rename(d.join("pass"), creds.join("gateway.pass")).unwrap();
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let start = toml.find("\nsecret-key = ").unwrap() + 1;
+    let end = start + toml[start..].find('\n').unwrap();
+    let toml = format!(
+        "{}secret-key = \"credential:gateway.key\"\nsecret-key-passphrase-file = \"credential:gateway.pass\"{}",
+        &toml[..start],
+        &toml[end..]
+    );
+    std::fs::write(&config, toml).unwrap();
+
+    let with_creds = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("CREDENTIALS_DIRECTORY", &creds)
+            .output()
+            .unwrap()
+    };
+    let out = with_creds(&["keys", "check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .lines()
+            .any(|l| l.starts_with("gateway") && l.ends_with(" ok")),
+        "{}",
+        text(&out)
+    );
+    // Without the credentials: said, not guessed.
+    let out = gateway(&config, &["keys", "check"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("LoadCredentialEncrypted=gateway.key"),
+        "{}",
+        text(&out)
+    );
+    // A wrong passphrase: the gateway's row is an error.
+    std::fs::write(creds.join("gateway.pass"), "wrong\n").unwrap();
+    let out = with_creds(&["keys", "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("wrong passphrase"), "{}", text(&out));
+
+    // GnuPG imports the protected key and decrypts with it, given the passphrase.
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(d.join("pass"), "Grenzschutz-2026 Wien\n").unwrap();
+    let pass_file = d.join("pass");
+    let pass = [
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase-file",
+        pass_file.to_str().unwrap(),
+    ];
+    let o = gpg(
+        h,
+        &[&pass[..], &["--import", key.to_str().unwrap()]].concat(),
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = gpg(
+        h,
+        &["--armor", "--encrypt", "-r", "gateway@nfp-network.example"],
+        Some(b"x\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = gpg(h, &[&pass[..], &["--decrypt"]].concat(), Some(&o.stdout));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.stdout, b"x\n");
+}

@@ -50,7 +50,10 @@ impl Gateway {
     }
 
     pub fn with_directory(config: Config, directory: Directory) -> Result<Gateway> {
-        let key = GatewayKey::load(&config.secret_key)?;
+        let key = GatewayKey::load_protected(
+            &config.secret_key,
+            config.secret_key_passphrase_file.as_deref(),
+        )?;
         let rules = match &config.classify_rules {
             Some(path) => Rules::load(path)?,
             None => Rules::builtin(),

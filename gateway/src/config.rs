@@ -25,6 +25,7 @@ struct RawConfig {
     state: Option<String>,
     address: String,
     secret_key: PathBuf,
+    secret_key_passphrase_file: Option<PathBuf>,
     directory: PathBuf,
     database: Option<String>,
     classify_rules: Option<PathBuf>,
@@ -289,6 +290,8 @@ pub struct Config {
     /// The gateway's own mailbox address, lower case.
     pub address: String,
     pub secret_key: PathBuf,
+    /// The file whose first line unlocks a passphrase-protected secret key.
+    pub secret_key_passphrase_file: Option<PathBuf>,
     pub directory: PathBuf,
     pub database: String,
     pub classify_rules: Option<PathBuf>,
@@ -332,6 +335,11 @@ impl Config {
             base
         };
         let at = |p: &Path| base.join(p);
+        // A secret may be a systemd credential: `credential:NAME` is the
+        // file NAME in $CREDENTIALS_DIRECTORY (LoadCredential=,
+        // LoadCredentialEncrypted= in the unit).
+        let secret =
+            |p: &Path| -> Result<PathBuf> { credential(p).unwrap_or_else(|| Ok(base.join(p))) };
 
         let state = match (&raw.role, raw.state) {
             (Role::National, None) => {
@@ -364,7 +372,14 @@ impl Config {
             role: raw.role,
             state,
             address: raw.address.to_ascii_lowercase(),
-            secret_key: at(&raw.secret_key),
+            secret_key: secret(&raw.secret_key)
+                .with_context(|| format!("{}: `secret-key`", path.display()))?,
+            secret_key_passphrase_file: raw
+                .secret_key_passphrase_file
+                .as_deref()
+                .map(secret)
+                .transpose()
+                .with_context(|| format!("{}: `secret-key-passphrase-file`", path.display()))?,
             directory: at(&raw.directory),
             database,
             classify_rules: raw.classify_rules.as_deref().map(at),
@@ -376,16 +391,24 @@ impl Config {
             key_expiry_watch: raw.key_expiry_watch,
             policy: raw.policy,
             limits: raw.limits,
-            imap: raw.imap.map(|mut i| {
-                i.credentials.resolve_paths(base);
-                i.ca_file = i.ca_file.as_deref().map(at);
-                i
-            }),
-            smtp: raw.smtp.map(|mut s| {
-                s.credentials.resolve_paths(base);
-                s.ca_file = s.ca_file.as_deref().map(at);
-                s
-            }),
+            imap: raw
+                .imap
+                .map(|mut i| {
+                    i.credentials.resolve_paths(base)?;
+                    i.ca_file = i.ca_file.as_deref().map(at);
+                    Ok::<_, anyhow::Error>(i)
+                })
+                .transpose()
+                .with_context(|| format!("{}: [imap]", path.display()))?,
+            smtp: raw
+                .smtp
+                .map(|mut s| {
+                    s.credentials.resolve_paths(base)?;
+                    s.ca_file = s.ca_file.as_deref().map(at);
+                    Ok::<_, anyhow::Error>(s)
+                })
+                .transpose()
+                .with_context(|| format!("{}: [smtp]", path.display()))?,
             daemon: raw.daemon,
         }
         .validated()
@@ -431,8 +454,12 @@ impl Config {
 }
 
 impl Credentials {
-    fn resolve_paths(&mut self, base: &Path) {
-        self.password_file = self.password_file.as_deref().map(|p| base.join(p));
+    fn resolve_paths(&mut self, base: &Path) -> Result<()> {
+        self.password_file = match self.password_file.as_deref() {
+            None => None,
+            Some(p) => Some(credential(p).unwrap_or_else(|| Ok(base.join(p)))?),
+        };
+        Ok(())
     }
 
     /// Reads the password: the file's first line, or the command's output's first line.
@@ -456,6 +483,24 @@ impl Credentials {
         };
         Ok(text.lines().next().unwrap_or("").to_string())
     }
+}
+
+/// The file of a systemd credential, for a path written `credential:NAME`
+/// (None for any other path).
+fn credential(p: &Path) -> Option<Result<PathBuf>> {
+    let name = p.to_str()?.strip_prefix("credential:")?;
+    Some((|| {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            bail!("credential:{name}: a credential's name is one file name");
+        }
+        let dir = std::env::var_os("CREDENTIALS_DIRECTORY").with_context(|| {
+            format!(
+                "credential:{name} is a systemd credential, but $CREDENTIALS_DIRECTORY is not set: \
+                 give it to the service with LoadCredentialEncrypted={name}:FILE (or LoadCredential=)"
+            )
+        })?;
+        Ok(Path::new(&dir).join(name))
+    })())
 }
 
 /// localhost, 127.0.0.0/8 or ::1.

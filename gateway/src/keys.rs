@@ -287,7 +287,16 @@ pub struct Generated {
 /// never over an existing file), the public certificate, and the revocation
 /// certificate (the certificate with its revocation signature: importing it
 /// revokes the key; keep it offline).
-pub fn generate(address: &str, name: &str, validity: Duration, secret: &Path) -> Result<Generated> {
+///
+/// With a `passphrase`, the secret keys are protected by it (S2K, as GnuPG
+/// reads them); the gateway then reads it from `secret-key-passphrase-file`.
+pub fn generate(
+    address: &str,
+    name: &str,
+    validity: Duration,
+    secret: &Path,
+    passphrase: Option<openpgp::crypto::Password>,
+) -> Result<Generated> {
     if !crate::mime::is_plain_address(address) {
         bail!("{address:?} is not a plain mail address");
     }
@@ -303,6 +312,7 @@ pub fn generate(address: &str, name: &str, validity: Duration, secret: &Path) ->
         .set_features(Features::empty().set_seipdv1())?
         .set_primary_key_flags(KeyFlags::empty().set_certification())
         .set_validity_period(validity)
+        .set_password(passphrase)
         .add_userid(format!("{name} <{address}>"))
         .add_signing_subkey()
         .add_subkey(
@@ -372,6 +382,7 @@ mod tests {
             "NFP network gateway",
             Duration::from_secs(2 * 365 * 86_400),
             &secret,
+            None,
         )
         .unwrap();
         assert_eq!(g.public, dir.path().join("gateway.pub.asc"));
@@ -403,10 +414,46 @@ mod tests {
             "x",
             Duration::from_secs(86_400),
             &secret,
+            None,
         );
         assert!(format!("{:#}", again.unwrap_err()).contains("exists already"));
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_protected_key_is_unlocked_only_with_its_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("gateway.sec.asc");
+        generate(
+            "gateway@nfp-network.example",
+            "NFP network gateway",
+            Duration::from_secs(365 * 86_400),
+            &secret,
+            Some("correct horse battery staple".into()),
+        )
+        .unwrap();
+        let e = GatewayKey::load(&secret).err().expect("locked");
+        assert!(format!("{e:#}").contains("passphrase-protected"), "{e:#}");
+        let right = dir.path().join("pass");
+        std::fs::write(&right, "correct horse battery staple\n").unwrap();
+        let key = GatewayKey::load_protected(&secret, Some(&right)).unwrap();
+        let p = StandardPolicy::new();
+        let row = check_gateway(&key, &p, SystemTime::now(), Duration::from_secs(86_400));
+        assert_eq!(row.level(), Level::Ok, "{:?}", row.findings);
+        let wrong = dir.path().join("wrong");
+        std::fs::write(&wrong, "Tr0ub4dor&3\n").unwrap();
+        let e = GatewayKey::load_protected(&secret, Some(&wrong))
+            .err()
+            .expect("wrong");
+        assert!(format!("{e:#}").contains("wrong passphrase"), "{e:#}");
+        // The file on disk stays protected.
+        let text = std::fs::read_to_string(&secret).unwrap();
+        let cert = crate::openpgp::whole::certificate(text.as_bytes()).unwrap();
+        assert!(cert
+            .keys()
+            .secret()
+            .all(|k| !k.key().has_unencrypted_secret()));
     }
 }

@@ -46,10 +46,44 @@ pub struct GatewayKey {
 impl GatewayKey {
     /// Reads an armored TSK (`gpg --export-secret-keys --armor`), unprotected.
     pub fn load(path: &std::path::Path) -> Result<GatewayKey> {
-        let cert = std::fs::read(path)
+        GatewayKey::load_protected(path, None)
+    }
+
+    /// Reads an armored TSK whose secret keys may be protected by the
+    /// passphrase on the first line of `passphrase_file` (a systemd
+    /// credential, typically): they are unlocked in memory only.
+    pub fn load_protected(
+        path: &std::path::Path,
+        passphrase_file: Option<&std::path::Path>,
+    ) -> Result<GatewayKey> {
+        let mut cert = std::fs::read(path)
             .map_err(anyhow::Error::from)
             .and_then(|data| whole::certificate(&data))
             .with_context(|| format!("Reading the gateway key {}", path.display()))?;
+        if let Some(file) = passphrase_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("Reading the key's passphrase {}", file.display()))?;
+            let password: openpgp::crypto::Password =
+                text.lines().next().unwrap_or_default().into();
+            let mut unlocked = Vec::new();
+            for ka in cert.keys().secret() {
+                if ka.key().has_unencrypted_secret() {
+                    continue;
+                }
+                let key = ka.key().clone().decrypt_secret(&password).with_context(|| {
+                    format!(
+                        "Unlocking the gateway key {} with the passphrase of {} (wrong passphrase?)",
+                        path.display(),
+                        file.display()
+                    )
+                })?;
+                unlocked.push(match ka.primary() {
+                    true => openpgp::Packet::from(key.role_into_primary()),
+                    false => openpgp::Packet::from(key.role_into_subordinate()),
+                });
+            }
+            cert = cert.insert_packets(unlocked)?.0;
+        }
         GatewayKey::new(cert).with_context(|| format!("Using the gateway key {}", path.display()))
     }
 

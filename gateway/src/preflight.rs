@@ -131,7 +131,10 @@ pub async fn run(config_path: &Path, now: SystemTime) -> Report {
     // the file's before the first start.
     let keys = match live_directory.or(file_directory) {
         Some(directory) => {
-            let key = crate::openpgp::GatewayKey::load(&config.secret_key);
+            let key = crate::openpgp::GatewayKey::load_protected(
+                &config.secret_key,
+                config.secret_key_passphrase_file.as_deref(),
+            );
             let policy = sequoia_openpgp::policy::StandardPolicy::new();
             keys::check_all(
                 key.as_ref(),

@@ -212,7 +212,8 @@ fn words<'a>(lines: &[Line<'a>]) -> Vec<Word<'a>> {
             // Quartal"): one or two digits, then more words.
             let ordinal = c == '.'
                 && ended
-                && just_ended.is_some_and(|w| w.len() <= 2 && w.bytes().all(|b| b.is_ascii_digit()))
+                && just_ended
+                    .is_some_and(|w| w.len() <= 2 && w.bytes().all(|b| b.is_ascii_digit()))
                 && !after.trim().is_empty();
             if matches!(c, '.' | '!' | '?' | ';' | '¿' | '¡')
                 && after.chars().next().is_none_or(char::is_whitespace)

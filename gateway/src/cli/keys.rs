@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 
 use crate::config::Config;
@@ -30,6 +30,11 @@ pub enum KeysCommand {
         /// The secret key's file (default: `secret-key` of the configuration).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Protect the secret key with the passphrase on this file's first
+        /// line (then name the file, or a systemd credential holding it, as
+        /// `secret-key-passphrase-file`).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
     },
     /// Check the gateway's key (signs and decrypts now and through
     /// `key-expiry-warning`, invites no mode it cannot read) and every
@@ -49,7 +54,20 @@ pub fn run(config_path: &Path, command: KeysCommand) -> Result<ExitCode> {
             name,
             validity,
             out,
+            passphrase_file,
         } => {
+            let passphrase = match &passphrase_file {
+                None => None,
+                Some(f) => {
+                    let text = std::fs::read_to_string(f)
+                        .with_context(|| format!("Reading {}", f.display()))?;
+                    let line = text.lines().next().unwrap_or_default();
+                    if line.is_empty() {
+                        anyhow::bail!("{}: the passphrase is empty", f.display());
+                    }
+                    Some(line.into())
+                }
+            };
             let (address, out) = match (address, out) {
                 (Some(a), Some(o)) => (a, o),
                 (a, o) => {
@@ -57,7 +75,7 @@ pub fn run(config_path: &Path, command: KeysCommand) -> Result<ExitCode> {
                     (a.unwrap_or(config.address), o.unwrap_or(config.secret_key))
                 }
             };
-            let g = keys::generate(&address, &name, validity, &out)?;
+            let g = keys::generate(&address, &name, validity, &out, passphrase)?;
             println!("fingerprint  {}", g.fingerprint);
             println!(
                 "secret key   {} (mode 0600: the gateway reads it)",
@@ -90,7 +108,10 @@ pub fn run(config_path: &Path, command: KeysCommand) -> Result<ExitCode> {
 pub async fn check(config_path: &Path, now: SystemTime) -> Result<Vec<keys::Row>> {
     let config = Config::load(config_path)?;
     let directory = super::current_directory(&config).await?;
-    let key = crate::openpgp::GatewayKey::load(&config.secret_key);
+    let key = crate::openpgp::GatewayKey::load_protected(
+        &config.secret_key,
+        config.secret_key_passphrase_file.as_deref(),
+    );
     let policy = sequoia_openpgp::policy::StandardPolicy::new();
     Ok(keys::check_all(
         key.as_ref(),
