@@ -81,6 +81,7 @@ macro_rules! on_both_engines {
 on_both_engines!(
     references_count_up_per_year_and_survive_reopening,
     the_audit_trail_is_append_only,
+    the_audit_trail_is_read_by_time_event_and_party_in_pages,
     a_mail_is_claimed_once_and_retried_on_schedule,
     claimed_mail_not_tried_is_given_back_uncounted,
     after_a_crash_only_the_first_unrecorded_mail_of_a_claim_is_in_doubt,
@@ -145,6 +146,79 @@ async fn the_audit_trail_is_append_only(db: Db) {
     let delete = sqlx::query("DELETE FROM audit").execute(s.pool()).await;
     assert!(format!("{:?}", delete.unwrap_err()).contains("append-only"));
     assert_eq!(s.audit_trail(10).await.unwrap().len(), 1);
+}
+
+async fn the_audit_trail_is_read_by_time_event_and_party_in_pages(db: Db) {
+    use nfp_gateway::store::AuditQuery;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let s = db.open().await;
+    let day = |d: u64| UNIX_EPOCH + Duration::from_secs(1_796_000_000 + d * 86_400);
+    for (d, event, party) in [
+        (0, "directory_import", None),
+        (1, "quarantine_release", Some("AT")),
+        (2, "directory_import", Some("FR")),
+        (3, "quarantine_release", Some("FR")),
+    ] {
+        s.audit(&Audit {
+            at: Some(day(d)),
+            event,
+            party,
+            detail: "x",
+            ..Audit::default()
+        })
+        .await
+        .unwrap();
+    }
+    let ts = |t: SystemTime| nfp_gateway::store::timestamp(t);
+    let read = |q: AuditQuery<'static>| {
+        let s = s.clone();
+        async move {
+            s.audit_range(&q)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.event.clone() + "/" + r.party.as_deref().unwrap_or("-"))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(read(AuditQuery::default()).await.len(), 4);
+    let since = Box::leak(ts(day(1)).into_boxed_str());
+    let until = Box::leak(ts(day(3)).into_boxed_str());
+    assert_eq!(
+        read(AuditQuery {
+            since,
+            until,
+            ..AuditQuery::default()
+        })
+        .await,
+        ["quarantine_release/AT", "directory_import/FR"]
+    );
+    assert_eq!(
+        read(AuditQuery {
+            event: "quarantine_release",
+            party: "FR",
+            ..AuditQuery::default()
+        })
+        .await,
+        ["quarantine_release/FR"]
+    );
+    let first = s
+        .audit_range(&AuditQuery {
+            limit: 2,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = s
+        .audit_range(&AuditQuery {
+            after_id: first[1].id,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(rest[0].id > first[1].id);
 }
 
 async fn queue_one(s: &Store, id: &str) -> i64 {

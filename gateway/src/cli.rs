@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::check::{self, Gateway, MemoryReplayGuard, Verdict};
 
+mod audit;
 mod config;
 mod keys;
 use crate::store::Store;
@@ -85,6 +86,9 @@ pub enum Command {
     /// The configuration, checked as `run` would meet it.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// The store's append-only audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -331,6 +335,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }),
         Command::Keys(k) => keys::run(&cli.config, k),
         Command::Config(c) => config::run(&cli.config, c),
+        Command::Audit(a) => runtime()?.block_on(audit::run(&cli.config, a)),
         Command::Outbox(o) => runtime()?.block_on(async {
             let store = open_store(&cli.config).await?;
             let code = outbox(&store, o).await;

@@ -1,0 +1,219 @@
+//! `nfp-gateway audit`: the store's append-only audit trail, shown and
+//! exported.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+use crate::store::{timestamp, AuditQuery, AuditRow, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The audit entries, oldest first, as a table.
+    List {
+        #[command(flatten)]
+        filter: Filter,
+        /// At most this many entries (the oldest that match).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// The audit entries as JSON Lines, oldest first, each with `chain`: the
+    /// SHA-256 of the previous line's chain and this entry, so that a later
+    /// change to an exported file shows. The last chain is printed on
+    /// standard error: note it with the export.
+    Export {
+        #[command(flatten)]
+        filter: Filter,
+        /// The file to write (new); standard output without it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check an export's chain line by line (no store needed): exit 1 at
+    /// the first line changed, removed or inserted since it was written.
+    Verify { file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct Filter {
+    /// From this time (RFC 3339), inclusive.
+    #[arg(long, value_parser = super::parse_time)]
+    since: Option<SystemTime>,
+    /// Until this time (RFC 3339), exclusive.
+    #[arg(long, value_parser = super::parse_time)]
+    until: Option<SystemTime>,
+    /// Only this event (e.g. `quarantine_release`, `directory_import`).
+    #[arg(long)]
+    event: Option<String>,
+    /// Only entries about this party.
+    #[arg(long)]
+    party: Option<String>,
+}
+
+/// Entries read per statement.
+const PAGE: i64 = 1000;
+
+pub async fn run(config_path: &Path, command: AuditCommand) -> Result<ExitCode> {
+    if let AuditCommand::Verify { file } = &command {
+        return verify(file);
+    }
+    let store = super::open_store(config_path).await?;
+    let result = match command {
+        AuditCommand::List { filter, limit } => list(&store, &filter, limit).await,
+        AuditCommand::Export { filter, out } => export(&store, &filter, out.as_deref()).await,
+        AuditCommand::Verify { .. } => unreachable!("verified above"),
+    };
+    store.close().await;
+    result
+}
+
+/// Every entry that matches, page by page, to `each`; stops after `limit`.
+async fn each_entry(
+    store: &Store,
+    filter: &Filter,
+    limit: i64,
+    mut each: impl FnMut(&AuditRow) -> Result<()>,
+) -> Result<i64> {
+    let since = filter.since.map(timestamp).unwrap_or_default();
+    let until = filter
+        .until
+        .map(timestamp)
+        .unwrap_or_else(|| "9999".to_string());
+    let mut query = AuditQuery {
+        since: &since,
+        until: &until,
+        event: filter.event.as_deref().unwrap_or(""),
+        party: filter.party.as_deref().unwrap_or(""),
+        ..AuditQuery::default()
+    };
+    let mut seen = 0;
+    while seen < limit {
+        query.limit = PAGE.min(limit - seen);
+        let rows = store.audit_range(&query).await?;
+        for row in &rows {
+            each(row)?;
+        }
+        seen += rows.len() as i64;
+        match rows.last() {
+            Some(last) if rows.len() as i64 == query.limit => query.after_id = last.id,
+            _ => break,
+        }
+    }
+    Ok(seen)
+}
+
+async fn list(store: &Store, filter: &Filter, limit: i64) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>7}  {:<24}  {:<24}  {:<12}  {:>7}  {:>7}  detail",
+        "id", "at", "event", "party", "inbound", "outbox"
+    )?;
+    let dash = || "-".to_string();
+    let n = each_entry(store, filter, limit, |r| {
+        writeln!(
+            out,
+            "{:>7}  {:<24}  {:<24}  {:<12}  {:>7}  {:>7}  {}",
+            r.id,
+            r.at,
+            r.event,
+            r.party.clone().unwrap_or_else(dash),
+            r.inbound_id.map(|i| i.to_string()).unwrap_or_else(dash),
+            r.outbox_id.map(|i| i.to_string()).unwrap_or_else(dash),
+            crate::outbound::render::clean_line(&r.detail, 160)
+        )?;
+        Ok(())
+    })
+    .await?;
+    writeln!(out, "{n} entries")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One exported line: the entry and its chain.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    entry: &'a AuditRow,
+    chain: String,
+}
+
+async fn export(store: &Store, filter: &Filter, to: Option<&Path>) -> Result<ExitCode> {
+    let mut out: Box<dyn Write> = match to {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .with_context(|| format!("Creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut chain = String::new();
+    let mut ids = (None, None);
+    let n = each_entry(store, filter, i64::MAX, |r| {
+        chain = chain_next(&chain, r)?;
+        ids = (ids.0.or(Some(r.id)), Some(r.id));
+        let line = serde_json::to_string(&Line {
+            entry: r,
+            chain: chain.clone(),
+        })?;
+        writeln!(out, "{line}")?;
+        Ok(())
+    })
+    .await?;
+    out.flush().context("Writing the export")?;
+    match ids {
+        (Some(first), Some(last)) => {
+            eprintln!("{n} audit entries exported (ids {first} to {last}); last chain {chain}")
+        }
+        _ => eprintln!("no audit entry matches"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The chain after `entry`: SHA-256 of the previous chain and the entry's JSON.
+pub fn chain_next(previous: &str, entry: &AuditRow) -> Result<String> {
+    let json = serde_json::to_string(entry)?;
+    Ok(crate::store::sha256_hex(
+        format!("{previous}\n{json}").as_bytes(),
+    ))
+}
+
+/// `audit verify FILE`.
+fn verify(file: &Path) -> Result<ExitCode> {
+    #[derive(serde::Deserialize)]
+    struct Read {
+        #[serde(flatten)]
+        entry: AuditRow,
+        chain: String,
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("Reading {}", file.display()))?;
+    let mut chain = String::new();
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        let read: Read = match serde_json::from_str(line) {
+            Ok(r) => r,
+            Err(e) => {
+                println!("line {}: not an audit entry ({e})", i + 1);
+                return Ok(ExitCode::from(1));
+            }
+        };
+        let want = chain_next(&chain, &read.entry)?;
+        if want != read.chain {
+            println!(
+                "line {} (id {}): the chain breaks: this line or one before it was changed, removed or inserted",
+                i + 1,
+                read.entry.id
+            );
+            return Ok(ExitCode::from(1));
+        }
+        chain = want;
+        n += 1;
+    }
+    println!("{n} entries, chain intact; last chain {chain}");
+    Ok(ExitCode::SUCCESS)
+}
