@@ -581,3 +581,40 @@ fn the_audit_trail_is_listed_exported_and_verified() {
     let out = gateway(&config, &["audit", "verify", removed.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
+
+/// Error messages an operator meets first: each says what is wrong, once.
+#[test]
+fn first_errors_say_what_is_wrong() {
+    let (dir, config) = demo_network();
+    let d = dir.path();
+    let empty = d.join("empty.eml");
+    std::fs::write(&empty, "").unwrap();
+    let out = gateway(&config, &["check", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is empty (0 bytes)"), "{}", text(&out));
+    assert!(gateway(&config, &["migrate"]).status.success());
+    let out = gateway(&config, &["outbox", "list", "--state", "bogus"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("possible values"), "{}", text(&out));
+    let out = gateway(&config, &["directory", "show", "FR"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("holds no directory yet"),
+        "{}",
+        text(&out)
+    );
+    // A missing key file: the OS error once.
+    let toml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        toml.replace("keys/gateway.sec.asc", "keys/missing.asc"),
+    )
+    .unwrap();
+    let out = gateway(&config, &["keys", "check"]);
+    let said = text(&out);
+    assert_eq!(
+        said.matches("No such file or directory").count(),
+        1,
+        "{said}"
+    );
+}

@@ -788,6 +788,9 @@ pub fn read_message(path: &Path, limit: usize) -> Result<Vec<u8>> {
         .take(limit as u64 + 1)
         .read_to_end(&mut buf)
         .with_context(|| format!("Reading {}", path.display()))?;
+    if buf.is_empty() {
+        anyhow::bail!("{} is empty (0 bytes): nothing to judge", path.display());
+    }
     Ok(buf)
 }
 

@@ -178,7 +178,7 @@ pub enum OutboxCommand {
     /// Outgoing mail, oldest first.
     List {
         /// pending, sending, sent, failed or held.
-        #[arg(long)]
+        #[arg(long, value_parser = ["pending", "sending", "sent", "failed", "held"])]
         state: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: i64,
@@ -379,6 +379,13 @@ async fn directory(config_path: &std::path::Path, command: DirectoryCommand) -> 
             } => {
                 let history = store.entry_history(&id).await?;
                 let Some((_, _, _, _, latest)) = history.last() else {
+                    if sync::from_store(&store, SystemTime::now()).await?.is_none() {
+                        anyhow::bail!(
+                            "the store holds no directory yet: `nfp-gateway directory import` \
+                             seeds it from {} (the daemon does at its first start)",
+                            config.directory.display()
+                        )
+                    }
                     anyhow::bail!("no party {id} in the directory")
                 };
                 println!("{}", serde_json::to_string_pretty(latest)?);
