@@ -56,6 +56,7 @@ macro_rules! scenarios {
 
 scenarios!(
     routing,
+    a_restored_backup_carries_on,
     quarantine,
     automatic_mail_is_never_answered,
     no_usable_key,

@@ -721,6 +721,46 @@ import instances  # noqa: E402  (several instances sharing one PostgreSQL store)
 import offices  # noqa: E402  (real mail as offices send it: Exchange, webmail, disclaimers)
 import store_faults  # noqa: E402  (a full disk, a restarted PostgreSQL server)
 
+def a_restored_backup_carries_on() -> None:
+    """`db backup` while the gateway runs; the store is lost; `db restore`
+    puts the backup back and the gateway carries on: a reply citing the
+    reference issued before the loss reaches the party that asked (found in
+    the restored archive), and numbering goes on after it. A PostgreSQL store
+    is backed up with the server's tools: `db backup` says so."""
+    net = Net("restore")
+    try:
+        net.send(net.mail_from("AT", "[AUSKUNFTSERSUCHEN] [FR] Zollkontrollen", BODY_DE))
+        net.start_gateway()
+        fr = net.wait_mail("FR", 1)
+        ref = REF.search(fr[0].subject)
+        check(ref is not None, f"no reference in {fr[0].subject!r}")
+        net.wait_outbox_sent(2)
+        backup = net.dir / "backup.db"
+        made = net.cli("db", "backup", str(backup))
+        if net.store.url is not None:
+            check(made.returncode != 0 and "pg_dump" in made.stderr, f"db backup on PostgreSQL: {made.stdout}{made.stderr}")
+            return
+        check(made.returncode == 0 and "integrity ok" in made.stdout, f"db backup: {made.stdout}{made.stderr}")
+        check(net.stop_gateway() == 0, "the gateway did not stop cleanly")
+        for p in net.store.path.parent.glob(net.store.path.name + "*"):
+            p.unlink()
+        lost = net.cli("status")
+        check(lost.returncode != 0 and "does not exist" in lost.stderr, f"status without a store: {lost.stdout}{lost.stderr}")
+        restored = net.cli("db", "restore", str(backup))
+        check(restored.returncode == 0 and "restored" in restored.stdout, f"db restore: {restored.stdout}{restored.stderr}")
+        net.start_gateway()
+        net.send(net.mail_from("FR", f"Re: {ref.group(0)} Contrôles douaniers", BODY_FR))
+        at = net.wait_mail("AT", 2)  # its acknowledgement, then FR's reply
+        replies = [m for m in at if ref.group(0) in m.subject and "original-" in " ".join(m.attachment_names())]
+        check(len(replies) == 1, f"AT got {len(replies)} forwarded replies: {[m.subject for m in at]}")
+        rows = net.rows("SELECT kind, cited_reference, reference FROM inbound ORDER BY id")
+        check(len(rows) == 2 and rows[1][:2] == ("information_reply", ref.group(0)), f"{rows}")
+        first, second = int(rows[0][2][-6:]), int(rows[1][2][-6:])
+        check(second == first + 1, f"numbering does not carry on: {rows}")
+    finally:
+        net.close()
+
+
 SCENARIOS = {
     f.__name__: f
     for f in [
@@ -744,6 +784,7 @@ SCENARIOS = {
         operator_circular,
         certificate_rotation_and_refresh,
         unreadable_contact_update,
+        a_restored_backup_carries_on,
         *resilience.SCENARIOS,
         *storms.SCENARIOS,
         *attacks.SCENARIOS,
