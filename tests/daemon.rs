@@ -57,6 +57,7 @@ macro_rules! scenarios {
 scenarios!(
     routing,
     a_restored_backup_carries_on,
+    retention_deletes_content_and_keeps_the_record,
     quarantine,
     automatic_mail_is_never_answered,
     no_usable_key,

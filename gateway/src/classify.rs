@@ -115,6 +115,21 @@ impl Kind {
             Kind::Unclassified => "unclassified",
         }
     }
+
+    pub const ALL: [Kind; 7] = [
+        Kind::AssistanceRequest,
+        Kind::BestPractice,
+        Kind::ContactUpdate,
+        Kind::InformationRequest,
+        Kind::InformationReply,
+        Kind::Circular,
+        Kind::Unclassified,
+    ];
+
+    /// The kind of a code ([`Kind::code`]).
+    pub fn from_code(code: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.code() == code)
+    }
 }
 
 /// What the gateway read from the authenticated content.

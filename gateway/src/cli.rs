@@ -13,6 +13,7 @@ use crate::check::{self, Gateway, MemoryReplayGuard, Verdict};
 mod audit;
 mod config;
 mod keys;
+mod retention;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
@@ -89,6 +90,9 @@ pub enum Command {
     /// The store's append-only audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Stored content deleted after the periods of `[retention]`.
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -336,6 +340,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keys(k) => keys::run(&cli.config, k),
         Command::Config(c) => config::run(&cli.config, c),
         Command::Audit(a) => runtime()?.block_on(audit::run(&cli.config, a)),
+        Command::Retention(r) => runtime()?.block_on(retention::run(&cli.config, r)),
         Command::Outbox(o) => runtime()?.block_on(async {
             let store = open_store(&cli.config).await?;
             let code = outbox(&store, o).await;

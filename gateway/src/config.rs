@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
@@ -48,6 +50,8 @@ struct RawConfig {
     smtp: Option<Smtp>,
     #[serde(default)]
     daemon: Daemon,
+    #[serde(default)]
+    retention: BTreeMap<String, String>,
 }
 
 /// How to protect a connection to a mail server.
@@ -314,6 +318,47 @@ pub struct Config {
     pub imap: Option<Imap>,
     pub smtp: Option<Smtp>,
     pub daemon: Daemon,
+    pub retention: Retention,
+}
+
+/// How long stored content is kept ([retention]): after it, a message's
+/// content is deleted and its metadata and audit trail stay. None: kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// `content`: every accepted kind not named on its own.
+    pub content: Option<Duration>,
+    /// `quarantined`: quarantined messages.
+    pub quarantined: Option<Duration>,
+    /// Per kind code (`assistance_request = "10y"`).
+    pub kinds: BTreeMap<String, Duration>,
+}
+
+impl Retention {
+    /// The period for accepted messages of `kind` (a kind code).
+    pub fn for_kind(&self, kind: &str) -> Option<Duration> {
+        self.kinds.get(kind).copied().or(self.content)
+    }
+
+    fn parse(raw: &BTreeMap<String, String>) -> Result<Retention> {
+        let mut r = Retention::default();
+        for (key, value) in raw {
+            let d = humantime::parse_duration(value).with_context(|| {
+                format!("[retention] {key} = {value:?}: not a duration (\"5y\", \"18months\")")
+            })?;
+            if d < Duration::from_secs(86_400) {
+                bail!("[retention] {key} = {value:?}: less than a day; content would be deleted as it arrives");
+            }
+            match key.as_str() {
+                "content" => r.content = Some(d),
+                "quarantined" => r.quarantined = Some(d),
+                k if crate::classify::Kind::from_code(k).is_some() => {
+                    r.kinds.insert(k.to_string(), d);
+                }
+                k => bail!("[retention] {k}: not `content`, `quarantined` or a kind (assistance_request, best_practice, contact_update, information_request, information_reply, circular, unclassified)"),
+            }
+        }
+        Ok(r)
+    }
 }
 
 impl Config {
@@ -410,6 +455,8 @@ impl Config {
                 .transpose()
                 .with_context(|| format!("{}: [smtp]", path.display()))?,
             daemon: raw.daemon,
+            retention: Retention::parse(&raw.retention)
+                .with_context(|| format!("{}", path.display()))?,
         }
         .validated()
     }
@@ -642,5 +689,32 @@ retry = ["1m", "5m"]
         let c = Config::parse(&text, Path::new("g.toml")).unwrap();
         assert_eq!(c.policy.signature_max_age, Duration::from_secs(2 * 86400));
         assert_eq!(c.policy.signature_max_future, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn retention_periods_per_kind() {
+        let c = Config::parse(
+            &format!("{MINIMAL}\n[retention]\ncontent = \"5y\"\nquarantined = \"1y\"\nassistance_request = \"10y\"\n"),
+            Path::new("/etc/nfp/gateway.toml"),
+        )
+        .unwrap();
+        let year = |n: u64| Some(humantime::parse_duration(&format!("{n}y")).unwrap());
+        assert_eq!(c.retention.for_kind("assistance_request"), year(10));
+        assert_eq!(c.retention.for_kind("best_practice"), year(5));
+        assert_eq!(c.retention.quarantined, year(1));
+        for (bad, says) in [
+            ("contents = \"5y\"", "not `content`"),
+            ("content = \"5\"", "not a duration"),
+            ("quarantined = \"2h\"", "less than a day"),
+        ] {
+            let e = Config::parse(
+                &format!("{MINIMAL}\n[retention]\n{bad}\n"),
+                Path::new("/x/g.toml"),
+            )
+            .unwrap_err();
+            assert!(format!("{e:#}").contains(says), "{bad}: {e:#}");
+        }
+        let none = Config::parse(MINIMAL, Path::new("/x/g.toml")).unwrap();
+        assert_eq!(none.retention, Retention::default());
     }
 }

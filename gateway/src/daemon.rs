@@ -702,7 +702,7 @@ async fn reload_directory(shared: &Shared) {
 }
 
 /// Sends the quarantine digest when one is due, and runs the daily
-/// key-expiry watch (circulars: `watch_directory`).
+/// key-expiry watch and retention run (circulars: `watch_directory`).
 async fn scheduled_jobs(shared: Shared, cancel: CancellationToken) {
     let mut pause = Duration::from_secs(2);
     let mut backoff = Backoff::new();
@@ -722,6 +722,18 @@ async fn scheduled_jobs(shared: Shared, cancel: CancellationToken) {
             Ok(false) => {}
             Err(e) => {
                 report(&ctx.store, &e, "the key-expiry watch failed");
+                failed = Some(e);
+            }
+        }
+        let retention = &ctx.gw.config.retention;
+        match crate::retention::run_daily(&ctx.store, retention, SystemTime::now()).await {
+            Ok(Some(purged)) => {
+                let n: i64 = purged.iter().map(|p| p.messages).sum();
+                tracing::info!(messages = n, "retention run done for today");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                report(&ctx.store, &e, "the retention run failed");
                 failed = Some(e);
             }
         }

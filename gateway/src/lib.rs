@@ -37,6 +37,7 @@ pub mod openpgp;
 pub mod outbound;
 pub mod preflight;
 pub mod reason;
+pub mod retention;
 pub mod route;
 pub mod store;
 pub mod tls;

@@ -14,6 +14,7 @@ pub mod health;
 pub mod inbound;
 pub mod limits;
 pub mod outbox;
+pub mod retention;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -721,6 +721,59 @@ import instances  # noqa: E402  (several instances sharing one PostgreSQL store)
 import offices  # noqa: E402  (real mail as offices send it: Exchange, webmail, disclaimers)
 import store_faults  # noqa: E402  (a full disk, a restarted PostgreSQL server)
 
+def retention_deletes_content_and_keeps_the_record() -> None:
+    """[retention]: quarantined messages kept a year, the rest five. Two years
+    on (the clock given to `retention run`), the quarantined message's
+    content is gone, it can no longer be released, its record and the audit
+    stay; the accepted one is untouched until five years on, when its
+    content and the ciphertext of its sent copies go too. A dry run changes
+    nothing. On both store engines."""
+    net = Net("retention", extra_config='\n[retention]\nquarantined = "1y"\ncontent = "5y"\n')
+    try:
+        forged = net.w.pgp_mime(net.w.p["AT"], "[DEMANDE D'INFORMATION] Liste des contacts", [mm.text(BODY_FR)],
+                                protected=False, outer_from=net.w.p["FR"].mailbox).eml
+        net.send(forged)
+        net.send(net.mail_from("AT", "[HILFEERSUCHEN] Schulung der Grenzpolizei", BODY_DE))
+        net.start_gateway()
+        net.wait_rows("SELECT id FROM inbound WHERE imap_state = 'filed'", 2)
+        net.wait_outbox_sent(3)
+        def at(years: int) -> str:
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + years * 366 * 86400))
+        def state() -> list[tuple]:
+            return net.rows("SELECT verdict, kind, reference, purged_at <> '', length(raw_enc) > 0, "
+                            "content_enc IS NOT NULL FROM inbound ORDER BY id")
+        before = state()
+        check([r[:2] for r in before] == [("quarantined", None), ("accepted", "assistance_request")], f"{before}")
+        check(all(r[3] is False or r[3] == 0 for r in before), f"purged already: {before}")
+
+        dry = net.cli("retention", "run", "--dry-run", "--now", at(2))
+        check(dry.returncode == 0 and "quarantined" in dry.stdout and "1 message(s) would lose" in dry.stdout,
+              f"dry run: {dry.stdout}{dry.stderr}")
+        check(state() == before, "a dry run changed the store")
+
+        done = net.cli("retention", "run", "--now", at(2))
+        check(done.returncode == 0, f"retention run: {done.stdout}{done.stderr}")
+        after = state()
+        check(bool(after[0][3]) and not after[0][4] and not after[0][5], f"the quarantined content stays: {after}")
+        check(after[1] == before[1], f"the accepted message changed before its time: {after}")
+        released = net.cli("quarantine", "release", "1")
+        check(released.returncode != 0 and "deleted by the retention policy" in released.stderr,
+              f"release of a purged message: {released.stdout}{released.stderr}")
+        audit = net.rows("SELECT detail FROM audit WHERE event = 'retention_purge'")
+        check(len(audit) == 1 and "1 quarantined message" in audit[0][0], f"audit {audit}")
+
+        done = net.cli("retention", "run", "--now", at(6))
+        check(done.returncode == 0, f"retention run: {done.stdout}{done.stderr}")
+        after = state()
+        check(bool(after[1][3]) and not after[1][4] and not after[1][5], f"the accepted content stays: {after}")
+        check(after[1][:3] == before[1][:3], f"the record changed: {after}")
+        copies = net.rows("SELECT COUNT(*) FROM outbox WHERE inbound_id = 2 AND message IS NOT NULL")
+        check(copies == [(0,)], f"sent copies kept: {copies}")
+        check(len(net.rows("SELECT id FROM outbox WHERE inbound_id = 2")) == 2, "outbox records removed")
+    finally:
+        net.close()
+
+
 def a_restored_backup_carries_on() -> None:
     """`db backup` while the gateway runs; the store is lost; `db restore`
     puts the backup back and the gateway carries on: a reply citing the
@@ -785,6 +838,7 @@ SCENARIOS = {
         certificate_rotation_and_refresh,
         unreadable_contact_update,
         a_restored_backup_carries_on,
+        retention_deletes_content_and_keeps_the_record,
         *resilience.SCENARIOS,
         *storms.SCENARIOS,
         *attacks.SCENARIOS,

@@ -15,6 +15,11 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
     if verdict == "accepted" {
         anyhow::bail!("message {id} was accepted already");
     }
+    if raw_enc.is_empty() {
+        anyhow::bail!(
+            "message {id}'s content was deleted by the retention policy ([retention]): only its record is left"
+        );
+    }
     let now = SystemTime::now();
     let (judgement, raw) = {
         let ctx = ctx.clone();
