@@ -580,6 +580,32 @@ fn the_audit_trail_is_listed_exported_and_verified() {
     .unwrap();
     let out = gateway(&config, &["audit", "verify", removed.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+
+    // The store's own chain, sealed by the commands above: intact; then an
+    // entry edited in the database by someone who dropped the trigger.
+    let said = ok(&["audit", "verify"]);
+    assert!(said.contains("chain intact"), "{said}");
+    let url = format!("sqlite://{}", d.join("nfp-gateway.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("DROP TRIGGER audit_no_update")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit SET detail = detail || '.' WHERE id = 1")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    });
+    let out = gateway(&config, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("entry 1 (seal 1) was changed"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Error messages an operator meets first: each says what is wrong, once.

@@ -25,6 +25,14 @@ impl Db {
         }
     }
 
+    /// A new, empty store on the same engine as `other`.
+    fn fresh_like(other: &Db) -> Db {
+        match Engine::of(&other.url).unwrap() {
+            Engine::Sqlite => Db::sqlite(),
+            Engine::Postgres => Db::postgres(),
+        }
+    }
+
     fn postgres() -> Db {
         Db {
             url: common::pg::database("store"),
@@ -82,6 +90,7 @@ on_both_engines!(
     references_count_up_per_year_and_survive_reopening,
     the_audit_trail_is_append_only,
     the_audit_trail_is_read_by_time_event_and_party_in_pages,
+    the_sealed_audit_chain_finds_an_entry_changed_removed_or_inserted,
     a_mail_is_claimed_once_and_retried_on_schedule,
     claimed_mail_not_tried_is_given_back_uncounted,
     after_a_crash_only_the_first_unrecorded_mail_of_a_claim_is_in_doubt,
@@ -219,6 +228,108 @@ async fn the_audit_trail_is_read_by_time_event_and_party_in_pages(db: Db) {
         .unwrap();
     assert_eq!(rest.len(), 2);
     assert!(rest[0].id > first[1].id);
+}
+
+async fn the_sealed_audit_chain_finds_an_entry_changed_removed_or_inserted(db: Db) {
+    let postgres = Engine::of(&db.url).unwrap() == Engine::Postgres;
+    // Tampering needs the append-only triggers off, as the database's owner
+    // could do.
+    let unguard = |s: Store, trigger: &'static str| async move {
+        let sql = match postgres {
+            true => format!("ALTER TABLE audit DISABLE TRIGGER {trigger}"),
+            false => format!("DROP TRIGGER {trigger}"),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(s.pool())
+            .await
+            .unwrap();
+    };
+    // Each store with its Db, which keeps its folder.
+    let fresh = || async {
+        let d = Db::fresh_like(&db);
+        let s = d.open().await;
+        for n in 0..5 {
+            s.audit(&Audit {
+                event: "test",
+                detail: &format!("entry {n}"),
+                ..Audit::default()
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(s.seal_audit(SystemTime::now()).await.unwrap(), 5);
+        (d, s)
+    };
+    let (_d1, s) = fresh().await;
+    assert_eq!(s.seal_audit(SystemTime::now()).await.unwrap(), 0);
+    let v = s.verify_audit().await.unwrap();
+    assert_eq!(
+        (v.sealed, v.unsealed, v.broken.clone()),
+        (5, 0, None),
+        "{v:?}"
+    );
+    s.audit(&Audit {
+        event: "test",
+        detail: "later",
+        ..Audit::default()
+    })
+    .await
+    .unwrap();
+    let v = s.verify_audit().await.unwrap();
+    assert_eq!((v.sealed, v.unsealed, v.broken), (5, 1, None));
+
+    let (_d2, s) = fresh().await;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM audit ORDER BY id LIMIT 1 OFFSET 2")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    unguard(s.clone(), "audit_no_update").await;
+    sqlx::query("UPDATE audit SET detail = 'entry 2, edited' WHERE id = $1")
+        .bind(id)
+        .execute(s.pool())
+        .await
+        .unwrap();
+    let broken = s
+        .verify_audit()
+        .await
+        .unwrap()
+        .broken
+        .expect("a change is found");
+    assert!(
+        broken.contains(&format!("entry {id} ")) && broken.contains("changed"),
+        "{broken}"
+    );
+
+    let (_d3, s) = fresh().await;
+    unguard(s.clone(), "audit_no_delete").await;
+    sqlx::query("DELETE FROM audit WHERE id = $1")
+        .bind(id)
+        .execute(s.pool())
+        .await
+        .unwrap();
+    let broken = s
+        .verify_audit()
+        .await
+        .unwrap()
+        .broken
+        .expect("a removal is found");
+    assert!(broken.contains("removed"), "{broken}");
+
+    let (_d4, s) = fresh().await;
+    sqlx::query(
+        "INSERT INTO audit (id, at, event, detail) VALUES (0, '2026-01-05T09:00:00.000Z', 'test', 'backdated')",
+    )
+    .execute(s.pool())
+    .await
+    .unwrap();
+    assert_eq!(s.seal_audit(SystemTime::now()).await.unwrap(), 1);
+    let broken = s
+        .verify_audit()
+        .await
+        .unwrap()
+        .broken
+        .expect("an insertion is found");
+    assert!(broken.contains("inserted"), "{broken}");
 }
 
 async fn queue_one(s: &Store, id: &str) -> i64 {

@@ -725,6 +725,10 @@ async fn scheduled_jobs(shared: Shared, cancel: CancellationToken) {
                 failed = Some(e);
             }
         }
+        if let Err(e) = ctx.store.seal_audit(SystemTime::now()).await {
+            report(&ctx.store, &e, "the audit trail could not be sealed");
+            failed = Some(e);
+        }
         let retention = &ctx.gw.config.retention;
         match crate::retention::run_daily(&ctx.store, retention, SystemTime::now()).await {
             Ok(Some(purged)) => {

@@ -7,6 +7,7 @@
 //! belong together share one transaction ([`Tx`]): a message, its decision,
 //! its outgoing mail and their audit entries are committed at once or not at all.
 
+pub mod audit_chain;
 pub mod backup;
 pub mod copy;
 pub mod directory;

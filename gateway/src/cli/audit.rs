@@ -32,9 +32,10 @@ pub enum AuditCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Check an export's chain line by line (no store needed): exit 1 at
-    /// the first line changed, removed or inserted since it was written.
-    Verify { file: PathBuf },
+    /// Check the store's sealed chain (an entry changed, removed, or
+    /// inserted among sealed ones), or with FILE an export's chain line by
+    /// line (no store needed). Exit status 1 at the first break.
+    Verify { file: Option<PathBuf> },
 }
 
 #[derive(Debug, Args)]
@@ -57,17 +58,47 @@ pub struct Filter {
 const PAGE: i64 = 1000;
 
 pub async fn run(config_path: &Path, command: AuditCommand) -> Result<ExitCode> {
-    if let AuditCommand::Verify { file } = &command {
+    if let AuditCommand::Verify { file: Some(file) } = &command {
         return verify(file);
     }
     let store = super::open_store(config_path).await?;
-    let result = match command {
-        AuditCommand::List { filter, limit } => list(&store, &filter, limit).await,
-        AuditCommand::Export { filter, out } => export(&store, &filter, out.as_deref()).await,
-        AuditCommand::Verify { .. } => unreachable!("verified above"),
+    // What the daemon has not sealed yet (or every entry, when it is not
+    // running) is sealed first: what is shown is what is sealed.
+    let sealed = store.seal_audit(SystemTime::now()).await;
+    let result = match sealed {
+        Err(e) => Err(e),
+        Ok(_) => run_sealed(&store, command).await,
     };
     store.close().await;
     result
+}
+
+async fn verify_store(store: &Store) -> Result<ExitCode> {
+    let v = store.verify_audit().await?;
+    match v.broken {
+        Some(why) => {
+            println!(
+                "the audit chain breaks after {} sealed entries: {why}",
+                v.sealed
+            );
+            Ok(ExitCode::from(1))
+        }
+        None => {
+            println!(
+                "{} entries sealed, chain intact ({} not sealed yet); head {}",
+                v.sealed, v.unsealed, v.head
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run_sealed(store: &Store, command: AuditCommand) -> Result<ExitCode> {
+    match command {
+        AuditCommand::List { filter, limit } => list(store, &filter, limit).await,
+        AuditCommand::Export { filter, out } => export(store, &filter, out.as_deref()).await,
+        AuditCommand::Verify { .. } => verify_store(store).await,
+    }
 }
 
 /// Every entry that matches, page by page, to `each`; stops after `limit`.
@@ -154,7 +185,7 @@ async fn export(store: &Store, filter: &Filter, to: Option<&Path>) -> Result<Exi
     let mut chain = String::new();
     let mut ids = (None, None);
     let n = each_entry(store, filter, i64::MAX, |r| {
-        chain = chain_next(&chain, r)?;
+        chain = crate::store::audit_chain::next(&chain, r)?;
         ids = (ids.0.or(Some(r.id)), Some(r.id));
         let line = serde_json::to_string(&Line {
             entry: r,
@@ -172,14 +203,6 @@ async fn export(store: &Store, filter: &Filter, to: Option<&Path>) -> Result<Exi
         _ => eprintln!("no audit entry matches"),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The chain after `entry`: SHA-256 of the previous chain and the entry's JSON.
-pub fn chain_next(previous: &str, entry: &AuditRow) -> Result<String> {
-    let json = serde_json::to_string(entry)?;
-    Ok(crate::store::sha256_hex(
-        format!("{previous}\n{json}").as_bytes(),
-    ))
 }
 
 /// `audit verify FILE`.
@@ -202,7 +225,7 @@ fn verify(file: &Path) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         };
-        let want = chain_next(&chain, &read.entry)?;
+        let want = crate::store::audit_chain::next(&chain, &read.entry)?;
         if want != read.chain {
             println!(
                 "line {} (id {}): the chain breaks: this line or one before it was changed, removed or inserted",
