@@ -91,6 +91,7 @@ on_both_engines!(
     the_audit_trail_is_append_only,
     the_audit_trail_is_read_by_time_event_and_party_in_pages,
     the_sealed_audit_chain_finds_an_entry_changed_removed_or_inserted,
+    retention_runs_once_a_day_across_instances,
     a_mail_is_claimed_once_and_retried_on_schedule,
     claimed_mail_not_tried_is_given_back_uncounted,
     after_a_crash_only_the_first_unrecorded_mail_of_a_claim_is_in_doubt,
@@ -330,6 +331,47 @@ async fn the_sealed_audit_chain_finds_an_entry_changed_removed_or_inserted(db: D
         .broken
         .expect("an insertion is found");
     assert!(broken.contains("inserted"), "{broken}");
+}
+
+async fn retention_runs_once_a_day_across_instances(db: Db) {
+    use nfp_gateway::config::Retention;
+    let a = db.open().await;
+    let b = Store::open(&db.url).await.unwrap();
+    let none = Retention::default();
+    let now = SystemTime::now();
+    // Nothing set: nothing to run, nothing claimed.
+    assert_eq!(
+        nfp_gateway::retention::run_daily(&a, &none, now)
+            .await
+            .unwrap(),
+        None
+    );
+    let r = Retention {
+        quarantined: Some(Duration::from_secs(365 * 86_400)),
+        ..Retention::default()
+    };
+    let first = nfp_gateway::retention::run_daily(&a, &r, now)
+        .await
+        .unwrap();
+    let report = first.expect("the first instance runs today's");
+    assert_eq!(report.len(), 1);
+    assert_eq!(
+        (report[0].class.as_str(), report[0].messages),
+        ("quarantined", 0)
+    );
+    // The other instance, the same day: already done.
+    assert_eq!(
+        nfp_gateway::retention::run_daily(&b, &r, now)
+            .await
+            .unwrap(),
+        None
+    );
+    // The next day: runs again.
+    let tomorrow = now + Duration::from_secs(86_400);
+    assert!(nfp_gateway::retention::run_daily(&b, &r, tomorrow)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 async fn queue_one(s: &Store, id: &str) -> i64 {

@@ -65,7 +65,7 @@ impl Tx {
             .await
             .context("Deleting a message's content")?;
             sqlx::query(
-                "UPDATE outbox SET message = NULL WHERE inbound_id = $1 AND state IN ('sent', 'failed')",
+                "UPDATE outbox SET message = NULL WHERE inbound_id = $1 AND state = 'sent'",
             )
             .bind(id)
             .execute(&mut *self.tx)
