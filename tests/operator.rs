@@ -19,6 +19,14 @@ fn gateway(config: &Path, args: &[&str]) -> Output {
         .expect("nfp-gateway runs")
 }
 
+/// What a command that must succeed said.
+#[track_caller]
+fn succeeds(config: &Path, args: &[&str]) -> String {
+    let out = gateway(config, args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out));
+    text(&out)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -347,11 +355,7 @@ fn a_missing_store_is_an_error_and_migrate_creates_it_0600() {
 fn db_backup_and_restore() {
     let (dir, config) = demo_network();
     let d = dir.path();
-    let ok = |args: &[&str]| {
-        let out = gateway(&config, args);
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
-        text(&out)
-    };
+    let ok = |args: &[&str]| succeeds(&config, args);
     ok(&["migrate"]);
     ok(&["directory", "import"]);
     let backup = d.join("backup.db");
@@ -514,11 +518,7 @@ fn the_key_and_its_passphrase_as_systemd_credentials() {
 fn the_audit_trail_is_listed_exported_and_verified() {
     let (dir, config) = demo_network();
     let d = dir.path();
-    let ok = |args: &[&str]| {
-        let out = gateway(&config, args);
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
-        text(&out)
-    };
+    let ok = |args: &[&str]| succeeds(&config, args);
     ok(&["migrate"]);
     ok(&["directory", "import"]);
     let file = d.join("directory.toml");

@@ -50,10 +50,7 @@ impl Gateway {
     }
 
     pub fn with_directory(config: Config, directory: Directory) -> Result<Gateway> {
-        let key = GatewayKey::load_protected(
-            &config.secret_key,
-            config.secret_key_passphrase_file.as_deref(),
-        )?;
+        let key = GatewayKey::for_config(&config)?;
         let rules = match &config.classify_rules {
             Some(path) => Rules::load(path)?,
             None => Rules::builtin(),

@@ -512,8 +512,7 @@ impl Credentials {
     /// Reads the password: the file's first line, or the command's output's first line.
     pub fn password(&self) -> Result<String> {
         let text = match (&self.password_file, &self.password_command) {
-            (Some(file), _) => std::fs::read_to_string(file)
-                .with_context(|| format!("Reading the password file {}", file.display()))?,
+            (Some(file), _) => return first_line(file, "the password file"),
             (None, Some(cmd)) => {
                 let (program, args) = cmd.split_first().context("`password-command` is empty")?;
                 let out = std::process::Command::new(program)
@@ -530,6 +529,14 @@ impl Credentials {
         };
         Ok(text.lines().next().unwrap_or("").to_string())
     }
+}
+
+/// The first line of a file that holds a secret (a password, a key's
+/// passphrase), `what` naming it in the error.
+pub fn first_line(path: &Path, what: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("Reading {what} {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_string())
 }
 
 /// The file of a systemd credential, for a path written `credential:NAME`

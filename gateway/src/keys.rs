@@ -17,6 +17,7 @@ use openpgp::Cert;
 use openpgp::Profile;
 use sequoia_openpgp as openpgp;
 
+use crate::config::Config;
 use crate::directory::Directory;
 use crate::keywatch;
 use crate::openpgp::seal;
@@ -103,12 +104,6 @@ fn can_decrypt(cert: &Cert, policy: &dyn Policy, at: SystemTime) -> bool {
     })
 }
 
-fn day(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t)
-        .format("%Y-%m-%d")
-        .to_string()
-}
-
 /// The gateway's own key.
 pub fn check_gateway(
     key: &GatewayKey,
@@ -136,7 +131,7 @@ pub fn check_gateway(
             Level::Warning,
             format!(
                 "no valid encryption key on {}: extend the key or rotate it before then",
-                day(horizon)
+                crate::utc_day(horizon)
             ),
         );
     }
@@ -150,7 +145,7 @@ pub fn check_gateway(
             Level::Warning,
             format!(
                 "no valid signing key on {}: extend the key or rotate it before then",
-                day(horizon)
+                crate::utc_day(horizon)
             ),
         );
     }
@@ -189,7 +184,7 @@ pub fn check_party(
             Level::Warning,
             format!(
                 "no valid encryption key on {}: ask for an extended or new certificate",
-                day(horizon)
+                crate::utc_day(horizon)
             ),
         );
     }
@@ -237,6 +232,20 @@ pub fn check_all(
     rows
 }
 
+/// Every key of the gateway that `config` describes, against `directory`:
+/// `keys check`, and the keys of `config check`.
+pub fn check_config(config: &Config, directory: &Directory, now: SystemTime) -> Vec<Row> {
+    let key = GatewayKey::for_config(config);
+    let policy = openpgp::policy::StandardPolicy::new();
+    check_all(
+        key.as_ref(),
+        directory,
+        &policy,
+        now,
+        config.key_expiry_warning,
+    )
+}
+
 /// The report as a table, then one line per finding.
 pub fn table(rows: &[Row]) -> String {
     let mut out = format!(
@@ -251,7 +260,9 @@ pub fn table(rows: &[Row]) -> String {
             r.fingerprint,
             yes(r.encrypt),
             yes(r.sign),
-            r.expires.map(day).unwrap_or_else(|| "never".into()),
+            r.expires
+                .map(crate::utc_day)
+                .unwrap_or_else(|| "never".into()),
             r.level().word()
         ));
     }

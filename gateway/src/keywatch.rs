@@ -43,9 +43,7 @@ pub async fn run_daily(ctx: &Arc<Ctx>, now: SystemTime) -> Result<bool> {
     if !ctx.gw.config.key_expiry_watch {
         return Ok(false);
     }
-    let day = chrono::DateTime::<chrono::Utc>::from(now)
-        .format("%Y-%m-%d")
-        .to_string();
+    let day = crate::utc_day(now);
     let mut tx = ctx.store.begin().await?;
     if !tx.claim_key_watch(&day, now).await? {
         return Ok(false);

@@ -42,6 +42,13 @@ pub mod route;
 pub mod store;
 pub mod tls;
 
+/// The UTC day of a time, YYYY-MM-DD (daily jobs claim their day by it).
+pub fn utc_day(t: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t)
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
 /// A time as RFC 3339 in UTC, to the second.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -49,6 +49,15 @@ impl GatewayKey {
         GatewayKey::load_protected(path, None)
     }
 
+    /// The key of a configuration: `secret-key`, unlocked with
+    /// `secret-key-passphrase-file` when it is set.
+    pub fn for_config(config: &crate::config::Config) -> Result<GatewayKey> {
+        GatewayKey::load_protected(
+            &config.secret_key,
+            config.secret_key_passphrase_file.as_deref(),
+        )
+    }
+
     /// Reads an armored TSK whose secret keys may be protected by the
     /// passphrase on the first line of `passphrase_file` (a systemd
     /// credential, typically): they are unlocked in memory only.
@@ -61,10 +70,8 @@ impl GatewayKey {
             .and_then(|data| whole::certificate(&data))
             .with_context(|| format!("Reading the gateway key {}", path.display()))?;
         if let Some(file) = passphrase_file {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("Reading the key's passphrase {}", file.display()))?;
             let password: openpgp::crypto::Password =
-                text.lines().next().unwrap_or_default().into();
+                crate::config::first_line(file, "the key's passphrase")?.into();
             let mut unlocked = Vec::new();
             for ka in cert.keys().secret() {
                 if ka.key().has_unencrypted_secret() {

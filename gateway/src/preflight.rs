@@ -130,20 +130,7 @@ pub async fn run(config_path: &Path, now: SystemTime) -> Report {
     // The keys against the directory the gateway would use: the store's, or
     // the file's before the first start.
     let keys = match live_directory.or(file_directory) {
-        Some(directory) => {
-            let key = crate::openpgp::GatewayKey::load_protected(
-                &config.secret_key,
-                config.secret_key_passphrase_file.as_deref(),
-            );
-            let policy = sequoia_openpgp::policy::StandardPolicy::new();
-            keys::check_all(
-                key.as_ref(),
-                &directory,
-                &policy,
-                now,
-                config.key_expiry_warning,
-            )
-        }
+        Some(directory) => keys::check_config(&config, &directory, now),
         None => Vec::new(),
     };
     Report { items, keys }

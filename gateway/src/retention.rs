@@ -101,9 +101,7 @@ pub async fn run_daily(
     if classes(retention).is_empty() {
         return Ok(None);
     }
-    let day = chrono::DateTime::<chrono::Utc>::from(now)
-        .format("%Y-%m-%d")
-        .to_string();
+    let day = crate::utc_day(now);
     // The claim and the purge commit together: a run that fails is tried
     // again, by this instance or another.
     let mut tx = store.begin().await?;

@@ -284,13 +284,7 @@ impl Store {
     async fn prepare(&self, pending: Pending) -> Result<()> {
         let applied = self.applied().await?;
         self.check_not_newer(&applied)?;
-        let missing: Vec<i64> = self
-            .engine
-            .migrator()
-            .iter()
-            .map(|m| m.version)
-            .filter(|v| !applied.contains(v))
-            .collect();
+        let missing = self.missing(&applied);
         match (missing.is_empty(), pending) {
             (true, _) => Ok(()),
             (false, Pending::Apply) => match self.engine.migrator().run(&self.pool).await {
@@ -315,6 +309,16 @@ impl Store {
                 "the database lacks schema version(s) {missing:?}: run `nfp-gateway migrate` first"
             ),
         }
+    }
+
+    /// This build's schema versions that `applied` lacks.
+    fn missing(&self, applied: &[i64]) -> Vec<i64> {
+        self.engine
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect()
     }
 
     fn check_not_newer(&self, applied: &[i64]) -> Result<()> {
@@ -365,13 +369,7 @@ impl Store {
         store.close().await;
         let applied = applied?;
         let newest = applied.iter().max().copied().unwrap_or(0);
-        let missing: Vec<i64> = store
-            .engine
-            .migrator()
-            .iter()
-            .map(|m| m.version)
-            .filter(|v| !applied.contains(v))
-            .collect();
+        let missing = store.missing(&applied);
         Ok(match (newest > schema_version(), missing.is_empty()) {
             (true, _) => Schema::Newer(newest),
             (false, true) => Schema::Current(newest),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
 
 use crate::config::Config;
@@ -59,9 +59,7 @@ pub fn run(config_path: &Path, command: KeysCommand) -> Result<ExitCode> {
             let passphrase = match &passphrase_file {
                 None => None,
                 Some(f) => {
-                    let text = std::fs::read_to_string(f)
-                        .with_context(|| format!("Reading {}", f.display()))?;
-                    let line = text.lines().next().unwrap_or_default();
+                    let line = crate::config::first_line(f, "the passphrase file")?;
                     if line.is_empty() {
                         anyhow::bail!("{}: the passphrase is empty", f.display());
                     }
@@ -108,16 +106,5 @@ pub fn run(config_path: &Path, command: KeysCommand) -> Result<ExitCode> {
 pub async fn check(config_path: &Path, now: SystemTime) -> Result<Vec<keys::Row>> {
     let config = Config::load(config_path)?;
     let directory = super::current_directory(&config).await?;
-    let key = crate::openpgp::GatewayKey::load_protected(
-        &config.secret_key,
-        config.secret_key_passphrase_file.as_deref(),
-    );
-    let policy = sequoia_openpgp::policy::StandardPolicy::new();
-    Ok(keys::check_all(
-        key.as_ref(),
-        &directory,
-        &policy,
-        now,
-        config.key_expiry_warning,
-    ))
+    Ok(keys::check_config(&config, &directory, now))
 }
