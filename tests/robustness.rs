@@ -71,6 +71,17 @@ const CRYPTOGRAPHIC: [&str; 9] = [
     "stale_signature",
 ];
 
+/// The attachment whose own signature or encryption refused a GpgOL
+/// message (its detail begins "attachment NAME: ").
+fn refused_attachment(d: &Value) -> Option<String> {
+    let gpgol = d["repairs"]
+        .as_array()?
+        .iter()
+        .any(|r| r == "gpgol_inline_attachments");
+    let detail = d["detail"].as_str()?.strip_prefix("attachment ")?;
+    gpgol.then(|| detail.split(": ").next().unwrap().to_string())
+}
+
 #[derive(Debug, Clone)]
 enum Mutation {
     Flip { at: usize, bit: u8 },
@@ -141,10 +152,53 @@ proptest! {
             // Auto-Submitted header deleted, an extra part cut off); a
             // cryptographic refusal never can.
             let reason = before["reason"].as_str().unwrap_or("");
-            prop_assert!(!CRYPTOGRAPHIC.contains(&reason), "{}: a mutation turned {} into accepted", name, reason);
+            match refused_attachment(before) {
+                // GpgOL encrypts and signs each attachment on its own: a
+                // mutation that cuts the refused attachment off whole
+                // leaves what the text's signer really sent, which is
+                // accepted. It must be gone, never read as good.
+                Some(refused) => {
+                    let names: Vec<&str> = after["attachments"].as_array().unwrap().iter()
+                        .map(|a| a["name"].as_str().unwrap()).collect();
+                    prop_assert!(!names.contains(&refused.as_str()), "{}: a mutation turned {} of attachment {} into accepted", name, reason, refused);
+                    let attached = original.windows(9).filter(|w| w == b"filename=").count();
+                    prop_assert!(names.len() < attached, "{}: {} attachments accepted of {}", name, names.len(), attached);
+                }
+                None => prop_assert!(!CRYPTOGRAPHIC.contains(&reason), "{}: a mutation turned {} into accepted", name, reason),
+            }
             if before["verdict"] == "accepted" {
                 prop_assert_eq!(authenticated_view(before), authenticated_view(&after), "{}: a mutation changed authenticated content", name);
             }
         }
     }
+}
+
+/// What the property above met in CI: a GpgOL message whose attachment
+/// Mallory signed, cut off just after the last boundary line, is AT's own
+/// text and attachment, and accepted as such; the refused attachment is
+/// gone, not read. Cut inside that attachment, it is refused.
+#[test]
+fn cutting_off_a_refused_gpgol_attachment_leaves_the_senders_own_message() {
+    let w = world();
+    let (_, raw, before) = w
+        .messages
+        .iter()
+        .find(|(name, _, _)| name == "unknown_signer_gpgol_attachment_signed_by_mallory")
+        .expect("the fixture");
+    assert_eq!(before["reason"], "unknown_signer");
+    let text = std::str::from_utf8(raw).unwrap();
+    let last = text
+        .rfind("\nContent-Type: application/octet-stream; name=\"anhang.pdf.pgp\"")
+        .unwrap();
+    let judged = |raw: &[u8]| {
+        serde_json::to_value(judge(&w.gw, raw, w.now, &mut MemoryReplayGuard::default())).unwrap()
+    };
+    let cut = judged(&raw[..last]);
+    assert_eq!(cut["verdict"], "accepted", "{cut}");
+    assert_eq!(cut["sender"]["party"], "AT");
+    assert_eq!(cut["attachments"].as_array().unwrap().len(), 1, "{cut}");
+    assert_eq!(cut["attachments"][0]["name"], "bericht.pdf");
+    let body = text[last..].find("\r\n\r\n").unwrap() + last + 4;
+    let inside = judged(&raw[..body + 40]);
+    assert_eq!(inside["verdict"], "quarantined", "{inside}");
 }
