@@ -362,3 +362,63 @@ fn the_state_names_are_the_cldr_s() {
         "rules/states.toml differs from rules/make_states.py's output"
     );
 }
+
+/// The shipped model (rules/model.tsv) is the one this code trains from the
+/// corpus' tuning split: retrained here, it must give the same file, so
+/// that it cannot drift from the corpus or from the code that reads text
+/// into features. `NFP_GATEWAY_TRAIN=1 cargo test --test classify
+/// the_model` writes it (and prints its cross-validation).
+#[test]
+fn the_model_is_the_one_trained_from_the_tuning_split() {
+    use nfp_gateway::classify::{self, model};
+    let messages = corpus::load();
+    let examples: Vec<model::Example> = messages
+        .iter()
+        .filter(|m| !m.held_out)
+        .map(|m| {
+            let f = classify::model_features(m.subject.as_deref(), &m.text, rules(), m.language);
+            (f, m.kind)
+        })
+        .collect();
+    let training = model::Training::default();
+    let (mut trained, v) = model::train(&examples, &training);
+    trained.provenance = vec![
+        "nfp-gateway's classification model: multinomial logistic regression over the folded stems".into(),
+        "of a message's new text and pairs of stems in a sentence (gateway/src/classify/model.rs).".into(),
+        format!(
+            "Trained from the {} messages of the tuning split of bench/classify/corpus (the held-out split never),",
+            examples.len()
+        ),
+        format!(
+            "C {}, {} features (each in at least {} messages). Cross-validation, {} folds: the model's kind right",
+            training.c,
+            trained.len(),
+            model::MIN_DOCUMENTS,
+            training.folds
+        ),
+        format!(
+            "for {:.1} %; from the threshold, {:.1} % right and {:.1} % wrong kinds, the rest unclassified.",
+            100.0 * v.accuracy,
+            100.0 * v.accuracy_at_threshold,
+            100.0 * v.wrong_at_threshold
+        ),
+        "Do not edit: retrain with NFP_GATEWAY_TRAIN=1 cargo test --test classify the_model".into(),
+    ];
+    let rendered = trained.render();
+    let path = corpus::root().join("../../../rules/model.tsv");
+    if std::env::var_os("NFP_GATEWAY_TRAIN").is_some() {
+        std::fs::write(&path, &rendered).unwrap();
+        eprintln!("{}", trained.provenance.join("\n"));
+    }
+    let shipped = std::fs::read_to_string(&path).unwrap();
+    let first_difference = shipped
+        .lines()
+        .zip(rendered.lines())
+        .position(|(a, b)| a != b);
+    assert!(
+        shipped == rendered,
+        "rules/model.tsv is not what the tuning split trains (first different line: {first_difference:?}, {} lines against {})",
+        shipped.lines().count(),
+        rendered.lines().count()
+    );
+}

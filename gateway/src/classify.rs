@@ -11,6 +11,7 @@
 //! operator-editable data file ([`rules`]).
 
 pub mod evidence;
+pub mod model;
 pub mod rules;
 pub mod target;
 pub mod text;
@@ -226,7 +227,7 @@ pub fn classify(
     } else if let (Some(_), Some(line)) = (&tag_reference, receipt_line) {
         // The subject it echoes names the request it acknowledges; its
         // tags are the request's, not this message's.
-        let (kind, why) = decide(&weighed, rules);
+        let (kind, why) = decide(&weighed, rules, &reading, language, false);
         (
             kind,
             format!(
@@ -243,7 +244,7 @@ pub fn classify(
     } else if input.has_vcard {
         (Kind::ContactUpdate, "a vCard is attached".to_string())
     } else {
-        decide(&weighed, rules)
+        decide(&weighed, rules, &reading, language, receipt_line.is_none())
     };
 
     // An automatic reply's subject and words are not its sender's matter.
@@ -302,9 +303,75 @@ pub fn classify(
     }
 }
 
-/// The kind the words decide, with the evidence that decided it, or
+/// The features the model reads in a message, as [`classify`] reads them
+/// (the same new text, in the language it detects): what
+/// [`model::train`] learns from.
+pub fn model_features(
+    protected_subject: Option<&str>,
+    text: &str,
+    rules: &Rules,
+    fallback: Language,
+) -> Vec<String> {
+    let reading = text::read(protected_subject, text, rules.text_cues());
+    let tag_line = protected_subject
+        .or_else(|| text.lines().find(|l| !l.trim().is_empty()))
+        .unwrap_or("");
+    let language =
+        detect_language(&new_text(&reading), &bracket_tags(tag_line)).unwrap_or(fallback);
+    let hits = evidence::hits(&reading, rules, language);
+    let echoes = receipt(&reading, &hits, rules).is_some();
+    model::features(&reading, language, !echoes)
+}
+
+/// The kind the words decide, and why: the model's kind when the rules'
+/// phrases agree or when it is sure enough; when it is not, the rules' kind
+/// if the model ranks it among its two first; else `unclassified`. The
+/// subject is read only `with_subject` (an acknowledgement of receipt
+/// echoes the request's).
+fn decide(
+    weighed: &evidence::Weighed,
+    rules: &Rules,
+    reading: &text::Reading<'_>,
+    language: Language,
+    with_subject: bool,
+) -> (Kind, String) {
+    let (by_rules, rules_why) = decide_by_rules(weighed, rules);
+    let model = model::Model::builtin();
+    let p = model.predict(&model::features(reading, language, with_subject));
+    let evidence: Vec<String> = p.evidence.iter().map(|f| format!("\"{f}\"")).collect();
+    let read = format!(
+        "the model reads {} p {:.2} ({})",
+        p.kind.code(),
+        p.probability,
+        match evidence.is_empty() {
+            true => "no word it knows".to_string(),
+            false => evidence.join(", "),
+        }
+    );
+    let t = model.threshold;
+    if p.kind == by_rules {
+        (p.kind, format!("{read}, and the rules agree: {rules_why}"))
+    } else if p.probability >= t {
+        (
+            p.kind,
+            format!("{read}, sure enough (p >= {t:.2}); the rules: {rules_why}"),
+        )
+    } else if by_rules != Kind::Unclassified && p.ranks_among_two(by_rules) {
+        (
+            by_rules,
+            format!("{rules_why}; the model, unsure, ranks it second: {read}"),
+        )
+    } else {
+        (
+            Kind::Unclassified,
+            format!("unsure: {read}, below {t:.2}, and the rules disagree: {rules_why}"),
+        )
+    }
+}
+
+/// The kind the rules' phrases decide, with the evidence that decided it, or
 /// `unclassified` when no kind has enough evidence or two are close.
-fn decide(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String) {
+fn decide_by_rules(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String) {
     let mut ranked: Vec<&evidence::Tally<Kind>> = weighed
         .kinds
         .iter()
