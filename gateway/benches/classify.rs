@@ -10,7 +10,9 @@
 //! NFP_CLASSIFY_RULES=rules.toml NFP_CLASSIFY_MISSES=fr cargo bench --bench classify
 //! ```
 //! NFP_CLASSIFY_RULES reads other rules than the shipped ones (tuning them
-//! needs no build); NFP_CLASSIFY_MISSES=fr lists one language's misses.
+//! needs no build); NFP_CLASSIFY_MISSES=fr lists one language's misses;
+//! NFP_CLASSIFY_BATCH=5 reports one batch (files 401-499), to measure a new
+//! batch before anything is trained or tuned on it.
 
 #[path = "../../tests/common/corpus.rs"]
 mod corpus;
@@ -20,7 +22,11 @@ use std::time::Instant;
 use nfp_gateway::classify::rules::Rules;
 
 fn main() {
-    let messages = corpus::load();
+    let mut messages = corpus::load();
+    if let Ok(batch) = std::env::var("NFP_CLASSIFY_BATCH") {
+        let batch: usize = batch.parse().expect("NFP_CLASSIFY_BATCH is a number");
+        messages.retain(|m| m.id[3..].parse::<usize>().unwrap() / 100 + 1 == batch);
+    }
     let rules = match std::env::var_os("NFP_CLASSIFY_RULES") {
         Some(path) => Rules::load(std::path::Path::new(&path)).unwrap_or_else(|e| {
             eprintln!("{e:#}");

@@ -337,7 +337,7 @@ fn decide(
 ) -> (Kind, String) {
     let (by_rules, rules_why) = decide_by_rules(weighed, rules);
     let model = model::Model::builtin();
-    let p = model.predict(&model::features(reading, language, with_subject));
+    let p = model.predict_text(reading, language, with_subject);
     let evidence: Vec<String> = p.evidence.iter().map(|f| format!("\"{f}\"")).collect();
     let read = format!(
         "the model reads {} p {:.2} ({})",

@@ -50,6 +50,21 @@ pub const MIN_DOCUMENTS: usize = 3;
 /// pair of stems that follow each other in a sentence ("request assist").
 /// Sorted, each once.
 pub fn features(reading: &Reading<'_>, language: Language, with_subject: bool) -> Vec<String> {
+    let mut out = Vec::with_capacity(reading.words.len() * 2);
+    each_feature(reading, language, with_subject, |f| out.push(f.to_string()));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Calls `f` with each feature of [`features`], in text order, repeats
+/// included, without allocating one string per feature.
+fn each_feature(
+    reading: &Reading<'_>,
+    language: Language,
+    with_subject: bool,
+    mut f: impl FnMut(&str),
+) {
     let stemmer = Stemmer::create(match language {
         Language::En => Algorithm::English,
         Language::Fr => Algorithm::French,
@@ -58,8 +73,8 @@ pub fn features(reading: &Reading<'_>, language: Language, with_subject: bool) -
         Language::Ru => Algorithm::Russian,
         Language::Es => Algorithm::Spanish,
     });
-    let mut out = Vec::with_capacity(reading.words.len() * 2);
     let mut previous: Option<(usize, String)> = None;
+    let mut pair = String::new();
     for w in &reading.words {
         let subject = reading.lines[w.line].role == Role::Subject;
         // A reference number (BSM-2026-000123) is the rules' evidence, read
@@ -74,15 +89,16 @@ pub fn features(reading: &Reading<'_>, language: Language, with_subject: bool) -
         let stem = fold_word(&stemmer.stem(&w.raw.to_lowercase()));
         if let Some((sentence, p)) = &previous {
             if *sentence == w.sentence {
-                out.push(format!("{p} {stem}"));
+                pair.clear();
+                pair.push_str(p);
+                pair.push(' ');
+                pair.push_str(&stem);
+                f(&pair);
             }
         }
-        out.push(stem.clone());
+        f(&stem);
         previous = Some((w.sentence, stem));
     }
-    out.sort_unstable();
-    out.dedup();
-    out
 }
 
 /// The model's reading of one text.
@@ -213,6 +229,29 @@ impl Model {
             .iter()
             .filter_map(|f| self.index.get(f).copied())
             .collect();
+        self.predict_known(known)
+    }
+
+    /// [`Model::predict`] of a text's [`features`], read as they come.
+    pub fn predict_text(
+        &self,
+        reading: &Reading<'_>,
+        language: Language,
+        with_subject: bool,
+    ) -> Prediction {
+        let mut known = Vec::with_capacity(reading.words.len());
+        each_feature(reading, language, with_subject, |f| {
+            if let Some(&j) = self.index.get(f) {
+                known.push(j);
+            }
+        });
+        known.sort_unstable();
+        known.dedup();
+        self.predict_known(known)
+    }
+
+    /// The prediction from the distinct indices of the features it knows.
+    fn predict_known(&self, known: Vec<usize>) -> Prediction {
         let norm = known
             .iter()
             .map(|&j| self.idf[j] * self.idf[j])
@@ -323,13 +362,12 @@ pub struct Validation {
 pub fn train(examples: &[Example], t: &Training) -> (Model, Validation) {
     let mut held_back: Vec<(f32, Kind, Kind)> = Vec::with_capacity(examples.len());
     for fold in 0..t.folds {
-        let (rest, this): (Vec<(usize, &Example)>, Vec<(usize, &Example)>) = examples
-            .iter()
-            .enumerate()
-            .partition(|(i, _)| i % t.folds != fold);
-        let rest: Vec<Example> = rest.into_iter().map(|(_, e)| e.clone()).collect();
+        let rest: Vec<Example> = (0..examples.len())
+            .filter(|i| i % t.folds != fold)
+            .map(|i| examples[i].clone())
+            .collect();
         let model = fit(&rest, t.c, t.provenance.clone(), 0.0);
-        for (_, (f, kind)) in this {
+        for (f, kind) in examples.iter().skip(fold).step_by(t.folds) {
             let p = model.predict(f);
             held_back.push((p.probability, p.kind, *kind));
         }
