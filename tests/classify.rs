@@ -393,7 +393,7 @@ fn the_model_is_the_one_trained_from_the_tuning_split() {
             "C {}, {} features (each in at least {} messages). Cross-validation, {} folds: the model's kind right",
             training.c,
             trained.len(),
-            model::MIN_DOCUMENTS,
+            training.min_documents,
             training.folds
         ),
         format!(

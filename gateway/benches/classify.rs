@@ -12,7 +12,9 @@
 //! NFP_CLASSIFY_RULES reads other rules than the shipped ones (tuning them
 //! needs no build); NFP_CLASSIFY_MISSES=fr lists one language's misses;
 //! NFP_CLASSIFY_BATCH=5 reports one batch (files 401-499), to measure a new
-//! batch before anything is trained or tuned on it.
+//! batch before anything is trained or tuned on it;
+//! NFP_CLASSIFY_CV="10,30,100:2,3" cross-validates the model alone on the
+//! tuning split for each C and each minimum of messages per feature.
 
 #[path = "../../tests/common/corpus.rs"]
 mod corpus;
@@ -61,9 +63,51 @@ fn main() {
             println!("- {id}: {what}");
         }
     }
+    if let Ok(grid) = std::env::var("NFP_CLASSIFY_CV") {
+        cross_validate(&tuning, &rules, &grid);
+    }
     if std::env::var_os("NFP_CLASSIFY_LIST_TUNING").is_some() {
         for m in &tuning {
             println!("tuning: bench/classify/corpus/{}.txt", m.id);
+        }
+    }
+}
+
+/// The model alone, cross-validated on the tuning split for each setting.
+fn cross_validate(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
+    use nfp_gateway::classify::{self, model};
+    let (cs, mins) = grid.split_once(':').expect("NFP_CLASSIFY_CV=C,C:MIN,MIN");
+    let examples: Vec<model::Example> = tuning
+        .iter()
+        .map(|m| {
+            let f = classify::model_features(m.subject.as_deref(), &m.text, rules, m.language);
+            (f, m.kind)
+        })
+        .collect();
+    println!(
+        "### Cross-validation of the model alone ({} messages)\n",
+        examples.len()
+    );
+    println!(
+        "| C | min. messages | features | accuracy | threshold | right from it | wrong kinds |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for c in cs.split(',') {
+        for min in mins.split(',') {
+            let t = model::Training {
+                c: c.parse().unwrap(),
+                min_documents: min.parse().unwrap(),
+                ..model::Training::default()
+            };
+            let (m, v) = model::train(&examples, &t);
+            println!(
+                "| {c} | {min} | {} | {:.1} % | {:.2} | {:.1} % | {:.1} % |",
+                m.len(),
+                100.0 * v.accuracy,
+                m.threshold,
+                100.0 * v.accuracy_at_threshold,
+                100.0 * v.wrong_at_threshold
+            );
         }
     }
 }

@@ -40,11 +40,6 @@ const K: usize = CLASSES.len();
 /// The shipped model.
 pub const DEFAULT_MODEL: &str = include_str!("../../../rules/model.tsv");
 
-/// A feature must occur in this many training messages to be kept: rarer
-/// words are names, places and one writer's habits, which neither
-/// generalise nor belong in an explanation that is stored in the clear.
-pub const MIN_DOCUMENTS: usize = 3;
-
 /// The features of a text: each folded stem of its new words (digits and
 /// reference numbers skipped; the subject's only `with_subject`), and each
 /// pair of stems that follow each other in a sentence ("request assist").
@@ -97,6 +92,12 @@ fn each_feature(
             }
         }
         f(&stem);
+        if subject {
+            pair.clear();
+            pair.push('^');
+            pair.push_str(&stem);
+            f(&pair);
+        }
         previous = Some((w.sentence, stem));
     }
 }
@@ -324,6 +325,10 @@ pub struct Training {
     pub c: f64,
     /// Folds of the cross-validation that chooses the threshold.
     pub folds: usize,
+    /// A feature must occur in this many training messages to be kept:
+    /// rarer words are names, places and one writer's habits, which
+    /// neither generalise nor belong in an explanation stored in the clear.
+    pub min_documents: usize,
     /// At most this share of the messages of the held-back folds may get a
     /// wrong kind (a kind other than `unclassified` that is not theirs).
     pub wrong_kinds: f64,
@@ -336,6 +341,7 @@ impl Default for Training {
         Training {
             c: 30.0,
             folds: 5,
+            min_documents: 3,
             wrong_kinds: 0.01,
             provenance: Vec::new(),
         }
@@ -366,7 +372,7 @@ pub fn train(examples: &[Example], t: &Training) -> (Model, Validation) {
             .filter(|i| i % t.folds != fold)
             .map(|i| examples[i].clone())
             .collect();
-        let model = fit(&rest, t.c, t.provenance.clone(), 0.0);
+        let model = fit(&rest, t, 0.0);
         for (f, kind) in examples.iter().skip(fold).step_by(t.folds) {
             let p = model.predict(f);
             held_back.push((p.probability, p.kind, *kind));
@@ -401,7 +407,7 @@ pub fn train(examples: &[Example], t: &Training) -> (Model, Validation) {
     // Four decimals, as the file keeps it.
     let threshold = (threshold * 10_000.0).ceil() / 10_000.0;
     let (accuracy_at_threshold, wrong_at_threshold) = outcome(threshold);
-    let model = fit(examples, t.c, t.provenance.clone(), threshold);
+    let model = fit(examples, t, threshold);
     let validation = Validation {
         accuracy,
         accuracy_at_threshold,
@@ -413,7 +419,8 @@ pub fn train(examples: &[Example], t: &Training) -> (Model, Validation) {
 }
 
 /// One fit on all of `examples`.
-fn fit(examples: &[Example], c: f64, provenance: Vec<String>, threshold: f32) -> Model {
+fn fit(examples: &[Example], t: &Training, threshold: f32) -> Model {
+    let c = t.c;
     let mut df: BTreeMap<&str, usize> = BTreeMap::new();
     for (f, _) in examples {
         for name in f {
@@ -423,7 +430,7 @@ fn fit(examples: &[Example], c: f64, provenance: Vec<String>, threshold: f32) ->
     let n = examples.len() as f64;
     let names: Vec<String> = df
         .iter()
-        .filter(|(_, d)| **d >= MIN_DOCUMENTS)
+        .filter(|(_, d)| **d >= t.min_documents)
         .map(|(name, _)| name.to_string())
         .collect();
     let index: HashMap<String, usize> = names
@@ -500,7 +507,7 @@ fn fit(examples: &[Example], c: f64, provenance: Vec<String>, threshold: f32) ->
         bias: std::array::from_fn(|k| round(w[v * K + k])),
         names,
         threshold,
-        provenance,
+        provenance: t.provenance.clone(),
     }
 }
 
