@@ -340,7 +340,7 @@ fn the_corpus_keeps_its_numbers() {
 
 /// Kind accuracy, all languages together, below which the corpus test fails.
 const TUNING_FLOOR: f64 = 0.97;
-const HELD_OUT_FLOOR: f64 = 0.92;
+const HELD_OUT_FLOOR: f64 = 0.93;
 
 /// rules/states.toml is what rules/make_states.py makes from the pinned
 /// CLDR (Babel), not typed by hand.
