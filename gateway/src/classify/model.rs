@@ -46,7 +46,9 @@ pub const DEFAULT_MODEL: &str = include_str!("../../../rules/model.tsv");
 /// Sorted, each once.
 pub fn features(reading: &Reading<'_>, language: Language, with_subject: bool) -> Vec<String> {
     let mut out = Vec::with_capacity(reading.words.len() * 2);
-    each_feature(reading, language, with_subject, |f| out.push(f.to_string()));
+    each_feature(reading, language, with_subject, None, |f| {
+        out.push(f.to_string())
+    });
     out.sort_unstable();
     out.dedup();
     out
@@ -58,6 +60,7 @@ fn each_feature(
     reading: &Reading<'_>,
     language: Language,
     with_subject: bool,
+    vocabulary: Option<&HashMap<String, usize>>,
     mut f: impl FnMut(&str),
 ) {
     let stemmer = Stemmer::create(match language {
@@ -81,7 +84,7 @@ fn each_feature(
             previous = None;
             continue;
         }
-        let stem = fold_word(&stemmer.stem(&w.raw.to_lowercase()));
+        let stem = stem_of(&stemmer, language, w.raw, vocabulary);
         if let Some((sentence, p)) = &previous {
             if *sentence == w.sentence {
                 pair.clear();
@@ -101,6 +104,40 @@ fn each_feature(
         previous = Some((w.sentence, stem));
     }
 }
+
+/// The folded stem of a word as written. Snowball costs a few thousand
+/// instructions a word, and the words of the model's vocabulary recur from
+/// one message to the next: those are remembered (up to
+/// [`REMEMBERED_STEMS`], then forgotten all at once). A word whose stem the
+/// model does not know (a name, a place, a number) is never kept.
+fn stem_of(
+    stemmer: &Stemmer,
+    language: Language,
+    raw: &str,
+    vocabulary: Option<&HashMap<String, usize>>,
+) -> String {
+    type Seen = std::sync::Mutex<HashMap<String, String>>;
+    static SEEN: OnceLock<[Seen; 6]> = OnceLock::new();
+    let seen = &SEEN.get_or_init(Default::default)[language as usize];
+    let lock = || seen.lock().unwrap_or_else(|e| e.into_inner());
+    if vocabulary.is_some() {
+        if let Some(stem) = lock().get(raw) {
+            return stem.clone();
+        }
+    }
+    let stem = fold_word(&stemmer.stem(&raw.to_lowercase()));
+    if vocabulary.is_some_and(|v| v.contains_key(&stem)) {
+        let mut seen = lock();
+        if seen.len() >= REMEMBERED_STEMS {
+            seen.clear();
+        }
+        seen.insert(raw.to_string(), stem.clone());
+    }
+    stem
+}
+
+/// How many stems [`stem_of`] remembers (a few MiB at most).
+const REMEMBERED_STEMS: usize = 1 << 16;
 
 /// The model's reading of one text.
 #[derive(Debug, Clone)]
@@ -241,7 +278,7 @@ impl Model {
         with_subject: bool,
     ) -> Prediction {
         let mut known = Vec::with_capacity(reading.words.len());
-        each_feature(reading, language, with_subject, |f| {
+        each_feature(reading, language, with_subject, Some(&self.index), |f| {
             if let Some(&j) = self.index.get(f) {
                 known.push(j);
             }
