@@ -10,7 +10,7 @@ packages=(
   # build: Sequoia's OpenSSL backend, C compiler for -sys crates
   build-essential pkg-config libssl-dev libclang-dev
   # real OpenPGP peers for the fixtures: GnuPG and Sequoia's sq
-  gnupg gpg-agent sq
+  gnupg gpg-agent gpg-wks-client sq
   # rnp (Thunderbird's OpenPGP library): writes the LibrePGP OCB packet that
   # GnuPG 2.4 sends, which the gateway must name precisely (tests/fixtures)
   rnp

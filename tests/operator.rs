@@ -644,3 +644,159 @@ fn first_errors_say_what_is_wrong() {
         "{said}"
     );
 }
+
+/// `directory export --format wkd DIR`: each address's file is where GnuPG
+/// looks it up (`gpg-wks-client --print-wkd-url`), GnuPG reads it as the
+/// directory's certificate with that address and no secret; the gateway's
+/// own certificate is there; a certificate without its address is not
+/// published and says so; a second export replaces the first.
+#[test]
+fn the_directory_is_published_as_a_web_key_directory() {
+    let (dir, config) = demo_network();
+    let wkd = dir.path().join("wkd");
+    let out = succeeds(
+        &config,
+        &[
+            "directory",
+            "export",
+            "--format",
+            "wkd",
+            wkd.to_str().unwrap(),
+        ],
+    );
+    let home = dir.path().join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut published = 0;
+    for line in out.lines().filter(|l| l.contains(".well-known/")) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (email, file) = (fields[1], fields[2]);
+        let url = Command::new("/usr/lib/gnupg/gpg-wks-client")
+            .args(["--print-wkd-url", email])
+            .output()
+            .expect("gpg-wks-client runs (scripts/install-deps.sh installs it)");
+        let url = String::from_utf8(url.stdout).unwrap();
+        let (_, domain) = email.split_once('@').unwrap();
+        let path = url
+            .trim()
+            .strip_prefix(&format!("https://openpgpkey.{domain}/"))
+            .and_then(|p| p.split_once('?'))
+            .map(|(p, _)| p)
+            .unwrap_or_else(|| panic!("{url}"));
+        assert_eq!(path, file, "{email}: GnuPG looks for {url}");
+        let shown = gpg(
+            &home,
+            &["--show-keys", "--with-colons"],
+            Some(&std::fs::read(wkd.join(file)).unwrap()),
+        );
+        let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+        assert_eq!(
+            shown.lines().filter(|l| l.starts_with("pub:")).count(),
+            1,
+            "{email}: {shown}"
+        );
+        assert!(
+            !shown.contains("sec:") && !shown.contains("ssb:"),
+            "{email}: {shown}"
+        );
+        assert!(shown.contains(&format!("<{email}>")), "{email}: {shown}");
+        assert!(wkd
+            .join(file)
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("policy")
+            .is_file());
+        published += 1;
+    }
+    // The gateway and every party of the demo directory.
+    assert!(out.contains("gateway@"), "{out}");
+    assert_eq!(published, out.lines().count() - 1, "{out}");
+    assert!(
+        out.contains(&format!("{published} of {published} addresses published")),
+        "{out}"
+    );
+    // The gateway's own file is its certificate, not its key.
+    let own = out.lines().find(|l| l.starts_with("gateway")).unwrap();
+    let own_file = wkd.join(own.split_whitespace().nth(2).unwrap());
+    let cert = nfp_gateway::openpgp::GatewayKey::load(&dir.path().join("keys/gateway.sec.asc"))
+        .map(|k| k.cert.fingerprint().to_hex())
+        .unwrap_or_default();
+    let shown = gpg(
+        &home,
+        &["--show-keys", "--with-colons"],
+        Some(&std::fs::read(&own_file).unwrap()),
+    );
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&cert),
+        "the gateway's own certificate"
+    );
+
+    // FR's certificate replaced by one for another address: not published,
+    // exit status 1, and FR's earlier file is gone.
+    let fr_line = out
+        .lines()
+        .find(|l| l.starts_with("FR "))
+        .unwrap()
+        .to_string();
+    let fr_file = wkd.join(fr_line.split_whitespace().nth(2).unwrap());
+    assert!(fr_file.is_file());
+    let stranger = gpg(
+        &home,
+        &[
+            "--quick-generate-key",
+            "--passphrase",
+            "",
+            "Stranger <someone@elsewhere.example>",
+            "ed25519",
+            "default",
+            "1y",
+        ],
+        None,
+    );
+    assert!(stranger.status.success(), "{}", text(&stranger));
+    let exported = gpg(
+        &home,
+        &["--armor", "--export", "someone@elsewhere.example"],
+        None,
+    );
+    std::fs::write(dir.path().join("certs/FR.asc"), &exported.stdout).unwrap();
+    let again = gateway(
+        &config,
+        &[
+            "directory",
+            "export",
+            "--format",
+            "wkd",
+            wkd.to_str().unwrap(),
+        ],
+    );
+    let said = text(&again);
+    assert_eq!(again.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("NOT PUBLISHED: certificate") && said.contains("no valid user ID <"),
+        "{said}"
+    );
+    assert!(
+        !fr_file.exists(),
+        "FR's earlier certificate is no longer published"
+    );
+    // The formats that print take no directory; wkd needs one.
+    assert!(!gateway(
+        &config,
+        &[
+            "directory",
+            "export",
+            "--format",
+            "json",
+            wkd.to_str().unwrap()
+        ]
+    )
+    .status
+    .success());
+    assert!(
+        !gateway(&config, &["directory", "export", "--format", "wkd"])
+            .status
+            .success()
+    );
+}

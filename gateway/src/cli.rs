@@ -154,13 +154,17 @@ pub enum DirectoryCommand {
         #[arg(long, value_parser = parse_time)]
         at: Option<SystemTime>,
     },
-    /// The whole directory as json, csv, vcard (one card per contact person) or html.
+    /// The whole directory as json, csv, vcard (one card per contact person) or html; or, with
+    /// `--format wkd DIR`, every party's and the gateway's current certificate as a Web Key
+    /// Directory under DIR (each domain's web server serves its part as https://openpgpkey.DOMAIN/).
     Export {
-        #[arg(long, value_parser = ["json", "csv", "vcard", "html"])]
+        #[arg(long, value_parser = ["json", "csv", "vcard", "html", "wkd"])]
         format: String,
-        /// As it was at this time (RFC 3339).
+        /// As it was at this time (RFC 3339); not for wkd, which publishes the current certificates.
         #[arg(long, value_parser = parse_time)]
         at: Option<SystemTime>,
+        /// Where the Web Key Directory is written (wkd only; an earlier export there is replaced).
+        dir: Option<PathBuf>,
     },
 }
 
@@ -352,6 +356,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 async fn directory(config_path: &std::path::Path, command: DirectoryCommand) -> Result<ExitCode> {
     use crate::directory::{export, sync, Directory};
+    if let DirectoryCommand::Export { format, at, dir } = &command {
+        match (format.as_str(), dir, at) {
+            ("wkd", None, _) => anyhow::bail!("--format wkd writes a directory: give its path"),
+            ("wkd", _, Some(_)) => anyhow::bail!(
+                "--format wkd publishes the current certificates: --at does not apply"
+            ),
+            ("wkd", Some(dir), None) => return export_wkd(config_path, dir).await,
+            (_, Some(_), _) => {
+                anyhow::bail!("only --format wkd writes a directory; the other formats print")
+            }
+            _ => {}
+        }
+    }
     let config = crate::config::Config::load(config_path)?;
     let store = Store::open(&config.database).await?;
     let result = async {
@@ -430,7 +447,7 @@ async fn directory(config_path: &std::path::Path, command: DirectoryCommand) -> 
                     );
                 }
             }
-            DirectoryCommand::Export { format, at } => {
+            DirectoryCommand::Export { format, at, .. } => {
                 let entries = export::ordered(match at {
                     Some(t) => store.entries_at(t).await?,
                     None => store.entries().await?,
@@ -455,6 +472,47 @@ async fn directory(config_path: &std::path::Path, command: DirectoryCommand) -> 
     .await;
     store.close().await;
     result
+}
+
+/// `directory export --format wkd DIR`: the store's directory (the file's
+/// before the first start) and the gateway's own certificate. Exit status 1
+/// when an address could not be published.
+async fn export_wkd(config_path: &std::path::Path, dir: &std::path::Path) -> Result<ExitCode> {
+    let config = crate::config::Config::load(config_path)?;
+    let directory = current_directory(&config).await?;
+    let own = crate::openpgp::GatewayKey::for_config(&config)?;
+    let mut certs = vec![(
+        "gateway".to_string(),
+        config.address.clone(),
+        own.cert.clone(),
+    )];
+    certs.extend(
+        directory
+            .parties()
+            .iter()
+            .map(|p| (p.id.clone(), p.email.clone(), p.cert.clone())),
+    );
+    let published = crate::directory::wkd::export(dir, &certs)?;
+    let mut failed = 0;
+    for p in &published {
+        match &p.outcome {
+            Ok(file) => println!("{:<12} {:<40} {file}", p.who, p.email),
+            Err(why) => {
+                failed += 1;
+                println!("{:<12} {:<40} NOT PUBLISHED: {why}", p.who, p.email);
+            }
+        }
+    }
+    println!(
+        "{} of {} addresses published under {}",
+        published.len() - failed,
+        published.len(),
+        dir.display()
+    );
+    Ok(match failed {
+        0 => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
 }
 
 /// `check` judges with the directory the daemon uses: the store's when the

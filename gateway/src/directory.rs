@@ -19,6 +19,7 @@ pub mod entry;
 pub mod export;
 pub mod sync;
 pub mod update;
+pub mod wkd;
 
 pub use entry::{Change, Document, Entry};
 
