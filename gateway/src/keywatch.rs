@@ -1,7 +1,9 @@
 //! The key-expiry watch: once a day, every party whose certificate expires
 //! within `key-expiry-warning` is told so (while mail can still reach it),
 //! and the Secretariat receives the list, with the parties whose
-//! certificates are unusable already (they receive nothing, never plaintext).
+//! certificates are unusable already (they receive nothing, never plaintext)
+//! and the gateway's own key when it cannot sign or decrypt by the end of
+//! the warning period.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -12,7 +14,7 @@ use sequoia_openpgp::Cert;
 
 use crate::intake::{self, Ctx};
 use crate::openpgp::seal;
-use crate::outbound::{KeyExpiryReportData, KeyExpiryWarningData, KeyStatus};
+use crate::outbound::{KeyExpiryReportData, KeyExpiryWarningData, KeyStatus, OwnKeyStatus};
 
 /// When mail can no longer be encrypted to `cert`: the primary key's
 /// expiry, or the last of its transport-encryption keys' (None: never).
@@ -87,6 +89,17 @@ fn compose(ctx: &Ctx, now: SystemTime) -> Result<Vec<intake::Planned>> {
             keys.push(status);
         }
     }
+    let own = crate::keys::check_gateway(&gw.key, &gw.policy, now, gw.config.key_expiry_warning);
+    let own_key = (!own.findings.is_empty()).then(|| {
+        for (level, finding) in &own.findings {
+            tracing::warn!(level = level.word(), "the gateway's own key: {finding}");
+        }
+        OwnKeyStatus {
+            fingerprint: own.fingerprint.clone(),
+            expires_at: own.expires.map(crate::rfc3339),
+            findings: own.findings.iter().map(|(_, f)| f.clone()).collect(),
+        }
+    });
     let sender = ctx.sender(now);
     let mut mails = Vec::new();
     for key in keys.iter().filter(|k| !k.unusable) {
@@ -107,7 +120,7 @@ fn compose(ctx: &Ctx, now: SystemTime) -> Result<Vec<intake::Planned>> {
             &data,
         )?);
     }
-    if !keys.is_empty() {
+    if !keys.is_empty() || own_key.is_some() {
         let secretariat = gw.directory.secretariat();
         let data = KeyExpiryReportData {
             gateway: gw.config.address.clone(),
@@ -115,6 +128,7 @@ fn compose(ctx: &Ctx, now: SystemTime) -> Result<Vec<intake::Planned>> {
             generated_at: crate::rfc3339(now),
             warning_days: (gw.config.key_expiry_warning.as_secs() / 86_400) as i64,
             keys,
+            own_key,
         };
         mails.push(intake::letter(
             ctx,

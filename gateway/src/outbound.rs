@@ -282,6 +282,19 @@ pub struct KeyExpiryReportData {
     pub generated_at: String,
     pub warning_days: i64,
     pub keys: Vec<KeyStatus>,
+    /// The gateway's own key, when it cannot sign or decrypt now or by the
+    /// end of the warning period.
+    pub own_key: Option<OwnKeyStatus>,
+}
+
+/// The gateway's own key in the key-expiry report.
+#[derive(Debug, Clone, Serialize)]
+pub struct OwnKeyStatus {
+    pub fingerprint: String,
+    /// When peers can no longer encrypt to it (RFC 3339), if ever.
+    pub expires_at: Option<String>,
+    /// What `nfp-gateway keys check` finds, in English.
+    pub findings: Vec<String>,
 }
 
 /// `circular_announcement`: an operator's circular (initiatives, activities,

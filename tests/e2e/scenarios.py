@@ -595,8 +595,9 @@ def contact_update_and_circular() -> None:
 def key_expiry_watch() -> None:
     """The daily key-expiry watch: every party whose key expires within the
     warning period is warned (here: 800 days, so every key); PL's expired
-    key is reported to the Secretariat and PL gets nothing; a restart the
-    same day does not repeat it."""
+    key is reported to the Secretariat and PL gets nothing; the report names
+    the gateway's own key, which expires within the period too; a restart
+    the same day does not repeat it."""
     net = Net("keywatch")
     try:
         text = net.config.read_text().replace("key-expiry-watch = false", 'key-expiry-warning = "800d"')
@@ -605,6 +606,9 @@ def key_expiry_watch() -> None:
         report = [m for m in net.wait_mail("secretariat", 2) if "A15F" in m.text() or "nfp@sg.pl.example" in m.text()]
         check(len(report) == 1 and report[0].signed_by_gateway, f"no report naming PL: {[m.subject for m in net.mailbox('secretariat')]}")
         check(net.w.p["PL"].fpr in report[0].text(), "the report does not give PL's fingerprint")
+        # The gateway's own key (two years) expires within the 800 days too.
+        check(net.w.p["gateway"].fpr in report[0].text() and "keys check" in report[0].text(),
+              f"the report does not name the gateway's own key:\n{report[0].text()}")
         warning = net.wait_mail("AT", 1)
         check(warning[0].signed_by_gateway and net.w.p["AT"].fpr in warning[0].text(), "AT's warning")
         check(net.count("PL") == 0, "PL (expired key) received mail")

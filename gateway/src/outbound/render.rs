@@ -242,6 +242,33 @@ mod tests {
         }
     }
 
+    /// The key-expiry report names the gateway's own key, with what keys
+    /// check found, in every language; only when there is something.
+    #[test]
+    fn the_report_names_the_gateways_own_key_when_due() {
+        let t = Templates::load(None).unwrap();
+        for lang in Language::ALL {
+            let (mut data, _) = sample("key_expiry_report");
+            let body =
+                |data: &serde_json::Value| t.render("key_expiry_report", lang, data).unwrap().body;
+            let due = body(&data);
+            assert!(
+                due.contains("9E0D2C41B7A35F6E8D1C0B2A3F4E5D6C7B8A9F01")
+                    && due.contains("no valid signing key on 2026-12-26")
+                    && due.contains("2026-12-20T00:00:00Z"),
+                "{}: {due}",
+                lang.code()
+            );
+            data["own_key"] = serde_json::Value::Null;
+            let quiet = body(&data);
+            assert!(
+                !quiet.contains("9E0D2C41B7A35F6E") && !quiet.contains("keys check"),
+                "{}: {quiet}",
+                lang.code()
+            );
+        }
+    }
+
     #[test]
     fn a_missing_variable_is_an_error_not_an_empty_string() {
         let t = Templates::load(None).unwrap();

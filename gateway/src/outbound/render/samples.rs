@@ -183,6 +183,11 @@ pub fn sample(name: &str) -> (serde_json::Value, &'static str) {
                         generated_at: "2026-11-26T10:00:00Z".into(),
                         warning_days: 30,
                         keys: vec![key, dead],
+                        own_key: Some(OwnKeyStatus {
+                            fingerprint: "9E0D2C41B7A35F6E8D1C0B2A3F4E5D6C7B8A9F01".into(),
+                            expires_at: Some("2026-12-20T00:00:00Z".into()),
+                            findings: vec!["no valid signing key on 2026-12-26: extend the key or rotate it before then".into()],
+                        }),
                     })),
                     "A15F00A7FA020A3BE24C0935BBA0F0BA97E97A04",
                 )
