@@ -145,3 +145,70 @@ fn a_gateway_key_the_backend_cannot_use_is_refused() {
         "{err}"
     );
 }
+
+/// After a rotation (`secret-key` the new key, `previous-secret-keys` the
+/// old one), mail encrypted to the old key during the overlap is still
+/// read and accepted; without the old key it is `not_for_us`; `keys check`
+/// lists the previous key, which decrypts and never signs.
+#[test]
+fn a_previous_key_still_decrypts_after_a_rotation() {
+    let fx = fixtures();
+    let dir = fx.dir.join("secretariat");
+    let new = dir.join("keys/rotated.sec.asc");
+    if !new.exists() {
+        nfp_gateway::keys::generate(
+            "gateway@nfp-network.example",
+            "NFP Network Gateway (rotated)",
+            std::time::Duration::from_secs(2 * 365 * 86_400),
+            &new,
+            None,
+        )
+        .unwrap();
+    }
+    let good = std::fs::read_to_string(dir.join("gateway.toml")).unwrap();
+    let config = |name: &str, previous: bool| {
+        let mut text = good.replace("keys/gateway.sec.asc", "keys/rotated.sec.asc");
+        if previous {
+            text = text.replace(
+                "secret-key = ",
+                "previous-secret-keys = [\"keys/gateway.sec.asc\"]\nsecret-key = ",
+            );
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let message = fx.dir.join("messages/pgpmime_protected_assistance_de.eml");
+    let check = |cfg: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
+            .args(["--config", cfg.to_str().unwrap(), "check", "--now", &fx.now])
+            .arg(&message)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let overlap = check(&config("rotated.toml", true));
+    assert_eq!(overlap["verdict"], "accepted", "{overlap}");
+    let after = check(&config("rotated-alone.toml", false));
+    assert_eq!(after["reason"], "not_for_us", "{after}");
+    let keys = std::process::Command::new(env!("CARGO_BIN_EXE_nfp-gateway"))
+        .args([
+            "--config",
+            dir.join("rotated.toml").to_str().unwrap(),
+            "keys",
+            "check",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&keys.stdout);
+    let old = nfp_gateway::openpgp::GatewayKey::load(&dir.join("keys/gateway.sec.asc")).unwrap();
+    let row = said
+        .lines()
+        .find(|l| l.starts_with("previous"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        row.contains(&old.cert.fingerprint().to_hex()) && row.contains("yes     NO"),
+        "{said}"
+    );
+}

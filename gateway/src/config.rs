@@ -28,6 +28,8 @@ struct RawConfig {
     address: String,
     secret_key: PathBuf,
     secret_key_passphrase_file: Option<PathBuf>,
+    #[serde(default)]
+    previous_secret_keys: Vec<PathBuf>,
     directory: PathBuf,
     database: Option<String>,
     classify_rules: Option<PathBuf>,
@@ -296,6 +298,9 @@ pub struct Config {
     pub secret_key: PathBuf,
     /// The file whose first line unlocks a passphrase-protected secret key.
     pub secret_key_passphrase_file: Option<PathBuf>,
+    /// Keys the gateway had before a rotation: they still decrypt what was
+    /// encrypted to them (mail in flight, stored content) and never sign.
+    pub previous_secret_keys: Vec<PathBuf>,
     pub directory: PathBuf,
     pub database: String,
     pub classify_rules: Option<PathBuf>,
@@ -425,6 +430,12 @@ impl Config {
                 .map(secret)
                 .transpose()
                 .with_context(|| format!("{}: `secret-key-passphrase-file`", path.display()))?,
+            previous_secret_keys: raw
+                .previous_secret_keys
+                .iter()
+                .map(|p| secret(p))
+                .collect::<Result<_>>()
+                .with_context(|| format!("{}: `previous-secret-keys`", path.display()))?,
             directory: at(&raw.directory),
             database,
             classify_rules: raw.classify_rules.as_deref().map(at),

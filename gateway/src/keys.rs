@@ -155,6 +155,36 @@ pub fn check_gateway(
     row
 }
 
+/// A key the gateway had before a rotation: it must still decrypt (its
+/// expiry does not matter to decryption), and it never signs.
+fn check_previous(cert: &Cert, policy: &dyn Policy, now: SystemTime) -> Row {
+    let decrypts = cert
+        .keys()
+        .unencrypted_secret()
+        .any(|k| k.key().pk_algo().for_encryption());
+    let mut row = Row {
+        who: "previous".into(),
+        fingerprint: cert.fingerprint().to_hex(),
+        encrypt: decrypts,
+        sign: false,
+        expires: keywatch::expiry(cert, policy, now),
+        findings: Vec::new(),
+    };
+    match decrypts {
+        true => row.finding(
+            Level::Warning,
+            "a previous key: it still decrypts mail and stored content encrypted to it; \
+             remove it from `previous-secret-keys` once the overlap is over and stored \
+             content no longer needs it",
+        ),
+        false => row.finding(
+            Level::Error,
+            "a previous key without a secret encryption key",
+        ),
+    }
+    row
+}
+
 /// A party's certificate (read whole already: [`Directory::load`] refuses
 /// a damaged one).
 pub fn check_party(
@@ -224,6 +254,9 @@ pub fn check_all(
                 Level::Error,
                 format!("the gateway's own key is listed as {}'s certificate", p.id),
             );
+        }
+        for old in &key.previous {
+            rows.push(check_previous(old, policy, now));
         }
     }
     for p in directory.parties() {

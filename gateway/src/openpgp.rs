@@ -38,8 +38,12 @@ use crate::reason::{reject, Reason, Rejection};
 /// The gateway's own secret key material, loaded once.
 pub struct GatewayKey {
     pub cert: Cert,
+    /// The keys it had before a rotation (`previous-secret-keys`): they
+    /// decrypt, they never sign.
+    pub previous: Vec<Cert>,
     /// Every secret key that can decrypt, whatever its flags or expiry:
-    /// mail encrypted before a key expired must still be readable.
+    /// mail encrypted before a key expired must still be readable; the
+    /// previous keys' too.
     decryptors: Vec<(KeyHandle, KeyPair)>,
 }
 
@@ -52,10 +56,30 @@ impl GatewayKey {
     /// The key of a configuration: `secret-key`, unlocked with
     /// `secret-key-passphrase-file` when it is set.
     pub fn for_config(config: &crate::config::Config) -> Result<GatewayKey> {
-        GatewayKey::load_protected(
+        let mut key = GatewayKey::load_protected(
             &config.secret_key,
             config.secret_key_passphrase_file.as_deref(),
-        )
+        )?;
+        for path in &config.previous_secret_keys {
+            let old =
+                GatewayKey::load_protected(path, config.secret_key_passphrase_file.as_deref())
+                    .context("A previous key (`previous-secret-keys`)")?;
+            key.add_previous(old)
+                .with_context(|| format!("The previous key {}", path.display()))?;
+        }
+        Ok(key)
+    }
+
+    /// Adds a key the gateway had before a rotation: it decrypts what was
+    /// encrypted to it, and never signs.
+    pub fn add_previous(&mut self, old: GatewayKey) -> Result<()> {
+        let fpr = old.cert.fingerprint();
+        if fpr == self.cert.fingerprint() || self.previous.iter().any(|c| c.fingerprint() == fpr) {
+            anyhow::bail!("{fpr} is already the gateway's key or a previous one");
+        }
+        self.decryptors.extend(old.decryptors);
+        self.previous.push(old.cert);
+        Ok(())
     }
 
     /// Reads an armored TSK whose secret keys may be protected by the
@@ -110,7 +134,11 @@ impl GatewayKey {
         if decryptors.is_empty() {
             anyhow::bail!("no unprotected secret encryption key (is it passphrase-protected, or public only?)");
         }
-        Ok(GatewayKey { cert, decryptors })
+        Ok(GatewayKey {
+            cert,
+            previous: Vec::new(),
+            decryptors,
+        })
     }
 
     /// Refuses a gateway certificate that invites mail the gateway cannot
