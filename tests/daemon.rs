@@ -76,6 +76,7 @@ scenarios!(
     key_expiry_watch,
     operator_circular,
     certificate_rotation_and_refresh,
+    gateway_key_rotation,
     unreadable_contact_update,
     crash_after_fetch,
     crash_after_store,

@@ -657,17 +657,22 @@ fn sha256_hex(raw: &[u8], oversize: Option<usize>) -> String {
 impl Ctx {
     /// Decrypts content the gateway stored (encrypted to its own key).
     pub fn decrypt_stored(&self, data: &[u8]) -> Result<Vec<u8>> {
-        let v = crate::openpgp::Verifier {
-            policy: &self.gw.policy,
-            now: SystemTime::now(),
-            max_age: std::time::Duration::ZERO,
-            max_future: std::time::Duration::ZERO,
-            key: &self.gw.key,
-            directory: &self.gw.directory,
-            max_plaintext: usize::MAX - 1,
-        };
-        crate::openpgp::decrypt(&v, data)
-            .map(|d| d.plaintext)
-            .map_err(|r| anyhow::anyhow!("Decrypting stored content: {r}"))
+        decrypt_stored(&self.gw, data)
     }
+}
+
+/// Decrypts content the gateway stored, with its current key or a previous one.
+pub fn decrypt_stored(gw: &Gateway, data: &[u8]) -> Result<Vec<u8>> {
+    let v = crate::openpgp::Verifier {
+        policy: &gw.policy,
+        now: SystemTime::now(),
+        max_age: std::time::Duration::ZERO,
+        max_future: std::time::Duration::ZERO,
+        key: &gw.key,
+        directory: &gw.directory,
+        max_plaintext: usize::MAX - 1,
+    };
+    crate::openpgp::decrypt(&v, data)
+        .map(|d| d.plaintext)
+        .map_err(|r| anyhow::anyhow!("Decrypting stored content: {r}"))
 }

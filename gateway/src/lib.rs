@@ -38,6 +38,7 @@ pub mod outbound;
 pub mod preflight;
 pub mod reason;
 pub mod retention;
+pub mod rotation;
 pub mod route;
 pub mod store;
 pub mod tls;

@@ -15,6 +15,7 @@ pub mod health;
 pub mod inbound;
 pub mod limits;
 pub mod outbox;
+pub mod reencrypt;
 pub mod retention;
 
 use std::sync::Arc;

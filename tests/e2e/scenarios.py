@@ -14,6 +14,7 @@ import json
 import re
 import socket
 import ssl
+import subprocess
 import sys
 import urllib.request
 import time
@@ -696,6 +697,74 @@ def certificate_rotation_and_refresh() -> None:
         net.close()
 
 
+def gateway_key_rotation() -> None:
+    """The gateway's own key rotated (issue 15, item 5): a new key made with
+    `keys generate` becomes `secret-key`, the old one `previous-secret-keys`.
+    During the overlap, mail still encrypted to the old key is accepted and
+    forwarded, signed with the new key; `keys reencrypt` re-encrypts the
+    content stored before the rotation (audited; a second run finds nothing
+    left), which GnuPG then decrypts with the new key alone; without the old
+    key the gateway starts and `keys check` lists no previous key."""
+    net = Net("gwrotate")
+    try:
+        net.start_gateway()
+        net.send(net.mail_from("AT", "[HILFEERSUCHEN] Schulung der Grenzpolizei", BODY_DE))
+        net.wait_rows("SELECT id FROM inbound WHERE verdict = 'accepted'", 1)
+        net.wait_outbox_sent(2)
+        check(net.stop_gateway() == 0, "SIGTERM")
+
+        keys = net.config.parent / "keys"
+        made = net.cli("keys", "generate", "--out", str(keys / "rotated.sec.asc"))
+        check(made.returncode == 0, made.stdout + made.stderr)
+        new_fpr = re.search(r"fingerprint\s+([0-9A-F]{40})", made.stdout).group(1)
+        before = net.config.read_text()
+        check('secret-key = "keys/gateway.sec.asc"' in before, before)
+        rotated = before.replace('secret-key = "keys/gateway.sec.asc"',
+                                 'secret-key = "keys/rotated.sec.asc"\n'
+                                 'previous-secret-keys = ["keys/gateway.sec.asc"]')
+        net.config.write_text(rotated)
+        # The recipients learn the new certificate (as its announcement would bring it).
+        net.w.gpg.run(["--import", str(keys / "rotated.pub.asc")])
+        net.start_gateway()
+
+        # Mail still encrypted to the old key during the overlap.
+        net.send(net.mail_from("FR", "[DEMANDE D'INFORMATION] [AT] Contrôles douaniers", BODY_FR))
+        forward = [m for m in net.wait_mail("AT", 2) if "douaniers" in m.subject]
+        check(len(forward) == 1 and forward[0].decrypted, f"no forward to AT: {[m.subject for m in net.mailbox('AT')]}")
+        check(any(s.startswith("VALIDSIG ") and new_fpr in s for s in forward[0].status),
+              f"the forward is not signed with the new key {new_fpr}: {forward[0].status}")
+        check(net.stop_gateway() == 0, "SIGTERM")
+
+        dry = net.cli("keys", "reencrypt", "--dry-run")
+        check(dry.returncode == 0 and "encrypted to a previous key only: 1" in dry.stdout, dry.stdout + dry.stderr)
+        run = net.cli("keys", "reencrypt", "--batch", "1")
+        check(run.returncode == 0 and f"re-encrypted to {new_fpr}: 1" in run.stdout, run.stdout + run.stderr)
+        again = net.cli("keys", "reencrypt", "--dry-run")
+        check("encrypted to a previous key only: 0" in again.stdout, again.stdout + again.stderr)
+        audited = net.rows("SELECT detail FROM audit WHERE event = 'key_reencrypt'")
+        check(len(audited) == 1 and new_fpr in audited[0][0], f"audit: {audited}")
+
+        # GnuPG with the new key alone reads what was stored before the rotation.
+        first = net.rows("SELECT content_enc FROM inbound ORDER BY id")[0][0]
+        home = net.dir / "new-key-only"
+        home.mkdir(mode=0o700)
+        gpg = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
+        subprocess.run(gpg + ["--import", str(keys / "rotated.sec.asc")], check=True, capture_output=True)
+        plain = subprocess.run(gpg + ["--decrypt"], input=bytes(first), capture_output=True)
+        check(plain.returncode == 0 and "Grenzpolizei".encode() in plain.stdout,
+              f"the re-encrypted content does not decrypt with the new key: {plain.stderr.decode()}")
+
+        # The old key gone: the gateway starts, keys check lists no previous key.
+        net.config.write_text(rotated.replace('previous-secret-keys = ["keys/gateway.sec.asc"]', ""))
+        listed = net.cli("keys", "check")
+        check(new_fpr in listed.stdout and "previous" not in listed.stdout, listed.stdout)
+        net.start_gateway()
+        net.send(net.mail_from("DE", "[HILFEERSUCHEN] Schulung", BODY_DE))
+        net.wait_rows("SELECT id FROM inbound WHERE verdict = 'quarantined' AND reason = 'not_for_us'", 1)
+    finally:
+        net.close()
+
+
 def unreadable_contact_update() -> None:
     """A contact update whose vCard the gateway cannot accept (an e-mail
     address that is not one): nothing in the directory changes, the sender
@@ -845,6 +914,7 @@ SCENARIOS = {
         key_expiry_watch,
         operator_circular,
         certificate_rotation_and_refresh,
+        gateway_key_rotation,
         unreadable_contact_update,
         a_restored_backup_carries_on,
         retention_deletes_content_and_keeps_the_record,

@@ -45,6 +45,19 @@ pub enum KeysCommand {
         #[arg(long, value_parser = super::parse_time)]
         now: Option<SystemTime>,
     },
+    /// After a rotation: re-encrypt to the current key every stored message
+    /// that only a previous key (`previous-secret-keys`) can read, in
+    /// batches, each one transaction, audited; an interrupted run is taken
+    /// up by the next. When it reports none left, the previous keys can be
+    /// removed from the configuration.
+    Reencrypt {
+        /// Messages per transaction.
+        #[arg(long, default_value_t = 100)]
+        batch: i64,
+        /// Only count what needs it.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 pub fn run(config_path: &Path, command: KeysCommand) -> Result<ExitCode> {
@@ -89,6 +102,9 @@ pub fn run(config_path: &Path, command: KeysCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        KeysCommand::Reencrypt { batch, dry_run } => {
+            super::runtime()?.block_on(reencrypt(config_path, batch, dry_run))
+        }
         KeysCommand::Check { now } => {
             let now = now.unwrap_or_else(SystemTime::now);
             let rows = super::runtime()?.block_on(check(config_path, now))?;
@@ -99,6 +115,28 @@ pub fn run(config_path: &Path, command: KeysCommand) -> Result<ExitCode> {
             })
         }
     }
+}
+
+/// `keys reencrypt`.
+async fn reencrypt(config_path: &Path, batch: i64, dry_run: bool) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let store = crate::store::Store::open(&config.database).await?;
+    let directory = super::current_directory(&config).await?;
+    let gw = crate::check::Gateway::with_directory(config, directory)?;
+    let outcome = crate::rotation::reencrypt(&store, &gw, batch, dry_run, SystemTime::now()).await;
+    store.close().await;
+    let o = outcome?;
+    println!("stored messages read: {}", o.examined);
+    println!("encrypted to a previous key only: {}", o.old);
+    match dry_run {
+        true => println!("(dry run: nothing re-encrypted)"),
+        false => println!(
+            "re-encrypted to {}: {}",
+            gw.key.cert.fingerprint().to_hex(),
+            o.reencrypted
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The rows of `keys check`: the directory the store holds (or the file's,

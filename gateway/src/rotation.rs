@@ -1,0 +1,130 @@
+//! After a rotation of the gateway's key: the stored content still
+//! encrypted to a previous key (`previous-secret-keys`) is re-encrypted to
+//! the current one, page by page, each page in one transaction and audited.
+//! Resumable: what is done stays done, and a new run skips it (a message's
+//! ciphertext names the keys it is encrypted to). Once no stored content
+//! needs a previous key, the operator removes it from the configuration.
+
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use sequoia_openpgp::parse::{PacketParser, PacketParserResult, Parse};
+use sequoia_openpgp::{KeyHandle, Packet};
+
+use crate::check::Gateway;
+use crate::openpgp::seal;
+use crate::store::reencrypt::Stored;
+use crate::store::{Audit, Store};
+
+/// What a run found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Messages read.
+    pub examined: usize,
+    /// Of those, messages with content encrypted to none of the current keys.
+    pub old: usize,
+    /// Of those, messages re-encrypted now.
+    pub reencrypted: usize,
+}
+
+/// Re-encrypts, `batch` messages per transaction, every message whose
+/// stored content the current key cannot read; with `dry_run`, only counts.
+pub async fn reencrypt(
+    store: &Store,
+    gw: &Gateway,
+    batch: i64,
+    dry_run: bool,
+    now: SystemTime,
+) -> Result<Outcome> {
+    let storage = gw.key.cert.clone().strip_secret_key_material();
+    let current: Vec<KeyHandle> = storage.keys().map(|k| k.key().key_handle()).collect();
+    let fingerprint = storage.fingerprint().to_hex();
+    let mut outcome = Outcome::default();
+    let mut after = 0;
+    loop {
+        let page = store.stored_after(after, batch.max(1)).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let mut done = Vec::new();
+        for row in &page {
+            outcome.examined += 1;
+            let raw_old = needs(&row.raw_enc, &current);
+            let content_old = row
+                .content_enc
+                .as_deref()
+                .is_some_and(|c| needs(c, &current));
+            if !(raw_old || content_old) {
+                continue;
+            }
+            outcome.old += 1;
+            if dry_run {
+                continue;
+            }
+            let again = |data: &[u8]| -> Result<Vec<u8>> {
+                let plain = crate::intake::decrypt_stored(gw, data)?;
+                seal::encrypt_for_storage(&storage, &gw.policy, now, &plain)
+            };
+            let new = Stored {
+                id: row.id,
+                raw_enc: match raw_old {
+                    true => again(&row.raw_enc)?,
+                    false => row.raw_enc.clone(),
+                },
+                content_enc: match (&row.content_enc, content_old) {
+                    (Some(c), true) => Some(again(c)?),
+                    (c, _) => c.clone(),
+                },
+            };
+            done.push((row, new));
+        }
+        if done.is_empty() {
+            continue;
+        }
+        let mut tx = store.begin().await?;
+        let mut n = 0;
+        for (old, new) in &done {
+            n += usize::from(tx.replace_stored(old, new).await?);
+        }
+        let detail = format!(
+            "{n} stored messages (ids {} to {}) re-encrypted to the gateway's key {fingerprint}",
+            done[0].0.id,
+            done[done.len() - 1].0.id
+        );
+        tx.audit(&Audit {
+            at: Some(now),
+            event: "key_reencrypt",
+            fingerprint: Some(&fingerprint),
+            detail: &detail,
+            ..Audit::default()
+        })
+        .await?;
+        tx.commit()
+            .await
+            .context("Committing re-encrypted messages")?;
+        outcome.reencrypted += n;
+    }
+    Ok(outcome)
+}
+
+/// Whether `data` is an OpenPGP message none of whose recipients is one of
+/// `current` (an empty, purged content needs nothing).
+fn needs(data: &[u8], current: &[KeyHandle]) -> bool {
+    let Ok(mut ppr) = PacketParser::from_bytes(data) else {
+        return false;
+    };
+    let mut recipients = Vec::new();
+    while let PacketParserResult::Some(pp) = ppr {
+        match &pp.packet {
+            Packet::PKESK(p) => recipients.extend(p.recipient()),
+            _ => break,
+        }
+        ppr = match pp.next() {
+            Ok((_, next)) => next,
+            Err(_) => break,
+        };
+    }
+    !recipients.is_empty()
+        && !recipients
+            .iter()
+            .any(|r| current.iter().any(|c| c.aliases(r)))
+}
