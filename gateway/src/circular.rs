@@ -193,14 +193,38 @@ pub async fn send(
     dry_run: bool,
     now: SystemTime,
 ) -> Result<(Option<i64>, Vec<Preview>)> {
+    send_as(ctx, template, data, Extras::default(), dry_run, now).await
+}
+
+/// What a circular may carry beyond its text.
+#[derive(Default)]
+pub struct Extras {
+    /// The circular's kind in the store (`announcement` by default).
+    pub kind: Option<&'static str>,
+    /// A second signature on every copy (the previous key, announcing a rotation).
+    pub co_signer: Option<sequoia_openpgp::crypto::KeyPair>,
+    /// An attachment to every copy (the new certificate).
+    pub attachment: Option<crate::outbound::mime::Entity>,
+}
+
+/// [`send`], with `extras`.
+pub async fn send_as(
+    ctx: &Arc<Ctx>,
+    template: &str,
+    data: serde_json::Value,
+    extras: Extras,
+    dry_run: bool,
+    now: SystemTime,
+) -> Result<(Option<i64>, Vec<Preview>)> {
     let serde_json::Value::Object(fields) = data else {
         anyhow::bail!("the data file must hold a JSON object")
     };
+    let kind = extras.kind.unwrap_or("announcement");
     let mut tx = ctx.store.begin().await?;
     let circular_id = match dry_run {
         true => 0,
         false => tx
-            .announce("announcement", &serde_json::to_string(&fields)?, &[], now)
+            .announce(kind, &serde_json::to_string(&fields)?, &[], now)
             .await?
             .context("Recording the circular")?,
     };
@@ -208,7 +232,8 @@ pub async fn send(
         let (ctx, template, fields) = (ctx.clone(), template.to_string(), fields.clone());
         tokio::task::spawn_blocking(move || -> Result<(Vec<Planned>, Vec<Preview>)> {
             let gw = &ctx.gw;
-            let sender = ctx.sender(now);
+            let mut sender = ctx.sender(now);
+            sender.co_signer = extras.co_signer.as_ref();
             let mut mails = Vec::new();
             let mut previews = Vec::new();
             let mut undelivered: Vec<Undelivered> = Vec::new();
@@ -228,7 +253,15 @@ pub async fn send(
                 );
                 data.insert("circular_id".into(), circular_id.into());
                 data.insert("generated_at".into(), crate::rfc3339(now).into());
-                let mail = intake::letter(&ctx, &sender, "circular", &template, party, &data)?;
+                let mail = intake::letter_with(
+                    &ctx,
+                    &sender,
+                    "circular",
+                    &template,
+                    party,
+                    &data,
+                    extras.attachment.clone(),
+                )?;
                 let subject = ctx
                     .templates
                     .render(&template, party.language, &data)?

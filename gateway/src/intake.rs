@@ -37,12 +37,12 @@ mod limits;
 mod release;
 mod update;
 
-pub(crate) use letters::letter;
 use letters::{
     accepted_mail, acknowledgement_mail, forward_mail, no_key_alert, quarantine_notice,
     unreadable_notice,
 };
 pub use letters::{delivery_failure_alert, Planned};
+pub(crate) use letters::{letter, letter_with};
 pub use limits::digest_due;
 pub use release::{recompose_held, release};
 use update::contact_update;
@@ -84,6 +84,7 @@ impl Ctx {
         Sender {
             address: &self.gw.config.address,
             signer: &self.signer,
+            co_signer: None,
             policy: &self.gw.policy,
             now,
         }

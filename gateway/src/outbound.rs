@@ -297,6 +297,23 @@ pub struct OwnKeyStatus {
     pub findings: Vec<String>,
 }
 
+/// `gateway_key_rotation`: the circular announcing the gateway's new key,
+/// signed by the old and the new key, the new certificate attached.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRotationData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    pub circular_id: i64,
+    pub generated_at: String,
+    pub old_fingerprint: String,
+    pub new_fingerprint: String,
+    /// When the new certificate expires (RFC 3339), if it does.
+    pub new_expires_at: Option<String>,
+    /// The attached certificate's file name.
+    pub certificate_file: String,
+    pub undelivered: Vec<Undelivered>,
+}
+
 /// `circular_announcement`: an operator's circular (initiatives, activities,
 /// meetings), from `nfp-gateway circular send --data FILE`.
 #[derive(Debug, Clone, Serialize)]

@@ -13,6 +13,7 @@ use sequoia_openpgp::{KeyHandle, Packet};
 
 use crate::check::Gateway;
 use crate::openpgp::seal;
+use crate::outbound::mime::{Body, Entity};
 use crate::store::reencrypt::Stored;
 use crate::store::{Audit, Store};
 
@@ -127,4 +128,88 @@ fn needs(data: &[u8], current: &[KeyHandle]) -> bool {
         && !recipients
             .iter()
             .any(|r| current.iter().any(|c| c.aliases(r)))
+}
+
+/// The configuration's text after a rotation to `new_secret` (written as
+/// the operator gave it: a path or `credential:NAME`): `secret-key` is the
+/// new key, and the old one is added to `previous-secret-keys`. Comments
+/// and layout are kept.
+pub fn rotated_config(text: &str, new_secret: &str) -> Result<String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().context("Parsing the configuration")?;
+    let old = doc
+        .get("secret-key")
+        .and_then(|v| v.as_str())
+        .context("the configuration has no `secret-key`")?
+        .to_string();
+    if old == new_secret {
+        anyhow::bail!("{new_secret} is already the gateway's `secret-key`");
+    }
+    doc["secret-key"] = toml_edit::value(new_secret);
+    let previous = doc
+        .entry("previous-secret-keys")
+        .or_insert(toml_edit::value(toml_edit::Array::new()))
+        .as_array_mut()
+        .context("`previous-secret-keys` is not a list")?;
+    if !previous.iter().any(|v| v.as_str() == Some(&old)) {
+        previous.push(old);
+    }
+    Ok(doc.to_string())
+}
+
+/// The new certificate as the rotation circular attaches it.
+pub fn certificate_attachment(cert: &sequoia_openpgp::Cert) -> Result<(String, Entity)> {
+    use sequoia_openpgp::serialize::SerializeInto;
+    let name = format!("gateway-{}.asc", cert.fingerprint().to_hex());
+    let armored = cert
+        .clone()
+        .strip_secret_key_material()
+        .armored()
+        .to_vec()
+        .context("Armoring the new certificate")?;
+    let entity = Entity {
+        headers: vec![
+            (
+                "Content-Type".into(),
+                format!("application/pgp-keys; name=\"{name}\""),
+            ),
+            ("Content-Transfer-Encoding".into(), "base64".into()),
+            (
+                "Content-Disposition".into(),
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body: Body::Binary(armored),
+    };
+    Ok((name, entity))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotation_keeps_the_configuration_s_comments_and_adds_the_old_key() {
+        let text = "# The gateway\nrole = \"secretariat\"\n# its key\nsecret-key = \"keys/a.sec.asc\"\ndirectory = \"d.toml\"\n\n[imap]\nhost = \"x\"\n";
+        let once = rotated_config(text, "keys/b.sec.asc").unwrap();
+        assert!(
+            once.contains("# its key\nsecret-key = \"keys/b.sec.asc\""),
+            "{once}"
+        );
+        assert!(
+            once.contains("previous-secret-keys = [\"keys/a.sec.asc\"]"),
+            "{once}"
+        );
+        assert!(
+            once.find("previous-secret-keys").unwrap() < once.find("[imap]").unwrap(),
+            "{once}"
+        );
+        let twice = rotated_config(&once, "credential:gateway-key-2028").unwrap();
+        assert!(
+            twice.contains("previous-secret-keys = [\"keys/a.sec.asc\", \"keys/b.sec.asc\"]"),
+            "{twice}"
+        );
+        assert!(rotated_config(&twice, "credential:gateway-key-2028").is_err());
+        let parsed: toml::Value = toml::from_str(&twice).unwrap();
+        assert_eq!(parsed["imap"]["host"].as_str(), Some("x"));
+    }
 }

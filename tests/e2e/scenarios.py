@@ -698,15 +698,20 @@ def certificate_rotation_and_refresh() -> None:
 
 
 def gateway_key_rotation() -> None:
-    """The gateway's own key rotated (issue 15, item 5): a new key made with
-    `keys generate` becomes `secret-key`, the old one `previous-secret-keys`.
-    During the overlap, mail still encrypted to the old key is accepted and
-    forwarded, signed with the new key; `keys reencrypt` re-encrypts the
-    content stored before the rotation (audited; a second run finds nothing
-    left), which GnuPG then decrypts with the new key alone; without the old
-    key the gateway starts and `keys check` lists no previous key."""
+    """The gateway's own key rotated (issue 15, item 5): `keys generate`
+    makes a new key, `keys rotate` (after a dry run that changes nothing)
+    announces it to every NFP and the Secretariat in a circular signed by
+    the old and the new key with the new certificate attached, and rewrites
+    gateway.toml (new `secret-key`, the old one in `previous-secret-keys`).
+    A recipient who imports the attached certificate finds both signatures
+    good. During the overlap, mail still encrypted to the old key is
+    accepted and forwarded, signed with the new key; `keys reencrypt`
+    re-encrypts the content stored before (audited; a second run finds
+    nothing left), which GnuPG then decrypts with the new key alone; without
+    the old key the gateway starts and `keys check` lists no previous key."""
     net = Net("gwrotate")
     try:
+        old_fpr = net.w.p["gateway"].fpr
         net.start_gateway()
         net.send(net.mail_from("AT", "[HILFEERSUCHEN] Schulung der Grenzpolizei", BODY_DE))
         net.wait_rows("SELECT id FROM inbound WHERE verdict = 'accepted'", 1)
@@ -718,21 +723,42 @@ def gateway_key_rotation() -> None:
         check(made.returncode == 0, made.stdout + made.stderr)
         new_fpr = re.search(r"fingerprint\s+([0-9A-F]{40})", made.stdout).group(1)
         before = net.config.read_text()
-        check('secret-key = "keys/gateway.sec.asc"' in before, before)
-        rotated = before.replace('secret-key = "keys/gateway.sec.asc"',
-                                 'secret-key = "keys/rotated.sec.asc"\n'
-                                 'previous-secret-keys = ["keys/gateway.sec.asc"]')
-        net.config.write_text(rotated)
-        # The recipients learn the new certificate (as its announcement would bring it).
-        net.w.gpg.run(["--import", str(keys / "rotated.pub.asc")])
+        dry = net.cli("keys", "rotate", "keys/rotated.sec.asc", "--dry-run")
+        check(dry.returncode == 0 and "dry run" in dry.stdout and 'secret-key = "keys/rotated.sec.asc"' in dry.stdout,
+              dry.stdout + dry.stderr)
+        check(net.config.read_text() == before and net.rows("SELECT COUNT(*) FROM circular") == [(0,)],
+              "a dry run changed something")
+        rotated = net.cli("keys", "rotate", "keys/rotated.sec.asc")
+        check(rotated.returncode == 0 and "queued" in rotated.stdout and "HELD" in rotated.stdout,
+              rotated.stdout + rotated.stderr)
+        after = net.config.read_text()
+        check('secret-key = "keys/rotated.sec.asc"' in after
+              and 'previous-secret-keys = ["keys/gateway.sec.asc"]' in after, after)
         net.start_gateway()
+
+        # Every party with a usable key gets the announcement, signed by both keys.
+        for pid in ("AT", "DE", "ES", "FR", "IT", "RU", "SE", "secretariat"):
+            got = [m for m in net.wait_mail(pid, 2 if pid in ("AT", "secretariat") else 1) if new_fpr in m.text()]
+            check(len(got) == 1 and got[0].decrypted, f"{pid}: {[m.subject for m in net.mailbox(pid)]}")
+            check(any(s.startswith("VALIDSIG ") and old_fpr in s for s in got[0].status),
+                  f"{pid}: the announcement is not signed by the old key: {got[0].status}")
+            if pid == "AT":
+                # The recipient imports the attached certificate, as the circular asks.
+                cert = [p for p in got[0].inner.walk() if p.get_content_type() == "application/pgp-keys"]
+                check(len(cert) == 1 and new_fpr in (cert[0].get_filename() or ""), "no certificate attached")
+                net.w.gpg.run(["--import"], cert[0].get_payload(decode=True))
+                again = net.open(got[0].raw)
+                check(any(s.startswith("VALIDSIG ") and new_fpr in s for s in again.status),
+                      f"the announcement is not signed by the new key: {again.status}")
+        check(net.count("PL") == 0, "PL (no usable key) received the announcement")
 
         # Mail still encrypted to the old key during the overlap.
         net.send(net.mail_from("FR", "[DEMANDE D'INFORMATION] [AT] Contrôles douaniers", BODY_FR))
-        forward = [m for m in net.wait_mail("AT", 2) if "douaniers" in m.subject]
+        forward = [m for m in net.wait_mail("AT", 3) if "douaniers" in m.subject]
         check(len(forward) == 1 and forward[0].decrypted, f"no forward to AT: {[m.subject for m in net.mailbox('AT')]}")
-        check(any(s.startswith("VALIDSIG ") and new_fpr in s for s in forward[0].status),
-              f"the forward is not signed with the new key {new_fpr}: {forward[0].status}")
+        check(any(s.startswith("VALIDSIG ") and new_fpr in s for s in forward[0].status)
+              and not any(s.startswith("VALIDSIG ") and old_fpr in s for s in forward[0].status),
+              f"the forward is not signed with the new key alone: {forward[0].status}")
         check(net.stop_gateway() == 0, "SIGTERM")
 
         dry = net.cli("keys", "reencrypt", "--dry-run")
@@ -755,7 +781,7 @@ def gateway_key_rotation() -> None:
               f"the re-encrypted content does not decrypt with the new key: {plain.stderr.decode()}")
 
         # The old key gone: the gateway starts, keys check lists no previous key.
-        net.config.write_text(rotated.replace('previous-secret-keys = ["keys/gateway.sec.asc"]', ""))
+        net.config.write_text(after.replace('previous-secret-keys = ["keys/gateway.sec.asc"]', ""))
         listed = net.cli("keys", "check")
         check(new_fpr in listed.stdout and "previous" not in listed.stdout, listed.stdout)
         net.start_gateway()

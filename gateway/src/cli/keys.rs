@@ -45,6 +45,20 @@ pub enum KeysCommand {
         #[arg(long, value_parser = super::parse_time)]
         now: Option<SystemTime>,
     },
+    /// Rotate the gateway's key to NEW (a key made by `keys generate`: its
+    /// path, or `credential:NAME`): checked first; then a circular to every
+    /// NFP and the Secretariat, in each one's language, signed by the old
+    /// and the new key, the new certificate attached; then gateway.toml
+    /// rewritten (comments kept): NEW as `secret-key`, the old key added to
+    /// `previous-secret-keys`, where it still decrypts. Restart the daemon
+    /// afterwards; `keys reencrypt` once the overlap is over.
+    Rotate {
+        new: String,
+        /// Show who would receive the announcement and the new
+        /// configuration; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// After a rotation: re-encrypt to the current key every stored message
     /// that only a previous key (`previous-secret-keys`) can read, in
     /// batches, each one transaction, audited; an interrupted run is taken
@@ -102,6 +116,9 @@ pub fn run(config_path: &Path, command: KeysCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        KeysCommand::Rotate { new, dry_run } => {
+            super::runtime()?.block_on(rotate(config_path, &new, dry_run))
+        }
         KeysCommand::Reencrypt { batch, dry_run } => {
             super::runtime()?.block_on(reencrypt(config_path, batch, dry_run))
         }
@@ -115,6 +132,108 @@ pub fn run(config_path: &Path, command: KeysCommand) -> Result<ExitCode> {
             })
         }
     }
+}
+
+/// `keys rotate NEW`.
+async fn rotate(config_path: &Path, new: &str, dry_run: bool) -> Result<ExitCode> {
+    use anyhow::Context;
+    let now = SystemTime::now();
+    let text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("Reading {}", config_path.display()))?;
+    let rotated = crate::rotation::rotated_config(&text, new)?;
+    // The new configuration, read as `run` will read it, from a file beside
+    // the old one (relative paths resolve alike).
+    let name = config_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let pending = config_path.with_file_name(format!(".{name}.rotating"));
+    std::fs::write(&pending, &rotated).with_context(|| format!("Writing {}", pending.display()))?;
+    let outcome = announce(config_path, &pending, dry_run, now).await;
+    if dry_run || outcome.is_err() {
+        let _ = std::fs::remove_file(&pending);
+    }
+    let (old, new_fpr, id, previews) = outcome?;
+    for p in &previews {
+        let held = p
+            .held
+            .as_deref()
+            .map(|w| format!("  HELD: {w}"))
+            .unwrap_or_default();
+        println!(
+            "{:<12} {:<3} <{}>  {}{held}",
+            p.party, p.language, p.email, p.subject
+        );
+    }
+    println!("the gateway's key: {old} -> {new_fpr}");
+    match id {
+        None => {
+            println!("(dry run: nothing queued, the configuration unchanged); it would read:\n");
+            print!("{rotated}");
+        }
+        Some(id) => {
+            if let Ok(meta) = std::fs::metadata(config_path) {
+                let _ = std::fs::set_permissions(&pending, meta.permissions());
+            }
+            std::fs::rename(&pending, config_path)
+                .with_context(|| format!("Replacing {}", config_path.display()))?;
+            println!("circular {id} queued for {} recipients", previews.len());
+            println!(
+                "{} now names {new_fpr} as `secret-key` and {old} among `previous-secret-keys`: \
+                 restart the daemon to sign with the new key",
+                config_path.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the new key and queues (or previews) the announcement; returns
+/// the old and new fingerprints, the circular's id and who gets it.
+async fn announce(
+    config_path: &Path,
+    pending: &Path,
+    dry_run: bool,
+    now: SystemTime,
+) -> Result<(String, String, Option<i64>, Vec<crate::circular::Preview>)> {
+    let (old_gw, store) = crate::check::Gateway::load_with_store(config_path).await?;
+    let result = async {
+        let new_config = Config::load(pending)?;
+        let new_gw = crate::check::Gateway::with_directory(new_config, old_gw.directory.clone())?;
+        let row = keys::check_gateway(
+            &new_gw.key,
+            &new_gw.policy,
+            now,
+            new_gw.config.key_expiry_warning,
+        );
+        if let Some((_, e)) = row.findings.iter().find(|(l, _)| *l == Level::Error) {
+            anyhow::bail!("the new key {}: {e}", row.fingerprint);
+        }
+        let co_signer =
+            crate::openpgp::seal::signing_keypair(&old_gw.key.cert, &old_gw.policy, now)?;
+        let (file, attachment) = crate::rotation::certificate_attachment(&new_gw.key.cert)?;
+        let old = old_gw.key.cert.fingerprint().to_hex();
+        let new = row.fingerprint.clone();
+        let data = serde_json::json!({
+            "old_fingerprint": old,
+            "new_fingerprint": new,
+            "new_expires_at": row.expires.map(crate::rfc3339),
+            "certificate_file": file,
+        });
+        let ctx = std::sync::Arc::new(crate::intake::Ctx::new(new_gw, store.clone()).await?);
+        let extras = crate::circular::Extras {
+            kind: Some("key_rotation"),
+            co_signer: Some(co_signer),
+            attachment: Some(attachment),
+        };
+        let (id, previews) =
+            crate::circular::send_as(&ctx, "gateway_key_rotation", data, extras, dry_run, now)
+                .await?;
+        Ok((old, new, id, previews))
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 /// `keys reencrypt`.

@@ -380,12 +380,25 @@ pub(crate) fn letter(
     to: &Party,
     data: &impl serde::Serialize,
 ) -> Result<Planned> {
+    letter_with(ctx, sender, purpose, template, to, data, None)
+}
+
+/// [`letter`] with an attachment.
+pub(crate) fn letter_with(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    purpose: &'static str,
+    template: &str,
+    to: &Party,
+    data: &impl serde::Serialize,
+    attachment: Option<crate::outbound::mime::Entity>,
+) -> Result<Planned> {
     let text = ctx.templates.render(template, to.language, data)?;
     Ok(planned(
         purpose,
         template,
         to,
-        compose::seal(sender, to, &text, None)?,
+        compose::seal(sender, to, &text, attachment)?,
     ))
 }
 

@@ -87,10 +87,13 @@ pub fn signing_keypair(cert: &Cert, policy: &dyn Policy, now: SystemTime) -> Res
         .context("Preparing the gateway's signing key")
 }
 
-/// Signs `data` with the gateway's key and encrypts it to `recipient`, as
-/// one armored OpenPGP message (the signature inside the encryption).
+/// Signs `data` with the gateway's key (and `co_signer`'s, when there is
+/// one: the previous key on the announcement of a rotation) and encrypts it
+/// to `recipient`, as one armored OpenPGP message (the signatures inside
+/// the encryption).
 pub fn sign_and_encrypt(
     signer: &KeyPair,
+    co_signer: Option<&KeyPair>,
     recipient: &Cert,
     policy: &dyn Policy,
     now: SystemTime,
@@ -103,7 +106,11 @@ pub fn sign_and_encrypt(
         let message = Armorer::new(message).build()?;
         let recipients: Vec<Recipient> = keys.into_iter().map(Recipient::from).collect();
         let message = Encryptor::for_recipients(message, recipients).build()?;
-        let message = Signer::new(message, signer.clone())?
+        let mut message = Signer::new(message, signer.clone())?;
+        if let Some(co) = co_signer {
+            message = message.add_signer(co.clone())?;
+        }
+        let message = message
             .add_intended_recipient(recipient)
             .creation_time(now)
             .build()?;

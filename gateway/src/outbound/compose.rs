@@ -30,6 +30,8 @@ pub struct Sealed {
 pub struct Sender<'a> {
     pub address: &'a str,
     pub signer: &'a KeyPair,
+    /// A second signature (the previous key, announcing a rotation).
+    pub co_signer: Option<&'a KeyPair>,
     pub policy: &'a dyn Policy,
     pub now: SystemTime,
 }
@@ -57,6 +59,7 @@ pub fn seal(
     let fingerprint = to.cert.fingerprint().to_hex();
     let armored = match seal::sign_and_encrypt(
         from.signer,
+        from.co_signer,
         &to.cert,
         from.policy,
         from.now,

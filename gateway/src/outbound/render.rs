@@ -21,7 +21,7 @@ mod embedded {
 }
 
 /// Every template the gateway renders.
-pub const NAMES: [&str; 19] = [
+pub const NAMES: [&str; 20] = [
     "forward_assistance_request",
     "forward_best_practice",
     "forward_contact_update",
@@ -41,6 +41,7 @@ pub const NAMES: [&str; 19] = [
     "key_expiry_warning",
     "key_expiry_report",
     "circular_announcement",
+    "gateway_key_rotation",
 ];
 
 /// A rendered subject and body.

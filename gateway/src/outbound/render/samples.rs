@@ -193,6 +193,23 @@ pub fn sample(name: &str) -> (serde_json::Value, &'static str) {
                 )
             }
         }
+        "gateway_key_rotation" => (
+            v(serde_json::to_value(KeyRotationData {
+                gateway,
+                recipient: party("FR", "Ministère de l'Intérieur"),
+                circular_id: 9,
+                generated_at: "2026-11-26T10:00:00Z".into(),
+                old_fingerprint: "AFB94082F279D25AC34B0B6DCA15524E72AA2781".into(),
+                new_fingerprint: "3E5A1F0B9C7D2E4F6A8B0C1D2E3F4A5B6C7D8E9F".into(),
+                new_expires_at: Some("2028-11-26T10:00:00Z".into()),
+                certificate_file: "gateway-3E5A1F0B9C7D2E4F6A8B0C1D2E3F4A5B6C7D8E9F.asc".into(),
+                undelivered: vec![Undelivered {
+                    party: party("PL", "Straż Graniczna"),
+                    why: "certificate expired".into(),
+                }],
+            })),
+            "3E5A1F0B9C7D2E4F6A8B0C1D2E3F4A5B6C7D8E9F",
+        ),
         "circular_announcement" => (
             v(serde_json::to_value(AnnouncementData {
                 gateway,
