@@ -607,6 +607,10 @@ async fn quarantine(config: &std::path::Path, command: QuarantineCommand) -> Res
             println!("message-id:    {} (unverified)", m.message_id);
             println!("size:          {} bytes", m.raw_size);
             println!("inbox state:   {}", m.imap_state);
+            match m.purged_at.as_str() {
+                "" => println!("content:       stored, encrypted to the gateway's key"),
+                at => println!("content:       deleted on {at} (retention); the record stays"),
+            }
         }
         QuarantineCommand::Release { id } => {
             let (gw, store) = Gateway::load_with_store(config).await?;

@@ -468,6 +468,10 @@ impl Store {
              FROM audit
              WHERE id > $1 AND at >= $2 AND at < $3
                AND ($4 = '' OR event = $4) AND ($5 = '' OR party = $5)
+               AND ($7 = ''
+                    OR inbound_id IN (SELECT id FROM inbound WHERE reference = $7 OR cited_reference = $7)
+                    OR outbox_id IN (SELECT o.id FROM outbox o JOIN inbound i ON o.inbound_id = i.id
+                                     WHERE i.reference = $7 OR i.cited_reference = $7))
              ORDER BY id LIMIT $6",
         )
         .bind(q.after_id)
@@ -476,6 +480,7 @@ impl Store {
         .bind(q.event)
         .bind(q.party)
         .bind(q.limit)
+        .bind(q.reference)
         .fetch_all(&self.pool)
         .await
         .context("Reading the audit trail")
@@ -600,6 +605,9 @@ pub struct AuditQuery<'a> {
     pub until: &'a str,
     pub event: &'a str,
     pub party: &'a str,
+    /// Only entries about the message with this reference, or the replies
+    /// that cite it (empty: any).
+    pub reference: &'a str,
     pub limit: i64,
 }
 
@@ -611,6 +619,7 @@ impl Default for AuditQuery<'_> {
             until: "9999",
             event: "",
             party: "",
+            reference: "",
             limit: i64::MAX,
         }
     }

@@ -849,6 +849,19 @@ def retention_deletes_content_and_keeps_the_record() -> None:
         before = state()
         check([r[:2] for r in before] == [("quarantined", None), ("accepted", "assistance_request")], f"{before}")
         check(all(r[3] is False or r[3] == 0 for r in before), f"purged already: {before}")
+        shown = net.cli("quarantine", "show", str(quarantined_id))
+        check("content:       stored" in shown.stdout, shown.stdout + shown.stderr)
+        # The audit trail of one reference: that message and the mail about it, nothing else.
+        [(reference,)] = net.rows("SELECT reference FROM inbound WHERE id = ?", accepted_id)
+        trail = net.cli("audit", "export", "--reference", reference)
+        entries = [json.loads(line) for line in trail.stdout.splitlines() if line.strip()]
+        mails = {r[0] for r in net.rows("SELECT id FROM outbox WHERE inbound_id = ?", accepted_id)}
+        check(trail.returncode == 0 and entries
+              and all(e["inbound_id"] == accepted_id or e["outbox_id"] in mails for e in entries)
+              and any(e["inbound_id"] == accepted_id for e in entries),
+              f"audit --reference {reference}: {trail.stdout}{trail.stderr}")
+        everything = net.cli("audit", "export").stdout.splitlines()
+        check(len(everything) > len(entries), "the reference filter filtered nothing")
 
         dry = net.cli("retention", "run", "--dry-run", "--now", at(2))
         check(dry.returncode == 0 and "quarantined" in dry.stdout and "1 message(s) would lose" in dry.stdout,
@@ -860,6 +873,8 @@ def retention_deletes_content_and_keeps_the_record() -> None:
         after = state()
         check(bool(after[0][3]) and not after[0][4] and not after[0][5], f"the quarantined content stays: {after}")
         check(after[1] == before[1], f"the accepted message changed before its time: {after}")
+        shown = net.cli("quarantine", "show", str(quarantined_id))
+        check("content:       deleted on " in shown.stdout, shown.stdout + shown.stderr)
         released = net.cli("quarantine", "release", str(quarantined_id))
         check(released.returncode != 0 and "deleted by the retention policy" in released.stderr,
               f"release of a purged message: {released.stdout}{released.stderr}")

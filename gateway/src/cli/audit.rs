@@ -52,6 +52,10 @@ pub struct Filter {
     /// Only entries about this party.
     #[arg(long)]
     party: Option<String>,
+    /// Only entries about the message with this reference (BSM-2026-000042)
+    /// and the replies that cite it, and the mail sent about them.
+    #[arg(long)]
+    reference: Option<String>,
 }
 
 /// Entries read per statement.
@@ -118,6 +122,7 @@ async fn each_entry(
         until: &until,
         event: filter.event.as_deref().unwrap_or(""),
         party: filter.party.as_deref().unwrap_or(""),
+        reference: filter.reference.as_deref().unwrap_or(""),
         ..AuditQuery::default()
     };
     let mut seen = 0;

@@ -56,6 +56,8 @@ pub struct InboundRow {
     pub raw_size: i64,
     pub decision: String,
     pub imap_state: String,
+    /// When retention deleted its content (empty: it is stored).
+    pub purged_at: String,
 }
 
 fn code<T: serde::Serialize>(v: &T) -> Option<String> {
@@ -360,7 +362,7 @@ impl Store {
     pub async fn inbound(&self, id: i64) -> Result<Option<InboundRow>> {
         sqlx::query_as(
             "SELECT id, received_at, verdict, reason, detail, envelope_from, message_id, sender_party,
-                 kind, reference, raw_size, decision, imap_state
+                 kind, reference, raw_size, decision, imap_state, purged_at
              FROM inbound WHERE id = $1",
         )
         .bind(id)
@@ -373,7 +375,7 @@ impl Store {
     pub async fn inbound_list(&self, verdict: &str, limit: i64) -> Result<Vec<InboundRow>> {
         sqlx::query_as(
             "SELECT id, received_at, verdict, reason, detail, envelope_from, message_id, sender_party,
-                 kind, reference, raw_size, decision, imap_state
+                 kind, reference, raw_size, decision, imap_state, purged_at
              FROM inbound WHERE verdict = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(verdict)
