@@ -100,10 +100,28 @@ fn cross_validate(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
                 ..model::Training::default()
             };
             let (m, v) = model::train(&examples, &t);
+            let by_language: Vec<String> = nfp_gateway::classify::Language::ALL
+                .iter()
+                .map(|l| {
+                    let of: Vec<bool> = tuning
+                        .iter()
+                        .zip(&v.right)
+                        .filter(|(m, _)| m.language == *l)
+                        .map(|(_, r)| *r)
+                        .collect();
+                    let right = of.iter().filter(|r| **r).count();
+                    format!(
+                        "{} {:.1}",
+                        l.code(),
+                        100.0 * right as f64 / of.len().max(1) as f64
+                    )
+                })
+                .collect();
             println!(
-                "| {c} | {min} | {} | {:.1} % | {:.2} | {:.1} % | {:.1} % |",
+                "| {c} | {min} | {} | {:.1} % ({}) | {:.2} | {:.1} % | {:.1} % |",
                 m.len(),
                 100.0 * v.accuracy,
+                by_language.join(", "),
                 m.threshold,
                 100.0 * v.accuracy_at_threshold,
                 100.0 * v.wrong_at_threshold

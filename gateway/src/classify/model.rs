@@ -396,6 +396,9 @@ pub struct Validation {
     /// With the threshold: accuracy, and the share of wrong kinds.
     pub accuracy_at_threshold: f64,
     pub wrong_at_threshold: f64,
+    /// For each example, in their order: whether the model alone got its
+    /// kind when the example was held back.
+    pub right: Vec<bool>,
 }
 
 /// Trains a model on `examples` and chooses its threshold by
@@ -445,10 +448,20 @@ pub fn train(examples: &[Example], t: &Training) -> (Model, Validation) {
     let threshold = (threshold * 10_000.0).ceil() / 10_000.0;
     let (accuracy_at_threshold, wrong_at_threshold) = outcome(threshold);
     let model = fit(examples, t, threshold);
+    // The folds took every `folds`-th example: back to the examples' order.
+    let mut right = vec![false; examples.len()];
+    let mut i = 0;
+    for fold in 0..t.folds {
+        for j in (fold..examples.len()).step_by(t.folds) {
+            right[j] = held_back[i].1 == held_back[i].2;
+            i += 1;
+        }
+    }
     let validation = Validation {
         accuracy,
         accuracy_at_threshold,
         wrong_at_threshold,
+        right,
     };
     // What is used is what the file says: weights to four decimals.
     let model = Model::parse(&model.render()).expect("a rendered model parses");
