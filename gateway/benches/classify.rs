@@ -14,7 +14,9 @@
 //! NFP_CLASSIFY_BATCH=5 reports one batch (files 401-499), to measure a new
 //! batch before anything is trained or tuned on it;
 //! NFP_CLASSIFY_CV="10,30,100:2,3" cross-validates the model alone on the
-//! tuning split for each C and each minimum of messages per feature.
+//! tuning split for each C and each minimum of messages per feature, by
+//! language; NFP_CLASSIFY_CV_MISSES=ru lists that language's messages the
+//! model alone got wrong when they were held back.
 
 #[path = "../../tests/common/corpus.rs"]
 mod corpus;
@@ -117,6 +119,15 @@ fn cross_validate(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
                     )
                 })
                 .collect();
+            if let Ok(lang) = std::env::var("NFP_CLASSIFY_CV_MISSES") {
+                for (m, _) in tuning
+                    .iter()
+                    .zip(&v.right)
+                    .filter(|(m, r)| !**r && m.language.code() == lang)
+                {
+                    eprintln!("cv miss {} ({:?})", m.id, m.kind);
+                }
+            }
             println!(
                 "| {c} | {min} | {} | {:.1} % ({}) | {:.2} | {:.1} % | {:.1} % |",
                 m.len(),
