@@ -181,6 +181,21 @@ pub struct Preview {
     pub held: Option<String>,
 }
 
+impl Preview {
+    /// The recipient's line of `circular send` and `keys rotate`.
+    pub fn line(&self) -> String {
+        let held = self
+            .held
+            .as_deref()
+            .map(|w| format!("  HELD: {w}"))
+            .unwrap_or_default();
+        format!(
+            "{:<12} {:<3} <{}>  {}{held}",
+            self.party, self.language, self.email, self.subject
+        )
+    }
+}
+
 /// An operator's circular (`nfp-gateway circular send`): `template`
 /// rendered with `data` (a JSON object; the gateway adds `gateway`,
 /// `recipient`, `circular_id` and `generated_at`) for every NFP and the

@@ -325,15 +325,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ctx.store.close().await;
             let (id, previews) = sent?;
             for p in &previews {
-                let held = p
-                    .held
-                    .as_deref()
-                    .map(|w| format!("  HELD: {w}"))
-                    .unwrap_or_default();
-                println!(
-                    "{:<12} {:<3} <{}>  {}{held}",
-                    p.party, p.language, p.email, p.subject
-                );
+                println!("{}", p.line());
             }
             match id {
                 Some(id) => println!("circular {id} queued for {} recipients", previews.len()),

@@ -17,14 +17,8 @@ use nfp_gateway::classify::{self, rules::Rules, Classification, Kind, Language, 
 use nfp_gateway::directory::{Directory, Party, PartyKind, UnprotectedParts};
 use sequoia_openpgp::cert::CertBuilder;
 
-pub const KINDS: [Kind; 6] = [
-    Kind::AssistanceRequest,
-    Kind::BestPractice,
-    Kind::ContactUpdate,
-    Kind::InformationRequest,
-    Kind::InformationReply,
-    Kind::Unclassified,
-];
+/// The labels of the corpus: the kinds the model tells apart.
+pub const KINDS: [Kind; 6] = classify::model::CLASSES;
 
 pub const STATES: &str = "AL AD AM AT AZ BY BE BA BG CA HR CY CZ DK EE FI FR GE DE GR VA HU IS IE IT \
     KZ KG LV LI LT LU MT MD MC MN ME NL MK NO PL PT RO RU SM RS SK SI ES SE CH TJ TR TM UA GB US UZ";

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Result};
-use rust_stemmers::{Algorithm, Stemmer};
+use rust_stemmers::Stemmer;
 
 use super::rules::fold_word;
 use super::text::{Reading, Role};
@@ -63,14 +63,7 @@ fn each_feature(
     vocabulary: Option<&HashMap<String, usize>>,
     mut f: impl FnMut(&str),
 ) {
-    let stemmer = Stemmer::create(match language {
-        Language::En => Algorithm::English,
-        Language::Fr => Algorithm::French,
-        Language::De => Algorithm::German,
-        Language::It => Algorithm::Italian,
-        Language::Ru => Algorithm::Russian,
-        Language::Es => Algorithm::Spanish,
-    });
+    let stemmer = Stemmer::create(super::rules::algorithm(language));
     let mut previous: Option<(usize, String)> = None;
     let mut pair = String::new();
     for w in &reading.words {

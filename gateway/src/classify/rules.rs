@@ -260,7 +260,8 @@ impl Clone for Lexicon {
     }
 }
 
-fn algorithm(l: Language) -> Algorithm {
+/// The Snowball stemmer of a language.
+pub(super) fn algorithm(l: Language) -> Algorithm {
     match l {
         Language::En => Algorithm::English,
         Language::Fr => Algorithm::French,

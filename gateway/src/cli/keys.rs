@@ -155,15 +155,7 @@ async fn rotate(config_path: &Path, new: &str, dry_run: bool) -> Result<ExitCode
     }
     let (old, new_fpr, id, previews) = outcome?;
     for p in &previews {
-        let held = p
-            .held
-            .as_deref()
-            .map(|w| format!("  HELD: {w}"))
-            .unwrap_or_default();
-        println!(
-            "{:<12} {:<3} <{}>  {}{held}",
-            p.party, p.language, p.email, p.subject
-        );
+        println!("{}", p.line());
     }
     println!("the gateway's key: {old} -> {new_fpr}");
     match id {
