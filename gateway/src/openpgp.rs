@@ -353,30 +353,50 @@ fn dearmor(data: &[u8]) -> Option<Vec<u8>> {
 /// not read that packet; the gateway names it instead of calling it
 /// malformed. Reads packet headers only.
 fn librepgp_ocb(data: &[u8], key: &GatewayKey) -> bool {
-    use openpgp::packet::Tag;
-    use openpgp::parse::{PacketParser, PacketParserResult};
-    use openpgp::Packet;
-    let Ok(mut ppr) = PacketParser::from_bytes(data) else {
+    let Some(head) = encryption_head(data) else {
         return false;
     };
-    let mut ours = false;
+    let ours = head.pkesks.iter().any(|p| {
+        key.decryptors
+            .iter()
+            .any(|(handle, _)| may_be_for(p, handle))
+    });
+    ours && head.data == Some(openpgp::packet::Tag::AED)
+}
+
+/// The session-key packets of an encrypted message and the tag of the
+/// packet after them (None: the packets end or break off there).
+pub(crate) struct EncryptionHead {
+    pub pkesks: Vec<PKESK>,
+    pub data: Option<openpgp::packet::Tag>,
+}
+
+/// The packets before an OpenPGP message's encrypted data (public-key and
+/// symmetric session-key packets, markers), read from the packet headers
+/// alone; None when `data` does not start as OpenPGP.
+pub(crate) fn encryption_head(data: &[u8]) -> Option<EncryptionHead> {
+    use openpgp::parse::{PacketParser, PacketParserResult};
+    use openpgp::Packet;
+    let mut ppr = PacketParser::from_bytes(data).ok()?;
+    let mut head = EncryptionHead {
+        pkesks: Vec::new(),
+        data: None,
+    };
     while let PacketParserResult::Some(pp) = ppr {
         match &pp.packet {
-            Packet::PKESK(p) => {
-                ours |= key
-                    .decryptors
-                    .iter()
-                    .any(|(handle, _)| may_be_for(p, handle));
-            }
+            Packet::PKESK(p) => head.pkesks.push(p.clone()),
             Packet::SKESK(_) | Packet::Marker(_) => {}
-            p => return ours && p.tag() == Tag::AED,
+            p => {
+                head.data = Some(p.tag());
+                break;
+            }
         }
         ppr = match pp.next() {
             Ok((_, next)) => next,
-            Err(_) => return false,
+            Err(_) => break,
         };
     }
-    false
+    Some(head)
 }
 
 /// Sequoia's parser recurses at most 16 levels; the encryption is one.

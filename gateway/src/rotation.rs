@@ -8,8 +8,7 @@
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use sequoia_openpgp::parse::{PacketParser, PacketParserResult, Parse};
-use sequoia_openpgp::{KeyHandle, Packet};
+use sequoia_openpgp::KeyHandle;
 
 use crate::check::Gateway;
 use crate::openpgp::seal;
@@ -26,10 +25,15 @@ pub struct Outcome {
     pub old: usize,
     /// Of those, messages re-encrypted now.
     pub reencrypted: usize,
+    /// Of those, the messages (ids) that no configured key decrypts: left
+    /// as they are, named in the audit trail, and found again by each run.
+    pub unreadable: Vec<i64>,
 }
 
 /// Re-encrypts, `batch` messages per transaction, every message whose
 /// stored content the current key cannot read; with `dry_run`, only counts.
+/// A message that no configured key decrypts (a previous key removed too
+/// early, a damaged row) is left as it is and counted, and the run goes on.
 pub async fn reencrypt(
     store: &Store,
     gw: &Gateway,
@@ -47,6 +51,7 @@ pub async fn reencrypt(
         let Some(last) = page.last() else { break };
         after = last.id;
         let mut done = Vec::new();
+        let mut skipped = Vec::new();
         for row in &page {
             outcome.examined += 1;
             let raw_old = needs(&row.raw_enc, &current);
@@ -58,27 +63,39 @@ pub async fn reencrypt(
                 continue;
             }
             outcome.old += 1;
-            if dry_run {
-                continue;
-            }
+            // A dry run decrypts too, to count what no key reads.
             let again = |data: &[u8]| -> Result<Vec<u8>> {
                 let plain = crate::intake::decrypt_stored(gw, data)?;
-                seal::encrypt_for_storage(&storage, &gw.policy, now, &plain)
+                match dry_run {
+                    true => Ok(Vec::new()),
+                    false => seal::encrypt_for_storage(&storage, &gw.policy, now, &plain),
+                }
             };
-            let new = Stored {
-                id: row.id,
-                raw_enc: match raw_old {
-                    true => again(&row.raw_enc)?,
-                    false => row.raw_enc.clone(),
-                },
-                content_enc: match (&row.content_enc, content_old) {
-                    (Some(c), true) => Some(again(c)?),
-                    (c, _) => c.clone(),
-                },
+            let raw_enc = match raw_old {
+                true => again(&row.raw_enc),
+                false => Ok(row.raw_enc.clone()),
             };
-            done.push((row, new));
+            let content_enc = match (&row.content_enc, content_old) {
+                (Some(c), true) => again(c).map(Some),
+                (c, _) => Ok(c.clone()),
+            };
+            match (raw_enc, content_enc) {
+                (Ok(raw_enc), Ok(content_enc)) => done.push((
+                    row,
+                    Stored {
+                        id: row.id,
+                        raw_enc,
+                        content_enc,
+                    },
+                )),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(id = row.id, "not re-encrypted: {e:#}");
+                    skipped.push(row.id);
+                }
+            }
         }
-        if done.is_empty() {
+        if dry_run || (done.is_empty() && skipped.is_empty()) {
+            outcome.unreadable.extend(skipped);
             continue;
         }
         let mut tx = store.begin().await?;
@@ -86,11 +103,19 @@ pub async fn reencrypt(
         for (old, new) in &done {
             n += usize::from(tx.replace_stored(old, new).await?);
         }
-        let detail = format!(
-            "{n} stored messages (ids {} to {}) re-encrypted to the gateway's key {fingerprint}",
-            done[0].0.id,
-            done[done.len() - 1].0.id
-        );
+        let mut detail = match done.first().zip(done.last()) {
+            Some((first, last)) => format!(
+                "{n} stored messages (ids {} to {}) re-encrypted to the gateway's key {fingerprint}",
+                first.0.id, last.0.id
+            ),
+            None => format!("no stored message re-encrypted to the gateway's key {fingerprint}"),
+        };
+        if !skipped.is_empty() {
+            detail.push_str(&format!(
+                "; left as they are, no configured key decrypts them: ids {}",
+                ids(&skipped)
+            ));
+        }
         tx.audit(&Audit {
             at: Some(now),
             event: "key_reencrypt",
@@ -103,27 +128,26 @@ pub async fn reencrypt(
             .await
             .context("Committing re-encrypted messages")?;
         outcome.reencrypted += n;
+        outcome.unreadable.extend(skipped);
     }
     Ok(outcome)
+}
+
+/// Ids as a list for a person: "3, 7, 12".
+pub fn ids(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether `data` is an OpenPGP message none of whose recipients is one of
 /// `current` (an empty, purged content needs nothing).
 fn needs(data: &[u8], current: &[KeyHandle]) -> bool {
-    let Ok(mut ppr) = PacketParser::from_bytes(data) else {
+    let Some(head) = crate::openpgp::encryption_head(data) else {
         return false;
     };
-    let mut recipients = Vec::new();
-    while let PacketParserResult::Some(pp) = ppr {
-        match &pp.packet {
-            Packet::PKESK(p) => recipients.extend(p.recipient()),
-            _ => break,
-        }
-        ppr = match pp.next() {
-            Ok((_, next)) => next,
-            Err(_) => break,
-        };
-    }
+    let recipients: Vec<_> = head.pkesks.iter().filter_map(|p| p.recipient()).collect();
     !recipients.is_empty()
         && !recipients
             .iter()

@@ -708,7 +708,10 @@ def gateway_key_rotation() -> None:
     accepted and forwarded, signed with the new key; `keys reencrypt`
     re-encrypts the content stored before (audited; a second run finds
     nothing left), which GnuPG then decrypts with the new key alone; without
-    the old key the gateway starts and `keys check` lists no previous key."""
+    the old key the gateway starts and `keys check` lists no previous key.
+    A second rotation that drops the archive's key too early: `keys
+    reencrypt` skips, names and audits each message no key decrypts, fails,
+    and completes once the key is listed again."""
     net = Net("gwrotate")
     try:
         old_fpr = net.w.p["gateway"].fpr
@@ -787,6 +790,36 @@ def gateway_key_rotation() -> None:
         net.start_gateway()
         net.send(net.mail_from("DE", "[HILFEERSUCHEN] Schulung", BODY_DE))
         net.wait_rows("SELECT id FROM inbound WHERE verdict = 'quarantined' AND reason = 'not_for_us'", 1)
+        check(net.stop_gateway() == 0, "SIGTERM")
+
+        # A second rotation by hand that drops the key the archive needs too
+        # early: `keys reencrypt` goes through every message, leaves each it
+        # cannot decrypt as it is, names them, audits them and fails; with
+        # the key listed again it re-encrypts them all.
+        made = net.cli("keys", "generate", "--out", str(keys / "third.sec.asc"))
+        check(made.returncode == 0, made.stdout + made.stderr)
+        third_fpr = re.search(r"fingerprint\s+([0-9A-F]{40})", made.stdout).group(1)
+        hasty = after.replace('previous-secret-keys = ["keys/gateway.sec.asc"]', "") \
+            .replace('secret-key = "keys/rotated.sec.asc"', 'secret-key = "keys/third.sec.asc"')
+        net.config.write_text(hasty)
+        stored = [i for (i,) in net.rows("SELECT id FROM inbound ORDER BY id")]
+        check(len(stored) == 3, f"stored: {stored}")
+        listed = ", ".join(map(str, stored))
+        dry = net.cli("keys", "reencrypt", "--dry-run")
+        check(dry.returncode == 1 and f"no configured key decrypts: 3 (ids {listed})" in dry.stdout,
+              dry.stdout + dry.stderr)
+        run = net.cli("keys", "reencrypt", "--batch", "1")
+        check(run.returncode == 1 and f"re-encrypted to {third_fpr}: 0" in run.stdout
+              and f"no configured key decrypts: 3 (ids {listed})" in run.stdout, run.stdout + run.stderr)
+        skipped = net.rows("SELECT detail FROM audit WHERE event = 'key_reencrypt' AND detail LIKE '%left as they are%'")
+        check(len(skipped) == 3 and all(third_fpr in d for (d,) in skipped), f"audit: {skipped}")
+        net.config.write_text(hasty.replace('secret-key = "keys/third.sec.asc"',
+                                            'previous-secret-keys = ["keys/rotated.sec.asc"]\nsecret-key = "keys/third.sec.asc"'))
+        run = net.cli("keys", "reencrypt")
+        check(run.returncode == 0 and f"re-encrypted to {third_fpr}: 3" in run.stdout
+              and "no configured key decrypts" not in run.stdout, run.stdout + run.stderr)
+        again = net.cli("keys", "reencrypt", "--dry-run")
+        check(again.returncode == 0 and "encrypted to a previous key only: 0" in again.stdout, again.stdout + again.stderr)
     finally:
         net.close()
 

@@ -247,7 +247,16 @@ async fn reencrypt(config_path: &Path, batch: i64, dry_run: bool) -> Result<Exit
             o.reencrypted
         ),
     }
-    Ok(ExitCode::SUCCESS)
+    if o.unreadable.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "no configured key decrypts: {} (ids {}): they stay as they are; add the key they \
+         were encrypted to under `previous-secret-keys` and run again",
+        o.unreadable.len(),
+        crate::rotation::ids(&o.unreadable)
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 /// The rows of `keys check`: the directory the store holds (or the file's,
