@@ -98,6 +98,7 @@ scenarios!(
     mail_as_offices_send_it,
     disclaimers_added_in_transit,
     mail_from_gnupg_24_in_ocb_mode,
+    cases_follow_requests_and_replies,
 );
 
 /// PostgreSQL only: several instances sharing one store is what the second

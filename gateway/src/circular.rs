@@ -26,9 +26,7 @@ pub async fn announce_due(ctx: &Arc<Ctx>, now: SystemTime) -> Result<Option<i64>
     let Some(newest) = pending.iter().map(|p| p.valid_from.as_str()).max() else {
         return Ok(None);
     };
-    let newest: SystemTime = chrono::DateTime::parse_from_rfc3339(newest)
-        .context("A change's time")?
-        .into();
+    let newest = crate::store::parse_timestamp(newest).context("A change's time")?;
     if now.duration_since(newest).unwrap_or_default() < ctx.gw.config.circular_quiet_period {
         return Ok(None);
     }

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::check::{self, Gateway, MemoryReplayGuard, Verdict};
 
 mod audit;
+mod cases;
 mod config;
 mod keys;
 mod retention;
@@ -93,6 +94,10 @@ pub enum Command {
     /// Stored content deleted after the periods of `[retention]`.
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
+    /// The Secretariat's cases: every accepted assistance and information
+    /// request, who owes the answer and by when.
+    #[command(subcommand)]
+    Cases(cases::CasesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,6 +342,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(c) => config::run(&cli.config, c),
         Command::Audit(a) => runtime()?.block_on(audit::run(&cli.config, a)),
         Command::Retention(r) => runtime()?.block_on(retention::run(&cli.config, r)),
+        Command::Cases(c) => runtime()?.block_on(cases::run(&cli.config, c)),
         Command::Outbox(o) => runtime()?.block_on(async {
             let store = open_store(&cli.config).await?;
             let code = outbox(&store, o).await;

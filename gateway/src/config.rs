@@ -54,6 +54,48 @@ struct RawConfig {
     daemon: Daemon,
     #[serde(default)]
     retention: BTreeMap<String, String>,
+    #[serde(default)]
+    cases: Cases,
+}
+
+/// The Secretariat's cases ([cases]): how long the debtor has to answer an
+/// assistance request and an information request, and how long before
+/// the due time the reminder goes out.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Cases {
+    /// Whether accepted requests open cases (Secretariat role only).
+    pub enabled: bool,
+    #[serde(rename = "assistance_request", with = "humantime_serde")]
+    pub assistance_request: Duration,
+    #[serde(rename = "information_request", with = "humantime_serde")]
+    pub information_request: Duration,
+    #[serde(with = "humantime_serde")]
+    pub remind_before: Duration,
+}
+
+impl Default for Cases {
+    fn default() -> Cases {
+        const DAY: u64 = 86_400;
+        Cases {
+            enabled: true,
+            assistance_request: Duration::from_secs(30 * DAY),
+            information_request: Duration::from_secs(14 * DAY),
+            remind_before: Duration::from_secs(3 * DAY),
+        }
+    }
+}
+
+impl Cases {
+    /// How long the debtor has for a request of `kind`; None: no case.
+    pub fn period(&self, kind: crate::classify::Kind) -> Option<Duration> {
+        use crate::classify::Kind;
+        match kind {
+            Kind::AssistanceRequest => Some(self.assistance_request),
+            Kind::InformationRequest => Some(self.information_request),
+            _ => None,
+        }
+    }
 }
 
 /// How to protect a connection to a mail server.
@@ -324,6 +366,7 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     pub daemon: Daemon,
     pub retention: Retention,
+    pub cases: Cases,
 }
 
 /// How long stored content is kept ([retention]): after it, a message's
@@ -468,6 +511,7 @@ impl Config {
             daemon: raw.daemon,
             retention: Retention::parse(&raw.retention)
                 .with_context(|| format!("{}", path.display()))?,
+            cases: raw.cases,
         }
         .validated()
     }
@@ -506,6 +550,14 @@ impl Config {
             if smtp.retry.is_empty() {
                 bail!("{file}: [smtp] `retry` needs at least one wait");
             }
+        }
+        let c = &self.cases;
+        let shortest = c.assistance_request.min(c.information_request);
+        if shortest < Duration::from_secs(86_400) {
+            bail!("{file}: [cases] a request's period must be at least a day");
+        }
+        if c.remind_before >= shortest {
+            bail!("{file}: [cases] `remind-before` must be shorter than every request's period, or the reminder would come before the request");
         }
         Ok(self)
     }
@@ -734,5 +786,37 @@ retry = ["1m", "5m"]
         }
         let none = Config::parse(MINIMAL, Path::new("/x/g.toml")).unwrap();
         assert_eq!(none.retention, Retention::default());
+    }
+
+    #[test]
+    fn case_periods_default_and_are_checked() {
+        use crate::classify::Kind;
+        let day = |n: u64| Duration::from_secs(n * 86_400);
+        let c = Config::parse(MINIMAL, Path::new("/x/g.toml")).unwrap();
+        assert_eq!(c.cases.period(Kind::InformationRequest), Some(day(14)));
+        assert_eq!(c.cases.period(Kind::AssistanceRequest), Some(day(30)));
+        assert_eq!(c.cases.period(Kind::InformationReply), None);
+        let c = Config::parse(
+            &format!("{MINIMAL}\n[cases]\ninformation_request = \"3weeks\"\n"),
+            Path::new("/x/g.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.cases.period(Kind::InformationRequest), Some(day(21)));
+        assert_eq!(c.cases.remind_before, day(3));
+        for (bad, says) in [
+            ("information_request = \"12h\"", "at least a day"),
+            (
+                "remind-before = \"30d\"",
+                "shorter than every request's period",
+            ),
+            ("remind_before = \"1d\"", "unknown field"),
+        ] {
+            let e = Config::parse(
+                &format!("{MINIMAL}\n[cases]\n{bad}\n"),
+                Path::new("/x/g.toml"),
+            )
+            .unwrap_err();
+            assert!(format!("{e:#}").contains(says), "{bad}: {e:#}");
+        }
     }
 }

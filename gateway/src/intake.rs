@@ -419,6 +419,18 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
             detail.push_str(&format!("; discarded unread: {parts}"));
         }
     }
+    if let Some(reference) = &reference {
+        crate::cases::on_accepted(
+            &mut tx,
+            &ctx.gw.config,
+            &ctx.gw.directory,
+            inbound_id,
+            &decision,
+            reference,
+            now,
+        )
+        .await?;
+    }
     audit_and_queue(
         &mut tx,
         event,

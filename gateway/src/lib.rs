@@ -20,6 +20,7 @@
 //! [`cli`]. Any stage can refuse a message with a
 //! [`reason::Rejection`]; nothing panics on any input.
 
+pub mod cases;
 pub mod check;
 pub mod circular;
 pub mod classify;

@@ -9,6 +9,7 @@
 
 pub mod audit_chain;
 pub mod backup;
+pub mod cases;
 pub mod copy;
 pub mod directory;
 pub mod health;
@@ -683,6 +684,13 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// The store's time format: RFC 3339 UTC with milliseconds; sorts as it compares.
 pub fn timestamp(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A time the store wrote ([`timestamp`]), read back.
+pub fn parse_timestamp(t: &str) -> Result<SystemTime> {
+    Ok(chrono::DateTime::parse_from_rfc3339(t)
+        .with_context(|| format!("{t:?} is not an RFC 3339 time"))?
+        .into())
 }
 
 #[cfg(test)]

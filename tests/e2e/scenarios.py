@@ -224,7 +224,8 @@ def reply_goes_to_the_party_that_asked() -> None:
 def national_routing() -> None:
     """Austria's national gateway: a Secretariat message about customs goes
     to the customs service, a request from FR about migration to the
-    migration service; each encrypted to that service's own key."""
+    migration service; each encrypted to that service's own key. A national
+    gateway opens no case (the Secretariat's desk)."""
     net = Net("national", role="national-at")
     try:
         net.send(net.mail_from("secretariat", "[CIRCULAR] Customs cooperation workshop",
@@ -242,6 +243,10 @@ def national_routing() -> None:
         check(migration[0].signed_by_gateway and "Migration" in migration[0].subject, f"{migration[0].subject!r}")
         time.sleep(1)
         check(net.count("at-border-police") == 0 and net.count("at-anti-drug") == 0, "other services got mail")
+        # Cases are the Secretariat's desk: FR's accepted information request opens none here.
+        check(net.rows("SELECT kind FROM inbound WHERE verdict = 'accepted' AND kind = 'information_request'")
+              == [("information_request",)], f"{net.rows('SELECT verdict, kind FROM inbound')}")
+        check(net.rows("SELECT COUNT(*) FROM request_case") == [(0,)], "a national gateway opened a case")
     finally:
         net.close()
 
@@ -853,6 +858,7 @@ import attacks  # noqa: E402  (oracles, output injection, large tampered mail, t
 import instances  # noqa: E402  (several instances sharing one PostgreSQL store)
 import offices  # noqa: E402  (real mail as offices send it: Exchange, webmail, disclaimers)
 import store_faults  # noqa: E402  (a full disk, a restarted PostgreSQL server)
+import desk  # noqa: E402  (the Secretariat's desk: cases)
 
 def retention_deletes_content_and_keeps_the_record() -> None:
     """[retention]: quarantined messages kept a year, the rest five. Two years
@@ -998,6 +1004,7 @@ SCENARIOS = {
         *instances.SCENARIOS,
         *offices.SCENARIOS,
         *store_faults.SCENARIOS,
+        *desk.SCENARIOS,
     ]
 }
 

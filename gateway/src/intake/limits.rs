@@ -120,9 +120,7 @@ pub async fn digest_due(ctx: &Ctx, now: SystemTime) -> Result<usize> {
     };
     let mut tx = ctx.store.begin().await?;
     let since = tx.last_digest_at().await?.unwrap_or(oldest);
-    let since_t: SystemTime = chrono::DateTime::parse_from_rfc3339(&since)
-        .context("A digest's time")?
-        .into();
+    let since_t = crate::store::parse_timestamp(&since).context("A digest's time")?;
     if now.duration_since(since_t).unwrap_or_default() < period {
         return Ok(0);
     }
