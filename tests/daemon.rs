@@ -99,6 +99,7 @@ scenarios!(
     disclaimers_added_in_transit,
     mail_from_gnupg_24_in_ocb_mode,
     cases_follow_requests_and_replies,
+    the_debtor_is_reminded_before_and_after_the_due_date,
 );
 
 /// PostgreSQL only: several instances sharing one store is what the second

@@ -17,6 +17,8 @@ use crate::check::Decision;
 use crate::classify::Kind;
 use crate::config::{Config, Role};
 use crate::directory::Directory;
+use crate::intake::{self, Ctx};
+use crate::outbound::{CaseReminderData, PartyView};
 use crate::store::cases::{CaseRow, NewCase};
 use crate::store::{timestamp, Audit, Store, Tx};
 
@@ -186,4 +188,127 @@ pub async fn change(
         .case(reference)
         .await?
         .context("the case disappeared after its change")
+}
+
+/// Sends the reminders that are due at `now` (issue 16, item 2): before a
+/// case's due time (`remind-before`), a reminder to the party that owes the
+/// answer; once the time has passed, a second one and a note to the
+/// Secretariat (none when the Secretariat owes it). Each in its recipient's
+/// language, naming the reference, the asker and the dates, never the
+/// request's words; through the outbox, each claimed in the transaction
+/// that queues it, so it goes out once across restarts and instances.
+/// Deadlines are read as of `as_of` (the daemon: now; `cases remind
+/// --as-of`: another time); what is stored, signed and queued is at the
+/// wall clock `now`. Returns how many cases were reminded.
+pub async fn remind(
+    ctx: &std::sync::Arc<Ctx>,
+    as_of: SystemTime,
+    now: SystemTime,
+) -> Result<usize> {
+    let config = &ctx.gw.config;
+    if config.role != Role::Secretariat || !config.cases.enabled {
+        return Ok(0);
+    }
+    let horizon = as_of + config.cases.remind_before;
+    let mut reminded = 0;
+    for case in ctx.store.cases_to_remind(horizon, as_of).await? {
+        let overdue = case.overdue(as_of);
+        let mails = {
+            let ctx = ctx.clone();
+            let case = case.clone();
+            tokio::task::spawn_blocking(move || reminder_mails(&ctx, &case, as_of, now))
+                .await
+                .context("Composing a reminder failed")??
+        };
+        let mut tx = ctx.store.begin().await?;
+        let hour_ago = now - Duration::from_secs(3600);
+        let queued = tx.reminders_since(hour_ago).await?;
+        // One case's mails always go (a limit below two would otherwise
+        // hold an overdue case's pair for ever).
+        if queued > 0 && queued + mails.len() as i64 > i64::from(config.cases.reminders_per_hour) {
+            tracing::info!(
+                queued,
+                "the hourly limit of reminders is reached: the rest wait for the next hour"
+            );
+            break;
+        }
+        if !tx.claim_reminder(&case.reference, overdue, now).await? {
+            continue;
+        }
+        let event = match overdue {
+            true => "overdue",
+            false => "reminded",
+        };
+        let to: Vec<&str> = mails.iter().map(|m| m.party.as_str()).collect();
+        let detail = format!("reminder to {}, due {}", to.join(", "), case.due_at);
+        tx.case_event(&case.reference, now, event, "gateway", None, &detail)
+            .await?;
+        let audit = format!("{} {detail}", case.reference);
+        intake::queue_and_commit(ctx, tx, &mails, &format!("case_{event}"), &audit, now).await?;
+        reminded += 1;
+    }
+    Ok(reminded)
+}
+
+/// The reminder to the debtor and, once overdue, the note to the
+/// Secretariat. A party no longer in the directory gets nothing; the
+/// Secretariat is then told.
+fn reminder_mails(
+    ctx: &Ctx,
+    case: &CaseRow,
+    as_of: SystemTime,
+    now: SystemTime,
+) -> Result<Vec<intake::Planned>> {
+    let dir = &ctx.gw.directory;
+    let secretariat = dir.secretariat();
+    let overdue = case.overdue(as_of);
+    let due = crate::store::parse_timestamp(&case.due_at)?;
+    let days = match due.duration_since(as_of) {
+        Ok(left) => left.as_secs() / 86_400,
+        Err(past) => past.duration().as_secs() / 86_400,
+    } as i64;
+    let view = |id: &str| match dir.get(id) {
+        Some(p) => PartyView::from(p),
+        None => PartyView {
+            id: id.to_string(),
+            name: id.to_string(),
+            email: String::new(),
+        },
+    };
+    let data = |recipient: PartyView| CaseReminderData {
+        gateway: ctx.gw.config.address.clone(),
+        recipient,
+        reference: case.reference.clone(),
+        kind: case.kind.clone(),
+        asker: view(&case.asker),
+        debtor: view(&case.debtor),
+        opened_at: case.opened_at.get(..10).unwrap_or_default().to_string(),
+        due_at: case.due_at.get(..10).unwrap_or_default().to_string(),
+        overdue,
+        days,
+    };
+    let sender = ctx.sender(now);
+    let mut mails = Vec::new();
+    let debtor = dir.get(&case.debtor);
+    if let Some(debtor) = debtor {
+        mails.push(intake::letter(
+            ctx,
+            &sender,
+            "reminder",
+            "case_reminder",
+            debtor,
+            &data(debtor.into()),
+        )?);
+    }
+    if (overdue || debtor.is_none()) && case.debtor != secretariat.id {
+        mails.push(intake::letter(
+            ctx,
+            &sender,
+            "reminder",
+            "case_overdue_note",
+            secretariat,
+            &data(secretariat.into()),
+        )?);
+    }
+    Ok(mails)
 }

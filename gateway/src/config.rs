@@ -72,6 +72,9 @@ pub struct Cases {
     pub information_request: Duration,
     #[serde(with = "humantime_serde")]
     pub remind_before: Duration,
+    /// Reminder mails in any hour, to keep a backlog of due dates from
+    /// flooding the network; the rest go out in the hours after.
+    pub reminders_per_hour: u32,
 }
 
 impl Default for Cases {
@@ -82,6 +85,7 @@ impl Default for Cases {
             assistance_request: Duration::from_secs(30 * DAY),
             information_request: Duration::from_secs(14 * DAY),
             remind_before: Duration::from_secs(3 * DAY),
+            reminders_per_hour: 100,
         }
     }
 }

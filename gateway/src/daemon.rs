@@ -155,6 +155,19 @@ impl State {
         }
         writeln!(
             out,
+            "# HELP nfp_gateway_cases The Secretariat's cases by standing (open: not yet due)."
+        )?;
+        writeln!(out, "# TYPE nfp_gateway_cases gauge")?;
+        let counts = self.ctx.store.case_counts(SystemTime::now()).await?;
+        for standing in ["open", "overdue", "answered", "closed"] {
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == standing)
+                .map_or(0, |c| c.1);
+            writeln!(out, "nfp_gateway_cases{{standing=\"{standing}\"}} {n}")?;
+        }
+        writeln!(
+            out,
             "# HELP nfp_gateway_imap_connected Whether the IMAP session is up."
         )?;
         writeln!(out, "# TYPE nfp_gateway_imap_connected gauge")?;
@@ -701,8 +714,9 @@ async fn reload_directory(shared: &Shared) {
     }
 }
 
-/// Sends the quarantine digest when one is due, and runs the daily
-/// key-expiry watch and retention run (circulars: `watch_directory`).
+/// Sends the quarantine digest when one is due, the case reminders that
+/// are due, and runs the daily key-expiry watch and retention run
+/// (circulars: `watch_directory`).
 async fn scheduled_jobs(shared: Shared, cancel: CancellationToken) {
     let mut pause = Duration::from_secs(2);
     let mut backoff = Backoff::new();
@@ -722,6 +736,15 @@ async fn scheduled_jobs(shared: Shared, cancel: CancellationToken) {
             Ok(false) => {}
             Err(e) => {
                 report(&ctx.store, &e, "the key-expiry watch failed");
+                failed = Some(e);
+            }
+        }
+        let now = SystemTime::now();
+        match crate::cases::remind(&ctx, now, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(cases = n, "case reminders queued"),
+            Err(e) => {
+                report(&ctx.store, &e, "case reminders could not be queued");
                 failed = Some(e);
             }
         }

@@ -265,6 +265,27 @@ pub struct KeyStatus {
     pub why: String,
 }
 
+/// `case_reminder` (to the party that owes the answer to a request) and
+/// `case_overdue_note` (to the Secretariat): a case's dates and parties,
+/// never the request's content.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseReminderData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    pub reference: String,
+    /// `assistance_request` or `information_request`.
+    pub kind: String,
+    pub asker: PartyView,
+    pub debtor: PartyView,
+    /// The day it was received and the day it is due (YYYY-MM-DD, UTC).
+    pub opened_at: String,
+    pub due_at: String,
+    /// Past its due time.
+    pub overdue: bool,
+    /// Whole days left before the due time, or since it passed.
+    pub days: i64,
+}
+
 /// `key_expiry_warning`: to a party whose certificate expires soon.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyExpiryWarningData {

@@ -23,12 +23,17 @@ ASK_SECRETARIAT = ("Sehr geehrte Damen und Herren,\n\ndas Bundesministerium für
                    "Mit freundlichen Grüßen\nJohann Berger\nBundesministerium für Inneres\n")
 ANSWER = ("Sehr geehrte Frau Dubois,\n\nzu Ihrer Anfrage: 2025 wurden im Hafen Wien 412 Kühlcontainer "
           "kontrolliert; die Risikokriterien liegen bei.\n\nMit freundlichen Grüßen\nJohann Berger\n")
+# A word of AT's reminder in its language, German (templates/de/case_reminder.hbs).
+GERMAN = "Auskunftsersuchen"
+ASK_ALL = ("Gentili colleghi,\n\nil Servizio di polizia di frontiera italiano vorrebbe conoscere l'esperienza "
+           "degli Stati partecipanti con le pattuglie miste sui treni internazionali: quali accordi, quanti "
+           "agenti, quali risultati.\n\nCordiali saluti\nMarco Rossi\nMinistero dell'Interno\n")
 THANKS = ("Cher collègue,\n\nmerci beaucoup pour ces chiffres, ils nous seront très utiles.\n\n"
           "Cordialement,\nMarie Dubois\n")
 
 
 def iso(t: datetime.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def cases_follow_requests_and_replies() -> None:
@@ -40,7 +45,7 @@ def cases_follow_requests_and_replies() -> None:
     overdue; `cases extend` moves its due time and re-arms it, `cases close`
     closes it, a second close is refused; `cases show` gives the history and
     each change is audited. No case shows any of the messages' words."""
-    net = Net("cases")
+    net = Net("cases", extra_config="\n[cases]\nreminders-per-hour = 1\n")
     try:
         net.start_gateway()
         net.send(net.mail_from("FR", "[DEMANDE D'INFORMATION] [AT] Conteneurs frigorifiques", ASK_AT))
@@ -51,21 +56,34 @@ def cases_follow_requests_and_replies() -> None:
         cases = {r[0]: r[1:] for r in net.rows("SELECT reference, kind, asker, debtor, state FROM request_case")}
         check(cases == {asked: ("information_request", "FR", "AT", "open"),
                         assist: ("assistance_request", "AT", "secretariat", "open")}, f"cases: {cases}")
+        net.send(net.mail_from("IT", "[RICHIESTA DI INFORMAZIONI] Pattuglie miste", ASK_ALL))
+        net.wait_rows("SELECT id FROM inbound WHERE verdict = 'accepted'", 3)
+        [(to_all,)] = net.rows("SELECT reference FROM inbound WHERE id = 3")
+        check(net.rows("SELECT debtor FROM request_case WHERE reference = ?", to_all) == [("secretariat",)],
+              "a request to no State is not owed by the Secretariat")
 
         net.send(net.mail_from("AT", f"AW: {asked} Conteneurs frigorifiques", ANSWER))
         net.wait_rows("SELECT id FROM inbound WHERE verdict = 'accepted'", 3)
         net.send(net.mail_from("FR", f"RE: {asked} Conteneurs frigorifiques", THANKS))
         net.wait_rows("SELECT id FROM inbound WHERE verdict = 'accepted'", 4)
-        [(answer,), (thanks,)] = net.rows("SELECT reference FROM inbound WHERE id > 2 ORDER BY id")
+        [(answer,), (thanks,)] = net.rows("SELECT reference FROM inbound WHERE id > 3 ORDER BY id")
         [(state, answered_by)] = net.rows("SELECT state, answer FROM request_case WHERE reference = ?", asked)
         check((state, answered_by) == ("answered", answer), f"{asked}: {state} by {answered_by!r}")
-        check(net.rows("SELECT COUNT(*) FROM request_case") == [(2,)], "a reply opened a case")
+        check(net.rows("SELECT COUNT(*) FROM request_case") == [(3,)], "a reply opened a case")
         check(net.stop_gateway() == 0, "SIGTERM")
 
         later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=31)
         overdue = net.cli("cases", "list", "--overdue", "--now", iso(later))
-        check(overdue.returncode == 0 and assist in overdue.stdout and asked not in overdue.stdout
-              and "overdue" in overdue.stdout, overdue.stdout + overdue.stderr)
+        check(overdue.returncode == 0 and assist in overdue.stdout and to_all in overdue.stdout
+              and asked not in overdue.stdout and "overdue" in overdue.stdout, overdue.stdout + overdue.stderr)
+        # Two cases overdue, one reminder an hour: the one due first goes, the other waits.
+        for expected in ("cases reminded: 1", "cases reminded: 0"):
+            said = net.cli("cases", "remind", "--as-of", iso(later)).stdout
+            check(expected in said, f"{expected!r}: {said}")
+        check(net.rows("SELECT event FROM case_event WHERE event IN ('reminded', 'overdue') ORDER BY id")
+              == [("overdue",)]
+              and net.rows("SELECT reference FROM case_event WHERE event = 'overdue'") == [(to_all,)],
+              f"{net.rows('SELECT reference, event FROM case_event')}")
         listed = [json.loads(line) for line in net.cli("cases", "list", "--json", "--party", "FR").stdout.splitlines()]
         check([(c["reference"], c["standing"]) for c in listed] == [(asked, "answered")], f"{listed}")
 
@@ -90,10 +108,76 @@ def cases_follow_requests_and_replies() -> None:
             check(words.lower() not in (net.cli("cases", "show", asked).stdout + shown).lower(),
                   f"a case shows the words {words!r}")
         audited = net.rows("SELECT event, detail FROM audit WHERE event LIKE 'case_%' ORDER BY id")
-        check([e for e, _ in audited] == ["case_extended", "case_closed"]
-              and all(assist in d for _, d in audited), f"audit: {audited}")
+        check([e for e, _ in audited] == ["case_overdue", "case_extended", "case_closed"]
+              and to_all in audited[0][1] and all(assist in d for _, d in audited[1:]), f"audit: {audited}")
     finally:
         net.close()
 
 
-SCENARIOS = [cases_follow_requests_and_replies]
+def the_debtor_is_reminded_before_and_after_the_due_date() -> None:
+    """FR asks AT (an information request: 14 days, reminder 3 days
+    before). Eleven days on (`cases remind --as-of`, the clock passed in),
+    AT gets a reminder in German naming the reference, the asker and the
+    dates and none of the request's words; a second run sends nothing.
+    Fifteen days on, AT gets the overdue reminder and the Secretariat a
+    note in English; after a restart of the daemon, which runs the same
+    pass by itself, nothing is sent twice. AT's late answer then answers
+    the case, and no reminder follows it."""
+    net = Net("remind")
+    try:
+        net.start_gateway()
+        net.send(net.mail_from("FR", "[DEMANDE D'INFORMATION] [AT] Conteneurs frigorifiques", ASK_AT))
+        forward = net.wait_mail("AT", 1)
+        asked = REF.search(forward[0].subject).group(0)
+        check(net.rows("SELECT debtor, state FROM request_case WHERE reference = ?", asked) == [("AT", "open")],
+              f"{net.rows('SELECT * FROM request_case')}")
+        start = datetime.datetime.now(datetime.timezone.utc)
+
+        def remind(days: int) -> str:
+            out = net.cli("cases", "remind", "--as-of", iso(start + datetime.timedelta(days=days)))
+            check(out.returncode == 0, out.stdout + out.stderr)
+            return out.stdout
+
+        said = remind(5)
+        check("cases reminded: 0" in said, f"a reminder nine days early: {said}")
+        said = remind(11)
+        check("cases reminded: 1" in said, f"no reminder three days before the due date: {said}")
+        said = remind(12)
+        check("cases reminded: 0" in said, f"the reminder was queued twice: {said}")
+        mails = net.wait_mail("AT", 2)
+        reminder = [m for m in mails if asked in m.subject and not m.attachment_names()]
+        check(len(reminder) == 1 and reminder[0].decrypted and reminder[0].signed_by_gateway,
+              f"AT: {[m.subject for m in mails]}")
+        text = reminder[0].subject + reminder[0].text()
+        check(GERMAN in text, f"the reminder is not in AT's language: {text}")
+        for words in ("conteneurs", "frigorifiques", "Vienne", "critères"):
+            check(words not in text, f"the reminder quotes the request ({words!r}): {text}")
+
+        check(net.stop_gateway() == 0, "SIGTERM")
+        net.start_gateway()
+        said = remind(15)
+        check("cases reminded: 1" in said, f"no reminder once overdue: {said}")
+        said = remind(16)
+        check("cases reminded: 0" in said, f"the overdue reminder was queued twice: {said}")
+        mails = net.wait_mail("AT", 3)
+        late = [m for m in mails if asked in m.subject and not m.attachment_names()]
+        check(len(late) == 2, f"AT: {[m.subject for m in mails]}")
+        notes = [m for m in net.wait_mail("secretariat", 1) if asked in m.subject and "AT" in m.subject]
+        check(len(notes) == 1 and notes[0].decrypted and "Overdue" in notes[0].subject,
+              f"secretariat: {[m.subject for m in net.mailbox('secretariat')]}")
+
+        net.send(net.mail_from("AT", f"AW: {asked} Conteneurs frigorifiques", ANSWER))
+        net.wait_rows("SELECT id FROM request_case WHERE state = 'answered'", 1)
+        said = remind(30)
+        check("cases reminded: 0" in said, f"a reminder after the answer: {said}")
+        history = [e for (e,) in net.rows(
+            "SELECT event FROM case_event WHERE reference = ? ORDER BY id", asked)]
+        check(history == ["opened", "reminded", "overdue", "answered"], f"history: {history}")
+        sent = net.rows("SELECT recipient_party, template FROM outbox WHERE purpose = 'reminder' ORDER BY id")
+        check(sent == [("AT", "case_reminder"), ("AT", "case_reminder"), ("secretariat", "case_overdue_note")],
+              f"reminders queued: {sent}")
+    finally:
+        net.close()
+
+
+SCENARIOS = [cases_follow_requests_and_replies, the_debtor_is_reminded_before_and_after_the_due_date]

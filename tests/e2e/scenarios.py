@@ -396,6 +396,8 @@ def operations() -> None:
         check('nfp_gateway_messages_total{verdict="accepted",reason=""} 1' in metrics, metrics)
         check("nfp_gateway_imap_connected 1" in metrics, metrics)
         check('nfp_gateway_outbox_total{state="sent"} 2' in metrics, metrics)
+        check('nfp_gateway_cases{standing="open"} 1' in metrics
+              and 'nfp_gateway_cases{standing="overdue"} 0' in metrics, metrics)
         status = net.cli("status")
         check(status.returncode == 0 and "accepted" in status.stdout and "sent" in status.stdout, status.stdout)
         check(net.stop_gateway() == 0, "SIGTERM")

@@ -68,6 +68,15 @@ pub enum CasesCommand {
         #[arg(long, value_parser = super::parse_time)]
         now: Option<SystemTime>,
     },
+    /// Queue the reminders due now (the daemon does it by itself): before
+    /// a case's due time to the party that owes the answer, after it again
+    /// and to the Secretariat.
+    Remind {
+        /// Read the due dates as of this time (RFC 3339) instead of now;
+        /// the mail is queued, signed and recorded now.
+        #[arg(long, value_parser = super::parse_time)]
+        as_of: Option<SystemTime>,
+    },
     /// Make another party owe the answer.
     Reassign {
         reference: String,
@@ -80,6 +89,18 @@ pub enum CasesCommand {
     },
 }
 
+/// `cases remind`: the reminders due as of `as_of`, queued now for a
+/// running daemon.
+async fn remind(config_path: &Path, as_of: Option<SystemTime>) -> Result<ExitCode> {
+    let (gw, store) = crate::check::Gateway::load_with_store(config_path).await?;
+    let ctx = std::sync::Arc::new(crate::intake::Ctx::new(gw, store).await?);
+    let now = SystemTime::now();
+    let done = crate::cases::remind(&ctx, as_of.unwrap_or(now), now).await;
+    ctx.store.close().await;
+    println!("cases reminded: {}", done?);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn parse_period(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if d >= Duration::from_secs(3600) => Ok(d),
@@ -89,6 +110,9 @@ fn parse_period(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(config_path: &Path, command: CasesCommand) -> Result<ExitCode> {
+    if let CasesCommand::Remind { as_of } = command {
+        return remind(config_path, as_of).await;
+    }
     let config = crate::config::Config::load(config_path)?;
     let store = Store::open(&config.database).await?;
     let result = async {
@@ -136,6 +160,7 @@ pub async fn run(config_path: &Path, command: CasesCommand) -> Result<ExitCode> 
                 let change = Change::Reassign(party);
                 apply(&config, &store, &reference, change, &note, now).await
             }
+            CasesCommand::Remind { .. } => unreachable!("handled above"),
         }
     }
     .await;

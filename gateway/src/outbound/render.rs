@@ -21,7 +21,7 @@ mod embedded {
 }
 
 /// Every template the gateway renders.
-pub const NAMES: [&str; 20] = [
+pub const NAMES: [&str; 22] = [
     "forward_assistance_request",
     "forward_best_practice",
     "forward_contact_update",
@@ -42,6 +42,8 @@ pub const NAMES: [&str; 20] = [
     "key_expiry_report",
     "circular_announcement",
     "gateway_key_rotation",
+    "case_reminder",
+    "case_overdue_note",
 ];
 
 /// A rendered subject and body.

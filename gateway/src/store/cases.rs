@@ -111,6 +111,40 @@ impl Store {
         Ok(row)
     }
 
+    /// The open cases that need a reminder: not reminded yet and due
+    /// before `horizon`, or not escalated yet and due before `now`.
+    pub async fn cases_to_remind(
+        &self,
+        horizon: SystemTime,
+        now: SystemTime,
+    ) -> Result<Vec<CaseRow>> {
+        sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM request_case
+             WHERE state = 'open'
+               AND ((reminded_at = '' AND due_at < $1) OR (escalated_at = '' AND due_at < $2))
+             ORDER BY due_at, reference"
+        )))
+        .bind(timestamp(horizon))
+        .bind(timestamp(now))
+        .fetch_all(&self.pool)
+        .await
+        .context("Finding the cases to remind")
+    }
+
+    /// How many cases stand so at `now`: open (not yet due), overdue,
+    /// answered, closed.
+    pub async fn case_counts(&self, now: SystemTime) -> Result<Vec<(String, i64)>> {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT CASE WHEN state = 'open' AND due_at < $1 THEN 'overdue' ELSE state END AS standing,
+                    COUNT(*)
+             FROM request_case GROUP BY 1 ORDER BY 1",
+        )
+        .bind(timestamp(now))
+        .fetch_all(&self.pool)
+        .await
+        .context("Counting the cases")
+    }
+
     /// A case's history, in order.
     pub async fn case_events(&self, reference: &str) -> Result<Vec<CaseEvent>> {
         sqlx::query_as::<_, CaseEvent>(
@@ -204,6 +238,46 @@ impl Tx {
         .execute(&mut *self.tx)
         .await
         .context("Answering a case")?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Reminder mails queued since `since`.
+    pub async fn reminders_since(&mut self, since: SystemTime) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE purpose = 'reminder' AND created_at >= $1",
+        )
+        .bind(timestamp(since))
+        .fetch_one(&mut *self.tx)
+        .await
+        .context("Counting the reminders sent")
+    }
+
+    /// Claims a case's reminder: the one before its due time, or with
+    /// `overdue` the one after it (which stands for both when the first
+    /// never went out). False if it is not open or another run claimed it.
+    pub async fn claim_reminder(
+        &mut self,
+        reference: &str,
+        overdue: bool,
+        at: SystemTime,
+    ) -> Result<bool> {
+        let sql = match overdue {
+            false => {
+                "UPDATE request_case SET reminded_at = $1, updated_at = $1
+                 WHERE reference = $2 AND state = 'open' AND reminded_at = ''"
+            }
+            true => {
+                "UPDATE request_case SET escalated_at = $1, updated_at = $1,
+                     reminded_at = CASE WHEN reminded_at = '' THEN $1 ELSE reminded_at END
+                 WHERE reference = $2 AND state = 'open' AND escalated_at = ''"
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(timestamp(at))
+            .bind(reference)
+            .execute(&mut *self.tx)
+            .await
+            .context("Claiming a case's reminder")?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -193,6 +193,27 @@ pub fn sample(name: &str) -> (serde_json::Value, &'static str) {
                 )
             }
         }
+        "case_reminder" | "case_overdue_note" => {
+            let to_secretariat = name == "case_overdue_note";
+            (
+                v(serde_json::to_value(CaseReminderData {
+                    gateway,
+                    recipient: match to_secretariat {
+                        true => party("secretariat", "OSCE Secretariat"),
+                        false => party("AT", "Bundesministerium für Inneres"),
+                    },
+                    reference: "BSM-2026-000042".into(),
+                    kind: "information_request".into(),
+                    asker: party("FR", "Ministère de l'Intérieur"),
+                    debtor: party("AT", "Bundesministerium für Inneres"),
+                    opened_at: "2026-11-12".into(),
+                    due_at: "2026-11-26".into(),
+                    overdue: to_secretariat,
+                    days: 3,
+                })),
+                "BSM-2026-000042",
+            )
+        }
         "gateway_key_rotation" => (
             v(serde_json::to_value(KeyRotationData {
                 gateway,
