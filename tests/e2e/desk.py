@@ -167,7 +167,7 @@ def the_debtor_is_reminded_before_and_after_the_due_date() -> None:
               f"secretariat: {[m.subject for m in net.mailbox('secretariat')]}")
 
         net.send(net.mail_from("AT", f"AW: {asked} Conteneurs frigorifiques", ANSWER))
-        net.wait_rows("SELECT id FROM request_case WHERE state = 'answered'", 1)
+        net.wait_rows("SELECT reference FROM request_case WHERE state = 'answered'", 1)
         said = remind(30)
         check("cases reminded: 0" in said, f"a reminder after the answer: {said}")
         history = [e for (e,) in net.rows(
