@@ -82,8 +82,7 @@ pub struct CaseQuery<'a> {
     pub party: Option<&'a str>,
 }
 
-const COLUMNS: &str = "reference, inbound_id, kind, asker, debtor, topics, opened_at, due_at, \
-     state, answer, answered_at, reminded_at, escalated_at, updated_at";
+const COLUMNS: &str = "reference, inbound_id, kind, asker, debtor, topics, opened_at, due_at, state, answer, answered_at, reminded_at, escalated_at, updated_at";
 
 impl Store {
     /// The cases `q` selects, the oldest due first.
