@@ -199,8 +199,7 @@ def disk_fills_while_mail_arrives() -> None:
         back = check_once_each_way(net)
         # The watchdog looks every half interval: the store may be written
         # again (and all settled) a moment before it next looks.
-        wait_for("the watchdog's return logged", lambda: lines(net, "the systemd watchdog is fed again"), 30, net)
-        again = lines(net, "the systemd watchdog is fed again")
+        again = wait_for("the watchdog's return logged", lambda: lines(net, "the systemd watchdog is fed again"), 30, net)
         check(len(again) == 1, f"the watchdog's return is logged {len(again)} times")
         sock.settimeout(5)
         check(sock.recv(64) == b"WATCHDOG=1", "the watchdog is not fed again")
