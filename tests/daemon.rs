@@ -100,6 +100,7 @@ scenarios!(
     mail_from_gnupg_24_in_ocb_mode,
     cases_follow_requests_and_replies,
     the_debtor_is_reminded_before_and_after_the_due_date,
+    the_secretariat_commands_its_desk_by_mail,
 );
 
 /// PostgreSQL only: several instances sharing one store is what the second

@@ -8,6 +8,9 @@
 //! cases ...`); each change is in the case's history and the audit trail.
 //!
 //! Cases are the Secretariat's desk: a national gateway opens none.
+//! The Secretariat also changes them by signed command mail ([`command`]).
+
+pub mod command;
 
 use std::time::{Duration, SystemTime};
 
@@ -49,6 +52,10 @@ pub async fn on_accepted(
     let (Some(kind), Some(sender)) = (decision.kind, &decision.sender) else {
         return Ok(());
     };
+    // A command's change is its own entry ([`carry_out`]).
+    if kind == Kind::Command {
+        return Ok(());
+    }
     if let Some(period) = config.cases.period(kind) {
         let debtor = debtor(dir, kind, decision.target.as_deref());
         let topics = serde_json::to_string(&decision.topics).context("Serialising topics")?;
@@ -115,6 +122,44 @@ impl Change {
     }
 }
 
+/// Why a change cannot be made to a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NoCase,
+    ClosedAlready,
+    OpenAlready,
+    NoParty(String),
+    OwedAlready(String),
+    /// A command mail that cannot be carried out as written.
+    NotUnderstood(String),
+}
+
+impl Refusal {
+    /// The stable code, as the `command_result` templates read it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::NoCase => "no_case",
+            Refusal::ClosedAlready => "closed_already",
+            Refusal::OpenAlready => "open_already",
+            Refusal::NoParty(_) => "no_party",
+            Refusal::OwedAlready(_) => "owed_already",
+            Refusal::NotUnderstood(_) => "not_understood",
+        }
+    }
+
+    /// What it says, for a person, about the case of `reference`.
+    pub fn explain(&self, reference: &str) -> String {
+        match self {
+            Refusal::NoCase => format!("no case has the reference {reference}"),
+            Refusal::ClosedAlready => format!("{reference} is closed already"),
+            Refusal::OpenAlready => format!("{reference} is open already"),
+            Refusal::NoParty(p) => format!("no party {p} in the directory"),
+            Refusal::OwedAlready(p) => format!("{reference} is owed by {p} already"),
+            Refusal::NotUnderstood(why) => format!("the command is not understood: {why}"),
+        }
+    }
+}
+
 /// Applies `change` to the case of `reference`, by `actor` (who, as the
 /// audit trail names them: `cli` or a command mail's reference), with
 /// `note`: the case, its history and the audit trail in one transaction.
@@ -129,21 +174,41 @@ pub async fn change(
     now: SystemTime,
 ) -> Result<CaseRow> {
     let mut tx = store.begin().await?;
+    match change_in(&mut tx, dir, reference, change, actor, note, now).await? {
+        Ok(case) => {
+            tx.commit().await?;
+            Ok(case)
+        }
+        Err(refused) => bail!("{}", refused.explain(reference)),
+    }
+}
+
+/// [`change`] inside a transaction: the case as it is afterwards, or why
+/// the change cannot be made (nothing is written then).
+pub async fn change_in(
+    tx: &mut Tx,
+    dir: &Directory,
+    reference: &str,
+    change: &Change,
+    actor: &str,
+    note: &str,
+    now: SystemTime,
+) -> Result<Result<CaseRow, Refusal>> {
     let Some(mut case) = tx.case(reference).await? else {
-        bail!("no case has the reference {reference}");
+        return Ok(Err(Refusal::NoCase));
     };
     let before = case.clone();
     let detail = match change {
         Change::Close => {
             if case.state == "closed" {
-                bail!("{reference} is closed already");
+                return Ok(Err(Refusal::ClosedAlready));
             }
             case.state = "closed".into();
             format!("closed (was {})", before.standing(now))
         }
         Change::Reopen => {
             if case.state == "open" {
-                bail!("{reference} is open already");
+                return Ok(Err(Refusal::OpenAlready));
             }
             case.state = "open".into();
             format!("reopened (was {}); due {}", before.state, case.due_at)
@@ -156,10 +221,10 @@ pub async fn change(
         }
         Change::Reassign(party) => {
             let Some(p) = dir.get(party) else {
-                bail!("no party {party} in the directory");
+                return Ok(Err(Refusal::NoParty(party.clone())));
             };
             if p.id == case.debtor {
-                bail!("{reference} is owed by {} already", p.id);
+                return Ok(Err(Refusal::OwedAlready(p.id.clone())));
             }
             case.debtor = p.id.clone();
             format!("owed by {} (was {})", case.debtor, before.debtor)
@@ -182,12 +247,58 @@ pub async fn change(
         ..Audit::default()
     })
     .await?;
-    tx.commit().await?;
-    // Re-read: the store sets the reminder times.
-    store
-        .case(reference)
-        .await?
-        .context("the case disappeared after its change")
+    // Read again: the store sets the reminder times.
+    Ok(tx.case(reference).await?.ok_or(Refusal::NoCase))
+}
+
+/// What a command mail did: the case afterwards, or why nothing changed.
+#[derive(Debug, Clone)]
+pub struct CommandOutcome {
+    pub command: command::Command,
+    pub result: Result<CaseRow, Refusal>,
+}
+
+/// Carries out the Secretariat's command mail stored as `reference`, in
+/// its intake transaction: the change is the case's and the audit's, by
+/// that reference; a command that cannot be carried out changes nothing
+/// and is audited as refused. `check` has let through only the
+/// Secretariat's commands, at the Secretariat's gateway.
+pub async fn carry_out(
+    tx: &mut Tx,
+    dir: &Directory,
+    command: &command::Command,
+    reference: &str,
+    inbound_id: i64,
+    now: SystemTime,
+) -> Result<CommandOutcome> {
+    let case_ref = command.reference.clone().unwrap_or_default();
+    let result = match (&command.not_understood, command.change()) {
+        (None, Some((case, change))) => {
+            let note = format!("by command mail {reference}");
+            change_in(tx, dir, case, &change, reference, &note, now).await?
+        }
+        (why, _) => Err(Refusal::NotUnderstood(why.clone().unwrap_or_default())),
+    };
+    if let Err(refused) = &result {
+        let detail = format!(
+            "{reference} [{}]: {}",
+            command.written,
+            refused.explain(&case_ref)
+        );
+        tx.audit(&Audit {
+            at: Some(now),
+            event: "case_command_refused",
+            inbound_id: Some(inbound_id),
+            party: Some(&dir.secretariat().id),
+            detail: &detail,
+            ..Audit::default()
+        })
+        .await?;
+    }
+    Ok(CommandOutcome {
+        command: command.clone(),
+        result,
+    })
 }
 
 /// Sends the reminders that are due at `now` (issue 16, item 2): before a

@@ -164,6 +164,10 @@ pub struct Decision {
     /// For a contact update: what it would change in the sender's entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_update: Option<ContactUpdateView>,
+    /// For the Secretariat's command mail (kind `command`): the command as
+    /// read; it is carried out when the message is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<crate::cases::command::Command>,
     /// SHA-256 of the signature: the replay key.
     #[serde(skip)]
     pub signature_digest: Option<String>,
@@ -233,6 +237,7 @@ impl Decision {
             repairs: Vec::new(),
             discarded_parts: Vec::new(),
             contact_update: None,
+            command: None,
             signature_digest: None,
             attachment_digests: Vec::new(),
         }
@@ -418,6 +423,28 @@ fn judge_inner(
         sender_kind: party.kind,
         sender_language: party.language,
     };
+    if let Some(command) =
+        crate::cases::command::find(protected_subject, &content.text, &gw.directory)
+    {
+        let mut d = desk_command(gw, party, command, &signer)?;
+        d.subject = protected_subject
+            .map(str::to_string)
+            .or(envelope.subject.clone());
+        d.subject_protected = protected_subject.is_some();
+        if additions {
+            d.discarded_parts = envelope.discarded.clone();
+        }
+        if !first_time {
+            d = d.into_replay();
+        }
+        return Ok((
+            d,
+            SignedContent {
+                bytes: signed_bytes,
+                form,
+            },
+        ));
+    }
     let c = classify::classify(&input, &gw.rules, &gw.directory, &cfg.address);
     let contact_update = match c.kind {
         Kind::ContactUpdate => Some(contact_update(party, &signed_bytes, form)?),
@@ -457,6 +484,7 @@ fn judge_inner(
             Vec::new()
         },
         contact_update,
+        command: None,
         signature_digest: Some(signer.signature_digest),
         attachment_digests,
     };
@@ -470,6 +498,66 @@ fn judge_inner(
             form,
         },
     ))
+}
+
+/// The decision on a command to the Secretariat's desk, signed by `party`:
+/// accepted (kind `command`, routed nowhere) from the Secretariat at the
+/// Secretariat's gateway with cases kept; from anyone else, or to a
+/// gateway that keeps no cases, refused as `command_refused`.
+fn desk_command(
+    gw: &Gateway,
+    party: &Party,
+    command: crate::cases::command::Command,
+    signer: &Signer,
+) -> Result<Decision, Rejection> {
+    use crate::config::Role;
+    use crate::directory::PartyKind;
+    let cfg = &gw.config;
+    let refused = if party.kind != PartyKind::Secretariat {
+        Some(format!(
+            "a command to the Secretariat's desk ([{}]) signed by {}: only the Secretariat may send commands",
+            command.written, party.id
+        ))
+    } else if cfg.role != Role::Secretariat {
+        Some(format!(
+            "a command to the Secretariat's desk ([{}]) sent to a national gateway, which keeps no cases",
+            command.written
+        ))
+    } else if !cfg.cases.enabled {
+        Some(format!(
+            "a command to the Secretariat's desk ([{}]), and this gateway keeps no cases ([cases] enabled = false)",
+            command.written
+        ))
+    } else {
+        None
+    };
+    let mut d = Decision::quarantined(Rejection::new(
+        Reason::CommandRefused,
+        refused.clone().unwrap_or_default(),
+    ));
+    d.sender = Some(SenderInfo::of(party, signer));
+    d.signed_at = Some(rfc3339(signer.signed_at));
+    d.signature_digest = Some(signer.signature_digest.clone());
+    if refused.is_some() {
+        return Ok(d);
+    }
+    d.verdict = Verdict::Accepted;
+    d.reason = None;
+    d.detail = format!(
+        "signed by {} ({}); a command to the Secretariat's desk: [{}]{}",
+        party.id,
+        signer.cert,
+        command.written,
+        match &command.not_understood {
+            Some(why) => format!(", not understood ({why}): nothing will change"),
+            None => String::new(),
+        }
+    );
+    d.language = Some(party.language);
+    d.kind = Some(Kind::Command);
+    d.reference = command.reference.clone();
+    d.command = Some(command);
+    Ok(d)
 }
 
 /// How far apart the text and each attachment of a GpgOL message may have

@@ -101,6 +101,9 @@ pub enum Kind {
     InformationReply,
     Circular,
     Unclassified,
+    /// The Secretariat's command mail to its desk (`[CLOSE BSM-…]`):
+    /// never classified from words, never forwarded (`cases::command`).
+    Command,
 }
 
 impl Kind {
@@ -114,10 +117,11 @@ impl Kind {
             Kind::InformationReply => "information_reply",
             Kind::Circular => "circular",
             Kind::Unclassified => "unclassified",
+            Kind::Command => "command",
         }
     }
 
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::AssistanceRequest,
         Kind::BestPractice,
         Kind::ContactUpdate,
@@ -125,6 +129,7 @@ impl Kind {
         Kind::InformationReply,
         Kind::Circular,
         Kind::Unclassified,
+        Kind::Command,
     ];
 
     /// The kind of a code ([`Kind::code`]).

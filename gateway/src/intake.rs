@@ -201,8 +201,11 @@ pub async fn compose_ahead(ctx: &Arc<Ctx>, batch: Vec<Judged>) -> Result<Vec<Jud
     for mut judged in batch {
         let decision = &mut judged.judgement.decision;
         let now_year = chrono::DateTime::<chrono::Utc>::from(judged.now).year();
+        // A contact update's and a command's mail say what the
+        // transaction did: they are composed in it.
         let eligible = decision.verdict == Verdict::Accepted
             && decision.kind != Some(Kind::ContactUpdate)
+            && decision.kind != Some(Kind::Command)
             && judged.judgement.content.is_some()
             && now_year == year;
         if eligible && decision.kind == Some(Kind::InformationReply) {
@@ -224,6 +227,7 @@ pub async fn compose_ahead(ctx: &Arc<Ctx>, batch: Vec<Judged>) -> Result<Vec<Jud
                     d,
                     Some(&reference),
                     judged.judgement.content.as_ref(),
+                    None,
                     None,
                     false,
                     None,
@@ -313,12 +317,27 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
         }
         _ => None,
     };
+    let command = match (&decision.command, &reference, accepted) {
+        (Some(command), Some(reference), true) => Some(
+            crate::cases::carry_out(
+                &mut tx,
+                &ctx.gw.directory,
+                command,
+                reference,
+                inbound_id,
+                now,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
 
     let plan = match ahead {
         Some(a)
             if a.inbound_id == inbound_id
                 && Some(&a.reference) == reference.as_ref()
                 && update.is_none()
+                && command.is_none()
                 && a.decision == fingerprint(&decision) =>
         {
             a.plan
@@ -334,6 +353,7 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
             let decision = decision.clone();
             let reference = reference.clone();
             let update = update.clone();
+            let command = command.clone();
             tokio::task::spawn_blocking(move || {
                 plan(
                     &ctx,
@@ -342,6 +362,7 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
                     reference.as_deref(),
                     content.as_ref(),
                     update.as_ref(),
+                    command.as_ref(),
                     notice == limits::NOTICE,
                     sender_notice.as_deref(),
                     &raw,
@@ -534,6 +555,7 @@ fn plan(
     reference: Option<&str>,
     content: Option<&check::SignedContent>,
     update: Option<&UpdateOutcome>,
+    command: Option<&crate::cases::CommandOutcome>,
     notify: bool,
     sender_notice: Option<&str>,
     raw: &[u8],
@@ -559,7 +581,9 @@ fn plan(
     let mut mails = Vec::new();
     match (decision.verdict, reference, content) {
         (Verdict::Accepted, Some(reference), Some(content)) => {
-            mails = accepted_mail(ctx, &sender, decision, reference, content, update, now)?;
+            mails = accepted_mail(
+                ctx, &sender, decision, reference, content, update, command, now,
+            )?;
         }
         // Within the hour's notice budget (limits::notice); beyond it, the
         // quarantine waits for the digest, and automatic mail never gets one.

@@ -286,6 +286,33 @@ pub struct CaseReminderData {
     pub days: i64,
 }
 
+/// `command_result`: to the Secretariat, what its command mail did to a
+/// case (instead of an acknowledgement). Dates and parties only.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandResultData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    /// The command mail's own reference.
+    pub reference: String,
+    pub received_at: String,
+    /// The command as written between the brackets.
+    pub command: String,
+    /// `close`, `reopen`, `extend` or `reassign`.
+    pub verb: String,
+    /// The case's reference ('' when the command names none).
+    pub case_reference: String,
+    pub done: bool,
+    /// Why not (`no_case`, `closed_already`, `open_already`, `no_party`,
+    /// `owed_already`, `not_understood`); '' when done.
+    pub refusal: String,
+    /// The refusal in English, as the audit trail has it ('' when done).
+    pub why: String,
+    /// The case afterwards (when done): its state, due day and debtor.
+    pub state: String,
+    pub due_at: String,
+    pub debtor: Option<PartyView>,
+}
+
 /// `key_expiry_warning`: to a party whose certificate expires soon.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyExpiryWarningData {

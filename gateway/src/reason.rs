@@ -52,11 +52,14 @@ pub enum Reason {
     /// (the LibrePGP AEAD Encrypted Data packet, tag 20). Not malformed and
     /// not tampered with: the sender's software chose it.
     UnsupportedEncryption,
+    /// A command to the Secretariat's desk (`[CLOSE BSM-…]`) from a party
+    /// other than the Secretariat, or to a gateway that keeps no cases.
+    CommandRefused,
 }
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::NotEncrypted,
         Reason::NotSigned,
         Reason::BadSignature,
@@ -75,6 +78,7 @@ impl Reason {
         Reason::ForeignUpdate,
         Reason::RateLimited,
         Reason::UnsupportedEncryption,
+        Reason::CommandRefused,
     ];
 
     /// The stable code, as printed in JSON and stored.
@@ -98,6 +102,7 @@ impl Reason {
             Reason::ForeignUpdate => "foreign_update",
             Reason::RateLimited => "rate_limited",
             Reason::UnsupportedEncryption => "unsupported_encryption",
+            Reason::CommandRefused => "command_refused",
         }
     }
 }
@@ -125,6 +130,7 @@ impl Reason {
             Reason::ForeignUpdate => "the contact update was for another party's entry",
             Reason::RateLimited => "the sender or the network exceeded the hourly message limit",
             Reason::UnsupportedEncryption => "the message was encrypted with GnuPG 2.4's OCB mode (a LibrePGP AEAD packet), which the gateway does not read, so its sender could not be verified. The sender can send it again once their GnuPG encrypts to the gateway without OCB: their copy of the gateway's certificate must be the one in the directory (it does not advertise the LibrePGP AEAD feature) and their gpg.conf must not set force-ocb",
+            Reason::CommandRefused => "the message was a command to the Secretariat's desk (a first line such as [CLOSE BSM-…]); only the Secretariat may send commands, and only to the Secretariat's gateway. Nothing was changed and nothing was forwarded",
         }
     }
 }

@@ -100,6 +100,8 @@ fn network(
                 )),
             }
         }
+        // The desk carries it out; it goes nowhere.
+        Kind::Command => Vec::new(),
         Kind::Circular => sorted(
             dir.parties()
                 .iter()

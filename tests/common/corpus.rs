@@ -185,6 +185,7 @@ fn short(k: Kind) -> &'static str {
         Kind::InformationReply => "reply",
         Kind::Circular => "circular",
         Kind::Unclassified => "unclass",
+        Kind::Command => "command",
     }
 }
 

@@ -180,4 +180,89 @@ def the_debtor_is_reminded_before_and_after_the_due_date() -> None:
         net.close()
 
 
-SCENARIOS = [cases_follow_requests_and_replies, the_debtor_is_reminded_before_and_after_the_due_date]
+def the_secretariat_commands_its_desk_by_mail() -> None:
+    """The Secretariat changes cases by signed mail to the gateway: a
+    command in the signed subject ([CLOSE …]) or on the first line
+    ([PROLONGER … 10 jours]), each carried out in the transaction that
+    stores it, recorded in the case's history by the command mail's
+    reference and in the audit trail, and answered with a signed result in
+    the Secretariat's language; a command that cannot be carried out (an
+    unknown party, a case closed already) changes nothing and says why.
+    The same command from AT, genuine and correctly signed, is refused as
+    `command_refused` and audited, changes nothing and goes nowhere; no
+    command mail is forwarded to anyone."""
+    net = Net("command")
+    try:
+        net.start_gateway()
+        net.send(net.mail_from("FR", "[DEMANDE D'INFORMATION] [AT] Conteneurs frigorifiques", ASK_AT))
+        net.wait_rows("SELECT id FROM inbound WHERE verdict = 'accepted'", 1)
+        net.send(net.mail_from("AT", "[HILFEERSUCHEN] Schulung Dokumentensicherheit", ASK_SECRETARIAT))
+        net.wait_rows("SELECT id FROM inbound WHERE verdict = 'accepted'", 2)
+        [(asked,), (assist,)] = net.rows("SELECT reference FROM inbound ORDER BY id")
+        [(due_before,)] = net.rows("SELECT due_at FROM request_case WHERE reference = ?", assist)
+
+        # AT, whose request it is not to settle, tries to close FR's case.
+        net.send(net.mail_from("AT", "Vorgang erledigt",
+                               f"[SCHLIESSEN {asked}]\n\nSehr geehrte Damen und Herren,\n\nbitte schließen "
+                               "Sie den Vorgang, die Zahlen sind übermittelt.\n\nJohann Berger\n"))
+        net.wait_rows("SELECT id FROM inbound WHERE verdict = 'quarantined'", 1)
+        check(net.rows("SELECT reason, sender_party FROM inbound WHERE verdict = 'quarantined'")
+              == [("command_refused", "AT")], f"{net.rows('SELECT verdict, reason, sender_party FROM inbound')}")
+        check(net.rows("SELECT state FROM request_case WHERE reference = ?", asked) == [("open",)],
+              "AT's command changed the case")
+
+        commands = [
+            (f"[CLOSE {asked}] Reefer containers (FR/AT)", "Closing: FR confirmed by phone that the figures arrived.\n"),
+            ("Austrian training request", f"[PROLONGER {assist} 10 jours]\n\nThe programme is being revised.\n"),
+            ("Austrian training request", f"[REASSIGN {assist} XX]\n"),
+            (f"[ЗАКРЫТЬ {asked}]", "Дело закрыто.\n"),
+        ]
+        for n, (subject, body) in enumerate(commands, start=1):
+            net.send(net.mail_from("secretariat", subject, body))
+            net.wait_rows("SELECT id FROM inbound WHERE kind = 'command'", n)
+        refs = [r for (r,) in net.rows("SELECT reference FROM inbound WHERE kind = 'command' ORDER BY id")]
+        check(len(refs) == 4 and all(refs), f"command references: {refs}")
+        [(state,)] = net.rows("SELECT state FROM request_case WHERE reference = ?", asked)
+        check(state == "closed", f"{asked} is {state} after [CLOSE]")
+        [(due_after, debtor)] = net.rows("SELECT due_at, debtor FROM request_case WHERE reference = ?", assist)
+        days = (datetime.datetime.fromisoformat(due_after.replace("Z", "+00:00"))
+                - datetime.datetime.fromisoformat(due_before.replace("Z", "+00:00"))).days
+        check(days == 10 and debtor == "secretariat", f"{assist}: due {due_before} -> {due_after}, owed by {debtor}")
+
+        results = [m for m in net.wait_mail("secretariat", 6, timeout=60) if any(r in m.subject for r in refs)]
+        by_ref = {r: [m for m in results if r in m.subject] for r in refs}
+        check(all(len(v) == 1 and v[0].decrypted and v[0].signed_by_gateway for v in by_ref.values()),
+              f"results: {[m.subject for m in results]}")
+        said = [by_ref[r][0].subject + "\n" + by_ref[r][0].text() for r in refs]
+        check(said[0].count("Done") == 1 and "closed" in said[0], said[0])
+        check("Done" in said[1] and "Due:" in said[1], said[1])
+        check("Not done" in said[2] and "no party XX" in said[2] and "nothing has changed" in said[2], said[2])
+        check("Not done" in said[3] and f"{asked} is closed already" in said[3], said[3])
+        for text in said:
+            for words in ("Conteneurs", "Kühlcontainer", "Schulung"):
+                check(words not in text, f"a command's result quotes a message ({words!r}): {text}")
+
+        history = net.rows("SELECT event, actor FROM case_event WHERE reference = ? ORDER BY id", asked)
+        check(history == [("opened", "FR"), ("closed", refs[0])], f"{asked}: {history}")
+        history = net.rows("SELECT event, actor FROM case_event WHERE reference = ? ORDER BY id", assist)
+        check(history == [("opened", "AT"), ("extended", refs[1])], f"{assist}: {history}")
+        audited = net.rows("SELECT event, party, detail FROM audit WHERE event LIKE 'case_%' OR "
+                           "(event = 'quarantined' AND detail LIKE 'command_refused%') ORDER BY id")
+        check([e for e, _, _ in audited] == ["quarantined", "case_closed", "case_extended",
+                                              "case_command_refused", "case_command_refused"]
+              and audited[0][1] == "AT" and f"by command mail {refs[0]}" in audited[1][2]
+              and "no party XX" in audited[3][2] and "closed already" in audited[4][2], f"audit: {audited}")
+
+        # Commands go nowhere but back to the Secretariat; AT's went nowhere at all.
+        sent = net.rows("SELECT o.recipient_party, o.template FROM outbox o JOIN inbound i ON i.id = o.inbound_id "
+                        "WHERE i.kind = 'command' OR i.verdict = 'quarantined' ORDER BY o.id")
+        check(sent == [("secretariat", "quarantine_notice")] + [("secretariat", "command_result")] * 4,
+              f"mail caused by commands: {sent}")
+        shown = net.cli("cases", "show", asked).stdout
+        check(refs[0] in shown and "closed" in shown, shown)
+    finally:
+        net.close()
+
+
+SCENARIOS = [cases_follow_requests_and_replies, the_debtor_is_reminded_before_and_after_the_due_date,
+             the_secretariat_commands_its_desk_by_mail]

@@ -14,6 +14,7 @@ pub struct Planned {
     pub sealed: Sealed,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn accepted_mail(
     ctx: &Ctx,
     sender: &Sender<'_>,
@@ -21,8 +22,15 @@ pub(super) fn accepted_mail(
     reference: &str,
     content: &check::SignedContent,
     update: Option<&UpdateOutcome>,
+    command: Option<&crate::cases::CommandOutcome>,
     now: SystemTime,
 ) -> Result<Vec<Planned>> {
+    // A command goes nowhere; its outcome answers it.
+    if let Some(outcome) = command {
+        return Ok(vec![command_result(
+            ctx, sender, d, reference, outcome, now,
+        )?]);
+    }
     let mut mails = Vec::new();
     for hop in &d.route {
         if let Some(mail) = forward_mail(ctx, sender, d, reference, content, update, hop, now)? {
@@ -38,6 +46,62 @@ pub(super) fn accepted_mail(
         _ => acknowledgement_mail(ctx, sender, d, reference, now)?,
     });
     Ok(mails)
+}
+
+/// The answer to the Secretariat's command mail: what it did to the case,
+/// or why it did nothing.
+fn command_result(
+    ctx: &Ctx,
+    sender: &Sender<'_>,
+    d: &Decision,
+    reference: &str,
+    outcome: &crate::cases::CommandOutcome,
+    now: SystemTime,
+) -> Result<Planned> {
+    let (from_party, _) = sender_and_kind(ctx, d)?;
+    let c = &outcome.command;
+    let case_reference = c.reference.clone().unwrap_or_default();
+    let (done, refusal, why, state, due_at, debtor) = match &outcome.result {
+        Ok(case) => (
+            true,
+            String::new(),
+            String::new(),
+            case.state.clone(),
+            case.due_at.get(..10).unwrap_or_default().to_string(),
+            ctx.gw.directory.get(&case.debtor).map(PartyView::from),
+        ),
+        Err(r) => (
+            false,
+            r.code().to_string(),
+            clean_line(&r.explain(&case_reference), 300),
+            String::new(),
+            String::new(),
+            None,
+        ),
+    };
+    let data = crate::outbound::CommandResultData {
+        gateway: ctx.gw.config.address.clone(),
+        recipient: from_party.into(),
+        reference: reference.to_string(),
+        received_at: rfc3339(now),
+        command: clean_line(&c.written, 80),
+        verb: c.verb.code().to_string(),
+        case_reference,
+        done,
+        refusal,
+        why,
+        state,
+        due_at,
+        debtor,
+    };
+    letter(
+        ctx,
+        sender,
+        "acknowledgement",
+        "command_result",
+        from_party,
+        &data,
+    )
 }
 
 /// The answer to a contact update: what changed, or why nothing could.

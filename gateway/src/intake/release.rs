@@ -67,6 +67,23 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
             chrono::DateTime::<chrono::Utc>::from(now).year(),
         )
         .await?;
+    // What the message does at the desk, as if it had been accepted when it came.
+    crate::cases::on_accepted(
+        &mut tx,
+        &ctx.gw.config,
+        &ctx.gw.directory,
+        id,
+        &decision,
+        &reference,
+        now,
+    )
+    .await?;
+    let command = match &decision.command {
+        Some(c) => {
+            Some(crate::cases::carry_out(&mut tx, &ctx.gw.directory, c, &reference, id, now).await?)
+        }
+        None => None,
+    };
     let plan = {
         let (ctx, decision, reference) = (ctx.clone(), decision.clone(), reference.clone());
         tokio::task::spawn_blocking(move || {
@@ -77,6 +94,7 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
                 Some(&reference),
                 content.as_ref(),
                 None,
+                command.as_ref(),
                 false,
                 None,
                 &raw,

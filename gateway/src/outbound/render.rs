@@ -21,7 +21,7 @@ mod embedded {
 }
 
 /// Every template the gateway renders.
-pub const NAMES: [&str; 22] = [
+pub const NAMES: [&str; 23] = [
     "forward_assistance_request",
     "forward_best_practice",
     "forward_contact_update",
@@ -44,6 +44,7 @@ pub const NAMES: [&str; 22] = [
     "gateway_key_rotation",
     "case_reminder",
     "case_overdue_note",
+    "command_result",
 ];
 
 /// A rendered subject and body.
@@ -207,6 +208,41 @@ mod tests {
                     all.contains(must),
                     "{}/{name} does not show {must}:\n{all}",
                     lang.code()
+                );
+            }
+        }
+    }
+
+    /// A command's result says what was done, or each refusal in words of
+    /// the language, never an empty reason.
+    #[test]
+    fn command_results_explain_every_refusal_in_every_language() {
+        let t = Templates::load(None).unwrap();
+        for lang in Language::ALL {
+            let (mut data, _) = sample("command_result");
+            let done = t.render("command_result", lang, &data).unwrap();
+            for code in [
+                "no_case",
+                "closed_already",
+                "open_already",
+                "no_party",
+                "owed_already",
+                "not_understood",
+            ] {
+                data["done"] = false.into();
+                data["refusal"] = code.into();
+                data["why"] = "WHY".into();
+                data["debtor"] = serde_json::Value::Null;
+                let r = t.render("command_result", lang, &data).unwrap();
+                assert_ne!(r.subject, done.subject, "{}/{code}", lang.code());
+                data["refusal"] = "unknown".into();
+                let bare = t.render("command_result", lang, &data).unwrap();
+                // The reason's words are the difference.
+                assert!(
+                    r.body.len() > bare.body.len() + 15 && !r.body.contains("2026-12-03"),
+                    "{}/{code}: {}",
+                    lang.code(),
+                    r.body
                 );
             }
         }

@@ -214,6 +214,24 @@ pub fn sample(name: &str) -> (serde_json::Value, &'static str) {
                 "BSM-2026-000042",
             )
         }
+        "command_result" => (
+            v(serde_json::to_value(CommandResultData {
+                gateway,
+                recipient: party("secretariat", "OSCE Secretariat"),
+                reference: "BSM-2026-000051".into(),
+                received_at: "2026-11-26T10:00:00Z".into(),
+                command: "EXTEND BSM-2026-000042 7D".into(),
+                verb: "extend".into(),
+                case_reference: "BSM-2026-000042".into(),
+                done: true,
+                refusal: String::new(),
+                why: String::new(),
+                state: "open".into(),
+                due_at: "2026-12-03".into(),
+                debtor: Some(party("AT", "Bundesministerium für Inneres")),
+            })),
+            "BSM-2026-000042",
+        ),
         "gateway_key_rotation" => (
             v(serde_json::to_value(KeyRotationData {
                 gateway,
