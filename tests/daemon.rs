@@ -101,6 +101,7 @@ scenarios!(
     cases_follow_requests_and_replies,
     the_debtor_is_reminded_before_and_after_the_due_date,
     the_secretariat_commands_its_desk_by_mail,
+    a_roll_call_over_the_network,
 );
 
 /// PostgreSQL only: several instances sharing one store is what the second

@@ -15,6 +15,7 @@ mod cases;
 mod config;
 mod keys;
 mod retention;
+mod rollcall;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
@@ -98,6 +99,9 @@ pub enum Command {
     /// request, who owes the answer and by when.
     #[command(subcommand)]
     Cases(cases::CasesCommand),
+    /// The roll call: every NFP asked to confirm its directory entry.
+    #[command(subcommand)]
+    Rollcall(rollcall::RollcallCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,6 +347,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(a) => runtime()?.block_on(audit::run(&cli.config, a)),
         Command::Retention(r) => runtime()?.block_on(retention::run(&cli.config, r)),
         Command::Cases(c) => runtime()?.block_on(cases::run(&cli.config, c)),
+        Command::Rollcall(c) => runtime()?.block_on(rollcall::run(&cli.config, c)),
         Command::Outbox(o) => runtime()?.block_on(async {
             let store = open_store(&cli.config).await?;
             let code = outbox(&store, o).await;

@@ -56,6 +56,33 @@ struct RawConfig {
     retention: BTreeMap<String, String>,
     #[serde(default)]
     cases: Cases,
+    #[serde(default)]
+    rollcall: Rollcall,
+}
+
+/// The roll call ([rollcall]): how long NFPs have to confirm their entry,
+/// how long before the end the silent ones are reminded, and how often the
+/// daemon starts a round by itself (never, unless `every` is set).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Rollcall {
+    #[serde(with = "humantime_serde")]
+    pub answer_within: Duration,
+    #[serde(with = "humantime_serde")]
+    pub remind_before: Duration,
+    #[serde(with = "humantime_serde")]
+    pub every: Option<Duration>,
+}
+
+impl Default for Rollcall {
+    fn default() -> Rollcall {
+        const DAY: u64 = 86_400;
+        Rollcall {
+            answer_within: Duration::from_secs(30 * DAY),
+            remind_before: Duration::from_secs(7 * DAY),
+            every: None,
+        }
+    }
 }
 
 /// The Secretariat's cases ([cases]): how long the debtor has to answer an
@@ -371,6 +398,7 @@ pub struct Config {
     pub daemon: Daemon,
     pub retention: Retention,
     pub cases: Cases,
+    pub rollcall: Rollcall,
 }
 
 /// How long stored content is kept ([retention]): after it, a message's
@@ -516,6 +544,7 @@ impl Config {
             retention: Retention::parse(&raw.retention)
                 .with_context(|| format!("{}", path.display()))?,
             cases: raw.cases,
+            rollcall: raw.rollcall,
         }
         .validated()
     }
@@ -562,6 +591,16 @@ impl Config {
         }
         if c.remind_before >= shortest {
             bail!("{file}: [cases] `remind-before` must be shorter than every request's period, or the reminder would come before the request");
+        }
+        let r = &self.rollcall;
+        if r.answer_within < Duration::from_secs(86_400) {
+            bail!("{file}: [rollcall] `answer-within` must be at least a day");
+        }
+        if r.remind_before >= r.answer_within {
+            bail!("{file}: [rollcall] `remind-before` must be shorter than `answer-within`, or the reminder would come with the request");
+        }
+        if r.every.is_some_and(|e| e <= r.answer_within) {
+            bail!("{file}: [rollcall] `every` must be longer than `answer-within`: one round ends before the next starts");
         }
         Ok(self)
     }
@@ -790,6 +829,42 @@ retry = ["1m", "5m"]
         }
         let none = Config::parse(MINIMAL, Path::new("/x/g.toml")).unwrap();
         assert_eq!(none.retention, Retention::default());
+    }
+
+    #[test]
+    fn rollcall_defaults_and_is_checked() {
+        let day = |n: u64| Duration::from_secs(n * 86_400);
+        let c = Config::parse(MINIMAL, Path::new("/x/g.toml")).unwrap();
+        assert_eq!(
+            (
+                c.rollcall.answer_within,
+                c.rollcall.remind_before,
+                c.rollcall.every
+            ),
+            (day(30), day(7), None)
+        );
+        let c = Config::parse(
+            &format!("{MINIMAL}\n[rollcall]\nevery = \"365d\"\nanswer-within = \"6weeks\"\n"),
+            Path::new("/x/g.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.rollcall.every, c.rollcall.answer_within),
+            (Some(day(365)), day(42))
+        );
+        for (bad, says) in [
+            ("answer-within = \"12h\"", "at least a day"),
+            ("remind-before = \"30d\"", "shorter than `answer-within`"),
+            ("every = \"20d\"", "longer than `answer-within`"),
+            ("evry = \"365d\"", "unknown field"),
+        ] {
+            let e = Config::parse(
+                &format!("{MINIMAL}\n[rollcall]\n{bad}\n"),
+                Path::new("/x/g.toml"),
+            )
+            .unwrap_err();
+            assert!(format!("{e:#}").contains(says), "{bad}: {e:#}");
+        }
     }
 
     #[test]

@@ -168,6 +168,19 @@ impl State {
         }
         writeln!(
             out,
+            "# HELP nfp_gateway_rollcall The NFPs of the latest roll call by standing."
+        )?;
+        writeln!(out, "# TYPE nfp_gateway_rollcall gauge")?;
+        let members = match self.ctx.store.rounds().await?.first() {
+            Some(round) => self.ctx.store.round_members(&round.reference).await?,
+            None => Vec::new(),
+        };
+        for standing in crate::rollcall::STANDINGS {
+            let n = members.iter().filter(|m| m.standing() == standing).count();
+            writeln!(out, "nfp_gateway_rollcall{{standing=\"{standing}\"}} {n}")?;
+        }
+        writeln!(
+            out,
             "# HELP nfp_gateway_imap_connected Whether the IMAP session is up."
         )?;
         writeln!(out, "# TYPE nfp_gateway_imap_connected gauge")?;
@@ -714,8 +727,8 @@ async fn reload_directory(shared: &Shared) {
     }
 }
 
-/// Sends the quarantine digest when one is due, the case reminders that
-/// are due, and runs the daily key-expiry watch and retention run
+/// Sends the quarantine digest when one is due, the case reminders and
+/// the roll call's reminders and reports that are due, and runs the daily key-expiry watch and retention run
 /// (circulars: `watch_directory`).
 async fn scheduled_jobs(shared: Shared, cancel: CancellationToken) {
     let mut pause = Duration::from_secs(2);
@@ -745,6 +758,18 @@ async fn scheduled_jobs(shared: Shared, cancel: CancellationToken) {
             Ok(n) => tracing::info!(cases = n, "case reminders queued"),
             Err(e) => {
                 report(&ctx.store, &e, "case reminders could not be queued");
+                failed = Some(e);
+            }
+        }
+        match crate::rollcall::run(&ctx, now, now).await {
+            Ok(done) if done == Default::default() => {}
+            Ok(done) => tracing::info!(
+                reminded = done.reminded,
+                reported = done.reported,
+                "roll call mail queued"
+            ),
+            Err(e) => {
+                report(&ctx.store, &e, "the roll call's mail could not be queued");
                 failed = Some(e);
             }
         }

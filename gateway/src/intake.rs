@@ -451,6 +451,15 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
             now,
         )
         .await?;
+        crate::rollcall::on_accepted(
+            &mut tx,
+            &ctx.gw.config,
+            inbound_id,
+            &decision,
+            reference,
+            now,
+        )
+        .await?;
     }
     audit_and_queue(
         &mut tx,

@@ -39,6 +39,7 @@ pub mod outbound;
 pub mod preflight;
 pub mod reason;
 pub mod retention;
+pub mod rollcall;
 pub mod rotation;
 pub mod route;
 pub mod store;

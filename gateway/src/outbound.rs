@@ -313,6 +313,48 @@ pub struct CommandResultData {
     pub debtor: Option<PartyView>,
 }
 
+/// One field of a directory entry, as the roll call shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryLine {
+    pub field: String,
+    pub value: String,
+}
+
+/// `rollcall_request`: to an NFP, its entry as the directory holds it, to
+/// confirm by a signed reply citing the round's reference, or to correct
+/// by a contact update; with `reminder`, the same again before the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollcallRequestData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    /// The round's reference.
+    pub reference: String,
+    /// The last day to answer (YYYY-MM-DD, UTC).
+    pub due_at: String,
+    pub reminder: bool,
+    pub entry: Vec<EntryLine>,
+}
+
+/// `rollcall_report`: to the Secretariat at a round's end.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollcallReportData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    pub reference: String,
+    pub started_at: String,
+    pub due_at: String,
+    /// NFPs asked.
+    pub asked: usize,
+    pub confirmed: Vec<PartyView>,
+    pub updated: Vec<PartyView>,
+    /// Delivered (or still in delivery), no answer.
+    pub silent: Vec<PartyView>,
+    /// Never sent: no usable key.
+    pub held: Vec<PartyView>,
+    /// Refused by the recipient's server.
+    pub failed: Vec<PartyView>,
+}
+
 /// `key_expiry_warning`: to a party whose certificate expires soon.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyExpiryWarningData {

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod outbox;
 pub mod reencrypt;
 pub mod retention;
+pub mod rollcall;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -152,6 +152,19 @@ def wait_rows(rows, sql: str, count: int, timeout: float, *args) -> list[tuple]:
         time.sleep(0.1)
 
 
+def wait_for(what: str, cond, timeout: float, net: "Net"):
+    """Waits until `cond()` gives something true, and returns it; fails
+    with the gateway's log after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise Failure(f"{what}: not within {timeout:.0f}s; log:\n{net.tail()}")
+        time.sleep(0.2)
+
+
 def check(cond: bool, what: str) -> None:
     if not cond:
         raise Failure(what)

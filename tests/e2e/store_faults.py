@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from harness import Failure, Net, check
+from harness import Failure, Net, check, wait_for
 from resilience import check_delivered, check_stored_once, log_lines, settle
 from storms import append_all
 
@@ -62,17 +62,6 @@ def unhealthy(port: int, saying: str) -> tuple[int, str] | None:
 def metrics(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         return r.read().decode()
-
-
-def wait_for(what: str, cond, timeout: float, net: Net):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise Failure(f"{what}: not within {timeout:.0f}s; log:\n{net.tail()}")
-        time.sleep(0.2)
 
 
 def requests(net: Net, first: int, n: int) -> list[bytes]:

@@ -78,6 +78,7 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
         now,
     )
     .await?;
+    crate::rollcall::on_accepted(&mut tx, &ctx.gw.config, id, &decision, &reference, now).await?;
     let command = match &decision.command {
         Some(c) => {
             Some(crate::cases::carry_out(&mut tx, &ctx.gw.directory, c, &reference, id, now).await?)

@@ -21,7 +21,7 @@ mod embedded {
 }
 
 /// Every template the gateway renders.
-pub const NAMES: [&str; 23] = [
+pub const NAMES: [&str; 25] = [
     "forward_assistance_request",
     "forward_best_practice",
     "forward_contact_update",
@@ -45,6 +45,8 @@ pub const NAMES: [&str; 23] = [
     "case_reminder",
     "case_overdue_note",
     "command_result",
+    "rollcall_request",
+    "rollcall_report",
 ];
 
 /// A rendered subject and body.

@@ -232,6 +232,42 @@ pub fn sample(name: &str) -> (serde_json::Value, &'static str) {
             })),
             "BSM-2026-000042",
         ),
+        "rollcall_request" => (
+            v(serde_json::to_value(RollcallRequestData {
+                gateway,
+                recipient: party("AT", "Bundesministerium für Inneres"),
+                reference: "BSM-2026-000042".into(),
+                due_at: "2026-12-26".into(),
+                reminder: false,
+                entry: vec![
+                    EntryLine {
+                        field: "address".into(),
+                        value: "Minoritenplatz 9, 1010 Wien".into(),
+                    },
+                    EntryLine {
+                        field: "contact Johann Berger".into(),
+                        value: "Leiter; johann.berger@bmi.gv.at.example; +43 1 531 26".into(),
+                    },
+                ],
+            })),
+            "Minoritenplatz 9, 1010 Wien",
+        ),
+        "rollcall_report" => (
+            v(serde_json::to_value(RollcallReportData {
+                gateway,
+                recipient: party("secretariat", "OSCE Secretariat"),
+                reference: "BSM-2026-000042".into(),
+                started_at: "2026-11-26".into(),
+                due_at: "2026-12-26".into(),
+                asked: 4,
+                confirmed: vec![party("AT", "Bundesministerium für Inneres")],
+                updated: vec![party("FR", "Ministère de l'Intérieur")],
+                silent: vec![party("IT", "Ministero dell'Interno")],
+                held: vec![party("PL", "Straż Graniczna")],
+                failed: Vec::new(),
+            })),
+            "Straż Graniczna",
+        ),
         "gateway_key_rotation" => (
             v(serde_json::to_value(KeyRotationData {
                 gateway,
