@@ -102,6 +102,7 @@ scenarios!(
     the_debtor_is_reminded_before_and_after_the_due_date,
     the_secretariat_commands_its_desk_by_mail,
     a_roll_call_over_the_network,
+    a_best_practice_circulated_to_every_nfp,
 );
 
 /// PostgreSQL only: several instances sharing one store is what the second

@@ -132,6 +132,10 @@ pub enum Refusal {
     OwedAlready(String),
     /// A command mail that cannot be carried out as written.
     NotUnderstood(String),
+    /// No accepted best practice has the reference (circulate).
+    NoPractice,
+    /// The practice's content was deleted by the retention policy.
+    ContentDeleted,
 }
 
 impl Refusal {
@@ -144,6 +148,8 @@ impl Refusal {
             Refusal::NoParty(_) => "no_party",
             Refusal::OwedAlready(_) => "owed_already",
             Refusal::NotUnderstood(_) => "not_understood",
+            Refusal::NoPractice => "no_practice",
+            Refusal::ContentDeleted => "content_deleted",
         }
     }
 
@@ -156,6 +162,12 @@ impl Refusal {
             Refusal::NoParty(p) => format!("no party {p} in the directory"),
             Refusal::OwedAlready(p) => format!("{reference} is owed by {p} already"),
             Refusal::NotUnderstood(why) => format!("the command is not understood: {why}"),
+            Refusal::NoPractice => {
+                format!("no accepted best practice has the reference {reference}")
+            }
+            Refusal::ContentDeleted => format!(
+                "the content of {reference} was deleted by the retention policy ([retention])"
+            ),
         }
     }
 }
@@ -251,39 +263,58 @@ pub async fn change_in(
     Ok(tx.case(reference).await?.ok_or(Refusal::NoCase))
 }
 
-/// What a command mail did: the case afterwards, or why nothing changed.
+/// What a command mail did: the case afterwards, or the circulation of a
+/// best practice; or why nothing changed.
 #[derive(Debug, Clone)]
 pub struct CommandOutcome {
     pub command: command::Command,
-    pub result: Result<CaseRow, Refusal>,
+    pub result: Result<Effect, Refusal>,
+}
+
+/// What a command that was carried out did.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Case(Box<CaseRow>),
+    Circulated(crate::library::Circulated),
 }
 
 /// Carries out the Secretariat's command mail stored as `reference`, in
-/// its intake transaction: the change is the case's and the audit's, by
-/// that reference; a command that cannot be carried out changes nothing
-/// and is audited as refused. `check` has let through only the
-/// Secretariat's commands, at the Secretariat's gateway.
+/// its intake transaction: the change is the case's (or the circulation
+/// the library's) and the audit's, by that reference; a command that
+/// cannot be carried out changes nothing and is audited as refused. `note`
+/// is the mail's text, the covering note of a circulation. `check` has let
+/// through only the Secretariat's commands, at the Secretariat's gateway.
 pub async fn carry_out(
     tx: &mut Tx,
-    dir: &Directory,
+    ctx: &std::sync::Arc<Ctx>,
     command: &command::Command,
     reference: &str,
     inbound_id: i64,
+    note: &str,
     now: SystemTime,
 ) -> Result<CommandOutcome> {
-    let case_ref = command.reference.clone().unwrap_or_default();
-    let result = match (&command.not_understood, command.change()) {
-        (None, Some((case, change))) => {
-            let note = format!("by command mail {reference}");
-            change_in(tx, dir, case, &change, reference, &note, now).await?
+    let dir = &ctx.gw.directory;
+    let target = command.reference.clone().unwrap_or_default();
+    let result = match (&command.not_understood, command.verb, command.change()) {
+        (Some(why), _, _) => Err(Refusal::NotUnderstood(why.clone())),
+        (None, command::Verb::Circulate, _) => {
+            crate::library::circulate_in(tx, ctx, &target, note, reference, Some(inbound_id), now)
+                .await?
+                .map(Effect::Circulated)
         }
-        (why, _) => Err(Refusal::NotUnderstood(why.clone().unwrap_or_default())),
+        (None, _, Some((case, change))) => {
+            let note = format!("by command mail {reference}");
+            change_in(tx, dir, case, &change, reference, &note, now)
+                .await?
+                .map(|c| Effect::Case(Box::new(c)))
+        }
+        (None, _, None) => Err(Refusal::NotUnderstood("no reference".into())),
     };
     if let Err(refused) = &result {
         let detail = format!(
             "{reference} [{}]: {}",
             command.written,
-            refused.explain(&case_ref)
+            refused.explain(&target)
         );
         tx.audit(&Audit {
             at: Some(now),

@@ -14,6 +14,7 @@ mod audit;
 mod cases;
 mod config;
 mod keys;
+mod library;
 mod retention;
 mod rollcall;
 use crate::store::Store;
@@ -102,6 +103,9 @@ pub enum Command {
     /// The roll call: every NFP asked to confirm its directory entry.
     #[command(subcommand)]
     Rollcall(rollcall::RollcallCommand),
+    /// The best-practice library: listed, and circulated to every NFP.
+    #[command(subcommand)]
+    Library(library::LibraryCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -348,6 +352,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Retention(r) => runtime()?.block_on(retention::run(&cli.config, r)),
         Command::Cases(c) => runtime()?.block_on(cases::run(&cli.config, c)),
         Command::Rollcall(c) => runtime()?.block_on(rollcall::run(&cli.config, c)),
+        Command::Library(c) => runtime()?.block_on(library::run(&cli.config, c)),
         Command::Outbox(o) => runtime()?.block_on(async {
             let store = open_store(&cli.config).await?;
             let code = outbox(&store, o).await;

@@ -317,18 +317,14 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
         }
         _ => None,
     };
-    let command = match (&decision.command, &reference, accepted) {
-        (Some(command), Some(reference), true) => Some(
-            crate::cases::carry_out(
-                &mut tx,
-                &ctx.gw.directory,
-                command,
-                reference,
-                inbound_id,
-                now,
+    let command = match (&decision.command, &reference, &content) {
+        (Some(command), Some(reference), Some(content)) => {
+            let note = crate::library::note_of_command_mail(content);
+            Some(
+                crate::cases::carry_out(&mut tx, ctx, command, reference, inbound_id, &note, now)
+                    .await?,
             )
-            .await?,
-        ),
+        }
         _ => None,
     };
 

@@ -32,6 +32,7 @@ pub mod fuzz;
 pub mod intake;
 pub mod keys;
 pub mod keywatch;
+pub mod library;
 pub mod mailbox;
 pub mod mime;
 pub mod openpgp;

@@ -311,6 +311,30 @@ pub struct CommandResultData {
     pub state: String,
     pub due_at: String,
     pub debtor: Option<PartyView>,
+    /// A circulation (when done): mails queued, and held for lack of a key.
+    pub circulated: usize,
+    pub held: usize,
+}
+
+/// `library_circular`: a best practice of the library, circulated by the
+/// Secretariat to an NFP with its covering note, the original attached.
+#[derive(Debug, Clone, Serialize)]
+pub struct LibraryCircularData {
+    pub gateway: String,
+    pub recipient: PartyView,
+    /// The practice's reference.
+    pub reference: String,
+    /// The NFP that sent it.
+    pub from: PartyView,
+    /// The day it was received (YYYY-MM-DD).
+    pub received_at: String,
+    /// Its language's code.
+    pub language: String,
+    pub topics: Vec<String>,
+    /// The Secretariat's covering note ('' none), lines cleaned.
+    pub note: String,
+    /// The attached original's file name.
+    pub original_name: String,
 }
 
 /// One field of a directory entry, as the roll call shows it.

@@ -14,6 +14,7 @@ pub mod copy;
 pub mod directory;
 pub mod health;
 pub mod inbound;
+pub mod library;
 pub mod limits;
 pub mod outbox;
 pub mod reencrypt;

@@ -389,5 +389,96 @@ def a_roll_call_over_the_network() -> None:
         net.close()
 
 
+PRACTICE_AT = ("Sehr geehrte Damen und Herren,\n\ndas Bundesministerium für Inneres möchte seine Erfahrungen mit "
+               "gemischten Streifen in internationalen Zügen teilen: Seit 2024 fahren österreichische und ungarische "
+               "Beamtinnen und Beamte gemeinsam auf der Strecke Wien-Budapest; die Zahl der aufgedeckten "
+               "Schleusungen stieg um ein Drittel.\n\nMit freundlichen Grüßen\nJohann Berger\n")
+PRACTICE_FR = ("Madame, Monsieur,\n\nla direction générale des douanes souhaite partager son expérience du "
+               "ciblage des conteneurs par analyse de risque automatisée au port du Havre.\n\n"
+               "Cordialement,\nMarie Dubois\n")
+NOTE = "Dear colleagues,\n\nwe draw your attention to Austria's experience with mixed patrols on trains.\n"
+
+
+def a_best_practice_circulated_to_every_nfp() -> None:
+    """Two accepted best practices make the library (`library list`, by
+    party, topic and language). The Secretariat circulates AT's by command
+    mail ([VERTEILEN …], its text the covering note): every NFP but AT gets
+    it in its language with the note and AT's original attached, signed and
+    encrypted to it; PL's expired key holds its copy; the Secretariat gets
+    the result. `library circulate` does the same from the shell for FR's;
+    `library show` names who got which and when. A circulation of what is
+    not a best practice changes nothing and says why; the note is in no
+    audit entry and nowhere at rest."""
+    net = Net("library")
+    try:
+        net.start_gateway()
+        net.send(net.mail_from("AT", "[BEWÄHRTE PRAXIS] Gemischte Streifen in internationalen Zügen", PRACTICE_AT))
+        net.send(net.mail_from("FR", "[BONNE PRATIQUE] [DOUANE] Ciblage des conteneurs", PRACTICE_FR))
+        net.wait_rows("SELECT id FROM inbound WHERE kind = 'best_practice'", 2)
+        refs = dict(net.rows("SELECT sender_party, reference FROM inbound WHERE kind = 'best_practice'"))
+        listed = [json.loads(line) for line in net.cli("library", "list", "--json").stdout.splitlines()]
+        check(sorted((p["party"], p["language"], p["circulated_to"]) for p in listed)
+              == [("AT", "de", 0), ("FR", "fr", 0)], f"library: {listed}")
+        only = net.cli("library", "list", "--topic", "customs").stdout
+        check(refs["FR"] in only and refs["AT"] not in only, only)
+        only = net.cli("library", "list", "--party", "AT", "--language", "de").stdout
+        check(refs["AT"] in only and refs["FR"] not in only, only)
+
+        net.send(net.mail_from("secretariat", "Gemischte Streifen", f"[VERTEILEN {refs['AT']}]\n\n{NOTE}"))
+        net.send(net.mail_from("secretariat", f"[CIRCULATE {refs['AT'][:-1]}9]", NOTE))
+        commands = net.wait_rows("SELECT id FROM inbound WHERE kind = 'command'", 2)
+        check(len(commands) == 2, f"{net.rows('SELECT id, verdict, reason, kind, detail FROM inbound')}\n{net.tail()}")
+        [(cmd, _), (wrong, _)] = net.rows("SELECT reference, id FROM inbound WHERE kind = 'command' ORDER BY id")
+        nfps = [p.id for p in net.w.nfps()]
+        others = sorted(set(nfps) - {"AT"})
+        went = net.rows("SELECT party, circulated_by FROM library_circulation WHERE reference = ? ORDER BY party",
+                        refs["AT"])
+        check(went == [(p, cmd) for p in others], f"circulated to {went}")
+        check(net.rows("SELECT recipient_party FROM outbox WHERE purpose = 'library' AND state = 'held'")
+              == [("PL",)], f"{net.rows('SELECT recipient_party, state FROM outbox WHERE purpose = ?', 'library')}")
+
+        fr = wait_for("FR's copy", lambda: [m for m in net.mailbox("FR") if refs["AT"] in m.subject
+                                             and "Bonne pratique" in m.subject], 60, net)
+        check(len(fr) == 1 and fr[0].decrypted and fr[0].signed_by_gateway, f"{[m.subject for m in fr]}")
+        text = fr[0].text()
+        check("mixed patrols on trains" in text and "Thèmes" in text, text)
+        names = fr[0].attachment_names()
+        check(names == [f"best-practice-{refs['AT']}.eml"], f"attachments: {names}")
+        original = fr[0].plain.decode("utf-8", "replace")
+        check("Wien-Budapest" in original, "AT's original is not attached")
+        results = wait_for("the results", lambda: [m for m in net.mailbox("secretariat")
+                                                   if cmd in m.subject or wrong in m.subject], 60, net)
+        said = {r: [m.subject + "\n" + m.text() for m in results if r in m.subject] for r in (cmd, wrong)}
+        check(len(said[cmd]) == 1 and f"circulated to {len(others) - 1} NFP(s)" in said[cmd][0]
+              and "1 more cannot receive it" in said[cmd][0], f"{said[cmd]}")
+        wait_for("the refusal", lambda: [m for m in net.mailbox("secretariat") if wrong in m.subject], 60, net)
+        said = [m.subject + "\n" + m.text() for m in net.mailbox("secretariat") if wrong in m.subject]
+        check(len(said) == 1 and "Not done" in said[0] and "no accepted best practice" in said[0], f"{said}")
+
+        out = net.cli("library", "circulate", refs["FR"], "--note", "Le Secrétariat recommande cette approche.")
+        check(out.returncode == 0 and f"{len(nfps) - 2} queued, 1 held" in out.stdout, out.stdout + out.stderr)
+        bad = net.cli("library", "circulate", cmd)
+        check(bad.returncode != 0 and "no accepted best practice" in bad.stderr, bad.stdout + bad.stderr)
+        shown = net.cli("library", "show", refs["FR"]).stdout
+        check(all(p in shown for p in sorted(set(nfps) - {"FR"})) and "cli" in shown and "AT" in shown, shown)
+        listed = {p["party"]: p["circulated_to"] for p in
+                  (json.loads(line) for line in net.cli("library", "list", "--json").stdout.splitlines())}
+        check(listed == {"AT": len(nfps) - 1, "FR": len(nfps) - 1}, f"{listed}")
+        at = wait_for("AT's copy of FR's", lambda: [m for m in net.mailbox("AT") if refs["FR"] in m.subject
+                                                    and "Bewährte Praxis" in m.subject], 60, net)
+        check("Le Secrétariat recommande" in at[0].text(), at[0].text())
+
+        audit = " ".join(d for (d,) in net.rows("SELECT detail FROM audit"))
+        check("library_circulated" in [e for (e,) in net.rows("SELECT event FROM audit")], "not audited")
+        for words in ("mixed patrols", "recommande", "Wien-Budapest"):
+            check(words not in audit, f"the audit trail holds {words!r}")
+        for table, row in net.store.at_rest():
+            check(b"mixed patrols" not in row and "recommande".encode() not in row,
+                  f"the note is at rest in {table}")
+    finally:
+        net.close()
+
+
 SCENARIOS = [cases_follow_requests_and_replies, the_debtor_is_reminded_before_and_after_the_due_date,
-             the_secretariat_commands_its_desk_by_mail, a_roll_call_over_the_network]
+             the_secretariat_commands_its_desk_by_mail, a_roll_call_over_the_network,
+             a_best_practice_circulated_to_every_nfp]

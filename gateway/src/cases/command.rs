@@ -7,6 +7,8 @@
 //! [REOPEN BSM-2026-000042]
 //! [EXTEND BSM-2026-000042 7d]      (days; "2 weeks", "10 jours", "3 Wochen")
 //! [REASSIGN BSM-2026-000042 PL]    (a directory id)
+//! [CIRCULATE BSM-2026-000042]      (a best practice, to every NFP; the
+//!                                   rest of the text is the covering note)
 //! ```
 //!
 //! The verbs in the six languages are [`VERBS`]; case and accents do not
@@ -32,6 +34,8 @@ pub enum Verb {
     Reopen,
     Extend,
     Reassign,
+    /// A best practice of the library, to every NFP (`crate::library`).
+    Circulate,
 }
 
 impl Verb {
@@ -41,13 +45,14 @@ impl Verb {
             Verb::Reopen => "reopen",
             Verb::Extend => "extend",
             Verb::Reassign => "reassign",
+            Verb::Circulate => "circulate",
         }
     }
 }
 
 /// The verbs, folded (lower case, no accents), in English, French, German,
 /// Italian, Russian and Spanish.
-pub const VERBS: [(Verb, &[&str]); 4] = [
+pub const VERBS: [(Verb, &[&str]); 5] = [
     (
         Verb::Close,
         &[
@@ -93,6 +98,17 @@ pub const VERBS: [(Verb, &[&str]); 4] = [
             "переназначить",
             "передать",
             "reasignar",
+        ],
+    ),
+    (
+        Verb::Circulate,
+        &[
+            "circulate",
+            "diffuser",
+            "verteilen",
+            "diffondere",
+            "разослать",
+            "difundir",
         ],
     ),
 ];
@@ -155,6 +171,7 @@ impl Command {
             Verb::Reopen => super::Change::Reopen,
             Verb::Extend => super::Change::Extend(Duration::from_secs(self.days? * 86_400)),
             Verb::Reassign => super::Change::Reassign(self.party.clone()?),
+            Verb::Circulate => return None,
         };
         Some((reference, change))
     }
@@ -172,6 +189,11 @@ pub fn find(protected_subject: Option<&str>, text: &str, dir: &Directory) -> Opt
             .map(|p| p.id.clone())
     };
     find_with(protected_subject, text, &party)
+}
+
+/// Whether `line` holds a command (understood or not).
+pub fn holds_command(line: &str) -> bool {
+    find_with(None, line, &|_| None).is_some()
 }
 
 /// [`find`], with the directory's ids looked up by `party` (case-insensitively).
@@ -239,11 +261,11 @@ fn parse(tag: &str, party: &dyn Fn(&str) -> Option<String>) -> Option<Command> {
     }
     let rest: Vec<&str> = words.collect();
     match verb {
-        Verb::Close | Verb::Reopen if !rest.is_empty() => problem(format!(
+        Verb::Close | Verb::Reopen | Verb::Circulate if !rest.is_empty() => problem(format!(
             "unexpected words after the reference: {}",
             rest.join(" ")
         )),
-        Verb::Close | Verb::Reopen => {}
+        Verb::Close | Verb::Reopen | Verb::Circulate => {}
         Verb::Extend => match period(&rest) {
             Ok(days) => command.days = Some(days),
             Err(why) => problem(why),
@@ -321,6 +343,8 @@ mod tests {
             ("[WIEDERERÖFFNEN BSM-2026-000042]", Verb::Reopen),
             ("[Возобновить BSM-2026-000042]", Verb::Reopen),
             ("[REABRIR BSM-2026-000042]", Verb::Reopen),
+            ("[DIFFUSER BSM-2026-000042]", Verb::Circulate),
+            ("[РАЗОСЛАТЬ BSM-2026-000042]", Verb::Circulate),
         ] {
             let c = one(line).unwrap_or_else(|| panic!("{line}"));
             assert_eq!((c.verb, c.reference.as_deref()), (verb, Some(r)), "{line}");

@@ -61,39 +61,38 @@ fn command_result(
     let (from_party, _) = sender_and_kind(ctx, d)?;
     let c = &outcome.command;
     let case_reference = c.reference.clone().unwrap_or_default();
-    let (done, refusal, why, state, due_at, debtor) = match &outcome.result {
-        Ok(case) => (
-            true,
-            String::new(),
-            String::new(),
-            case.state.clone(),
-            case.due_at.get(..10).unwrap_or_default().to_string(),
-            ctx.gw.directory.get(&case.debtor).map(PartyView::from),
-        ),
-        Err(r) => (
-            false,
-            r.code().to_string(),
-            clean_line(&r.explain(&case_reference), 300),
-            String::new(),
-            String::new(),
-            None,
-        ),
-    };
-    let data = crate::outbound::CommandResultData {
+    let mut data = crate::outbound::CommandResultData {
         gateway: ctx.gw.config.address.clone(),
         recipient: from_party.into(),
         reference: reference.to_string(),
         received_at: rfc3339(now),
         command: clean_line(&c.written, 80),
         verb: c.verb.code().to_string(),
-        case_reference,
-        done,
-        refusal,
-        why,
-        state,
-        due_at,
-        debtor,
+        case_reference: case_reference.clone(),
+        done: outcome.result.is_ok(),
+        refusal: String::new(),
+        why: String::new(),
+        state: String::new(),
+        due_at: String::new(),
+        debtor: None,
+        circulated: 0,
+        held: 0,
     };
+    match &outcome.result {
+        Ok(crate::cases::Effect::Case(case)) => {
+            data.state = case.state.clone();
+            data.due_at = case.due_at.get(..10).unwrap_or_default().to_string();
+            data.debtor = ctx.gw.directory.get(&case.debtor).map(PartyView::from);
+        }
+        Ok(crate::cases::Effect::Circulated(c)) => {
+            data.circulated = c.sent;
+            data.held = c.held;
+        }
+        Err(r) => {
+            data.refusal = r.code().to_string();
+            data.why = clean_line(&r.explain(&case_reference), 300);
+        }
+    }
     letter(
         ctx,
         sender,

@@ -79,11 +79,12 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
     )
     .await?;
     crate::rollcall::on_accepted(&mut tx, &ctx.gw.config, id, &decision, &reference, now).await?;
-    let command = match &decision.command {
-        Some(c) => {
-            Some(crate::cases::carry_out(&mut tx, &ctx.gw.directory, c, &reference, id, now).await?)
+    let command = match (&decision.command, &content) {
+        (Some(c), Some(content)) => {
+            let note = crate::library::note_of_command_mail(content);
+            Some(crate::cases::carry_out(&mut tx, ctx, c, &reference, id, &note, now).await?)
         }
-        None => None,
+        _ => None,
     };
     let plan = {
         let (ctx, decision, reference) = (ctx.clone(), decision.clone(), reference.clone());

@@ -21,7 +21,7 @@ mod embedded {
 }
 
 /// Every template the gateway renders.
-pub const NAMES: [&str; 25] = [
+pub const NAMES: [&str; 26] = [
     "forward_assistance_request",
     "forward_best_practice",
     "forward_contact_update",
@@ -47,6 +47,7 @@ pub const NAMES: [&str; 25] = [
     "command_result",
     "rollcall_request",
     "rollcall_report",
+    "library_circular",
 ];
 
 /// A rendered subject and body.
@@ -175,6 +176,27 @@ pub fn clean_line(s: &str, max: usize) -> String {
     out
 }
 
+/// A value safe for several lines of text (a covering note): each line as
+/// [`clean_line`] makes it (at most `max_line` characters), runs of blank
+/// lines as one, at most `max_lines` lines.
+pub fn clean_text(s: &str, max_lines: usize, max_line: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for line in s.lines().map(|l| clean_line(l, max_line)) {
+        if line.is_empty() && lines.last().is_none_or(|l| l.is_empty()) {
+            continue;
+        }
+        lines.push(line);
+    }
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    if lines.len() > max_lines {
+        lines.truncate(max_lines);
+        lines.push("…".into());
+    }
+    lines.join("\n")
+}
+
 fn one_line(s: &str) -> String {
     clean_line(s, 300)
 }
@@ -230,6 +252,8 @@ mod tests {
                 "no_party",
                 "owed_already",
                 "not_understood",
+                "no_practice",
+                "content_deleted",
             ] {
                 data["done"] = false.into();
                 data["refusal"] = code.into();

@@ -229,6 +229,8 @@ pub fn sample(name: &str) -> (serde_json::Value, &'static str) {
                 state: "open".into(),
                 due_at: "2026-12-03".into(),
                 debtor: Some(party("AT", "Bundesministerium für Inneres")),
+                circulated: 0,
+                held: 0,
             })),
             "BSM-2026-000042",
         ),
@@ -251,6 +253,20 @@ pub fn sample(name: &str) -> (serde_json::Value, &'static str) {
                 ],
             })),
             "Minoritenplatz 9, 1010 Wien",
+        ),
+        "library_circular" => (
+            v(serde_json::to_value(LibraryCircularData {
+                gateway,
+                recipient: party("FR", "Ministère de l'Intérieur"),
+                reference: "BSM-2026-000042".into(),
+                from: party("AT", "Bundesministerium für Inneres"),
+                received_at: "2026-11-12".into(),
+                language: "de".into(),
+                topics: vec!["border_police".into(), "migration".into()],
+                note: "Austria's joint patrols on international trains.\n\nSee in particular its section 3.".into(),
+                original_name: "best-practice-BSM-2026-000042.eml".into(),
+            })),
+            "section 3",
         ),
         "rollcall_report" => (
             v(serde_json::to_value(RollcallReportData {

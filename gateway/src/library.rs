@@ -1,0 +1,167 @@
+//! The best-practice library (issue 16, item 4): the accepted best
+//! practices, listed by topic, State, language and date (`nfp-gateway
+//! library list`), and circulated by the Secretariat to every NFP (`library
+//! circulate REF`, or its command mail `[CIRCULATE REF]` whose text is the
+//! covering note): each NFP but the one that sent it gets `library_circular`
+//! in its language with the Secretariat's note and the original attached,
+//! signed and encrypted to it; the library records which practice went to
+//! whom and when, in the transaction that queues the mail.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+
+use crate::cases::Refusal;
+use crate::directory::PartyKind;
+use crate::intake::{self, Ctx, Planned};
+use crate::outbound::render::clean_text;
+use crate::outbound::{LibraryCircularData, PartyView};
+use crate::store::Tx;
+
+/// What a circulation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Circulated {
+    pub reference: String,
+    /// Mails queued for sending.
+    pub sent: usize,
+    /// Mails held: the NFP has no usable key (the Secretariat is told).
+    pub held: usize,
+}
+
+/// Circulates the practice `reference` to every NFP but its sender, with
+/// the Secretariat's `note`, by `by` (`cli` or a command mail's reference),
+/// inside `tx` (the mail is queued in it, each with an audit entry, and
+/// recorded in the library). `inbound_id`: the command mail's, if any, for
+/// the audit (the mail is queued on its own: the command mail's row is
+/// written after its command is carried out).
+/// Why not, when there is no such practice or its content was deleted.
+pub async fn circulate_in(
+    tx: &mut Tx,
+    ctx: &Arc<Ctx>,
+    reference: &str,
+    note: &str,
+    by: &str,
+    inbound_id: Option<i64>,
+    now: SystemTime,
+) -> Result<Result<Circulated, Refusal>> {
+    let Some(practice) = tx.practice(reference).await? else {
+        return Ok(Err(Refusal::NoPractice));
+    };
+    let Some(content_enc) = practice.content_enc.clone() else {
+        return Ok(Err(Refusal::ContentDeleted));
+    };
+    let mails = {
+        let (ctx, reference, note) = (ctx.clone(), reference.to_string(), note.to_string());
+        tokio::task::spawn_blocking(move || -> Result<Vec<Planned>> {
+            let bytes = ctx.decrypt_stored(&content_enc)?;
+            circular_mails(&ctx, &reference, &practice, &bytes, &note, now)
+        })
+        .await
+        .context("Composing a circulation failed")??
+    };
+    for m in &mails {
+        tx.record_circulation(reference, &m.party, now, by, &m.sealed.message_id)
+            .await?;
+    }
+    intake::queue(tx, None, &mails, now).await?;
+    let held = mails.iter().filter(|m| m.sealed.message.is_err()).count();
+    let done = Circulated {
+        reference: reference.to_string(),
+        sent: mails.len() - held,
+        held,
+    };
+    let detail = format!(
+        "{reference} circulated by {by} to {} NFPs ({held} held: no usable key)",
+        mails.len()
+    );
+    tx.audit(&crate::store::Audit {
+        at: Some(now),
+        event: "library_circulated",
+        inbound_id,
+        detail: &detail,
+        ..Default::default()
+    })
+    .await?;
+    Ok(Ok(done))
+}
+
+/// `library_circular` to every NFP but the practice's sender.
+fn circular_mails(
+    ctx: &Ctx,
+    reference: &str,
+    practice: &crate::store::library::PracticeContent,
+    bytes: &[u8],
+    note: &str,
+    now: SystemTime,
+) -> Result<Vec<Planned>> {
+    let dir = &ctx.gw.directory;
+    let from = match dir.get(&practice.party) {
+        Some(p) => PartyView::from(p),
+        None => PartyView {
+            id: practice.party.clone(),
+            name: practice.party.clone(),
+            email: String::new(),
+        },
+    };
+    let is_mime = practice.content_form != "inline";
+    let name = format!(
+        "best-practice-{reference}.{}",
+        if is_mime { "eml" } else { "txt" }
+    );
+    let topics: Vec<String> = serde_json::from_str(&practice.topics).unwrap_or_default();
+    let note = clean_text(note, 60, 400);
+    let sender = ctx.sender(now);
+    let mut mails = Vec::new();
+    for to in dir
+        .parties()
+        .iter()
+        .filter(|p| p.kind == PartyKind::Nfp && p.id != practice.party)
+    {
+        let data = LibraryCircularData {
+            gateway: ctx.gw.config.address.clone(),
+            recipient: to.into(),
+            reference: reference.to_string(),
+            from: from.clone(),
+            received_at: practice
+                .received_at
+                .get(..10)
+                .unwrap_or_default()
+                .to_string(),
+            language: practice.language.clone(),
+            topics: topics.clone(),
+            note: note.clone(),
+            original_name: name.clone(),
+        };
+        let attachment = crate::outbound::compose::original_attachment(bytes, is_mime, &name);
+        mails.push(intake::letter_with(
+            ctx,
+            &sender,
+            "library",
+            "library_circular",
+            to,
+            &data,
+            Some(attachment),
+        )?);
+    }
+    Ok(mails)
+}
+
+/// The covering note of a command mail: its signed text, without the line
+/// that holds the command.
+pub fn note_of_command_mail(content: &crate::check::SignedContent) -> String {
+    let text = match content.form {
+        crate::mime::outer::Form::Inline => String::from_utf8_lossy(&content.bytes).into_owned(),
+        _ => mail_parser::MessageParser::default()
+            .parse(&content.bytes)
+            .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+            .unwrap_or_default(),
+    };
+    let mut lines: Vec<&str> = text.lines().collect();
+    if let Some(first) = lines.iter().position(|l| !l.trim().is_empty()) {
+        if crate::cases::command::holds_command(lines[first]) {
+            lines.remove(first);
+        }
+    }
+    clean_text(&lines.join("\n"), 60, 400)
+}
