@@ -51,6 +51,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import urllib.error
@@ -581,6 +582,32 @@ def run(binary: Path, out: Path) -> int:
         if r.returncode != 0 or len(full) != n_quarantined:
             problems.append(f"`quarantine list` shows {len(full)} messages, want "
                             f"{n_quarantined} ({r.stderr.strip()})")
+
+        # --- 7b. the Secretariat's desk: cases, roll call, library, report ----------------
+        say()
+        g = gws["secretariat"]
+        for args in (("cases", "list"), ("library", "list"), ("rollcall", "start"), ("rollcall", "status")):
+            say(f"$ nfp-gateway --config {rel(g.config)} {' '.join(args)}")
+            r = cli(binary, g, *args)
+            say("\n".join(short(line, 140, squeeze=False) for line in r.stdout.splitlines()) or r.stderr.rstrip())
+            if r.returncode != 0:
+                problems.append(f"`{' '.join(args)}` exited {r.returncode}: {r.stderr}")
+        page = out / "report.html"
+        say(f"$ nfp-gateway --config {rel(g.config)} report --format html --output {rel(page)}")
+        r = cli(binary, g, "report", "--format", "html", "--output", str(page))
+        if r.returncode != 0 or not page.exists():
+            problems.append(f"`report` exited {r.returncode}: {r.stderr}")
+        else:
+            say(f"the Secretariat's report of the last 7 days: {rel(page)} (the daemon mails it every Monday)")
+            chromium = shutil.which("chromium")
+            if chromium:
+                png = out / "report.png"
+                with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+                    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                    f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1000,1700",
+                                    page.resolve().as_uri()], capture_output=True, timeout=120)
+                if png.exists():
+                    say(f"as a browser shows it: {rel(png)}")
 
         # --- 8. SIGTERM: both exit 0 -------------------------------------------------------
         say()

@@ -25,6 +25,9 @@ packages=(
   # cluster (port 5432), and may start it where an init system runs; the tests
   # never use it.
   postgresql
+  # a real browser for the pages people read (the Secretariat's report):
+  # headless, on local files (tests/e2e/browser.py)
+  chromium
 )
 # The fixture generator needs a python3 (3.9 or later); any on PATH will do.
 command -v python3 >/dev/null 2>&1 || packages+=(python3)

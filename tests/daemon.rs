@@ -103,6 +103,7 @@ scenarios!(
     the_secretariat_commands_its_desk_by_mail,
     a_roll_call_over_the_network,
     a_best_practice_circulated_to_every_nfp,
+    the_weekly_report,
 );
 
 /// PostgreSQL only: several instances sharing one store is what the second

@@ -15,6 +15,7 @@ mod cases;
 mod config;
 mod keys;
 mod library;
+mod report;
 mod retention;
 mod rollcall;
 use crate::store::Store;
@@ -106,6 +107,10 @@ pub enum Command {
     /// The best-practice library: listed, and circulated to every NFP.
     #[command(subcommand)]
     Library(library::LibraryCommand),
+    /// The Secretariat's report (cases, response times, roll call, mail,
+    /// keys) for a period, as text, a self-contained HTML page or JSON; or
+    /// `--send-as-of T`: send the period's report as the daemon does.
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -353,6 +358,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cases(c) => runtime()?.block_on(cases::run(&cli.config, c)),
         Command::Rollcall(c) => runtime()?.block_on(rollcall::run(&cli.config, c)),
         Command::Library(c) => runtime()?.block_on(library::run(&cli.config, c)),
+        Command::Report(a) => runtime()?.block_on(report::run(&cli.config, a)),
         Command::Outbox(o) => runtime()?.block_on(async {
             let store = open_store(&cli.config).await?;
             let code = outbox(&store, o).await;

@@ -58,6 +58,27 @@ struct RawConfig {
     cases: Cases,
     #[serde(default)]
     rollcall: Rollcall,
+    #[serde(default)]
+    report: ReportConfig,
+}
+
+/// The Secretariat's periodic report ([report]): whether the daemon sends
+/// it, and its period (whole days, counted from a Monday 00:00 UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReportConfig {
+    pub enabled: bool,
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
+}
+
+impl Default for ReportConfig {
+    fn default() -> ReportConfig {
+        ReportConfig {
+            enabled: true,
+            every: Duration::from_secs(7 * 86_400),
+        }
+    }
 }
 
 /// The roll call ([rollcall]): how long NFPs have to confirm their entry,
@@ -399,6 +420,7 @@ pub struct Config {
     pub retention: Retention,
     pub cases: Cases,
     pub rollcall: Rollcall,
+    pub report: ReportConfig,
 }
 
 /// How long stored content is kept ([retention]): after it, a message's
@@ -545,6 +567,7 @@ impl Config {
                 .with_context(|| format!("{}", path.display()))?,
             cases: raw.cases,
             rollcall: raw.rollcall,
+            report: raw.report,
         }
         .validated()
     }
@@ -601,6 +624,10 @@ impl Config {
         }
         if r.every.is_some_and(|e| e <= r.answer_within) {
             bail!("{file}: [rollcall] `every` must be longer than `answer-within`: one round ends before the next starts");
+        }
+        let every = self.report.every.as_secs();
+        if every < 86_400 || every % 86_400 != 0 {
+            bail!("{file}: [report] `every` must be a whole number of days (7d: weekly, Monday to Monday)");
         }
         Ok(self)
     }
@@ -829,6 +856,25 @@ retry = ["1m", "5m"]
         }
         let none = Config::parse(MINIMAL, Path::new("/x/g.toml")).unwrap();
         assert_eq!(none.retention, Retention::default());
+    }
+
+    #[test]
+    fn report_defaults_to_weekly_and_is_checked() {
+        let c = Config::parse(MINIMAL, Path::new("/x/g.toml")).unwrap();
+        assert_eq!(c.report, ReportConfig::default());
+        assert_eq!(c.report.every, Duration::from_secs(7 * 86_400));
+        for (bad, says) in [
+            ("every = \"12h\"", "whole number of days"),
+            ("every = \"36h\"", "whole number of days"),
+            ("weekly = true", "unknown field"),
+        ] {
+            let e = Config::parse(
+                &format!("{MINIMAL}\n[report]\n{bad}\n"),
+                Path::new("/x/g.toml"),
+            )
+            .unwrap_err();
+            assert!(format!("{e:#}").contains(says), "{bad}: {e:#}");
+        }
     }
 
     #[test]

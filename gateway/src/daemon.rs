@@ -728,7 +728,8 @@ async fn reload_directory(shared: &Shared) {
 }
 
 /// Sends the quarantine digest when one is due, the case reminders and
-/// the roll call's reminders and reports that are due, and runs the daily key-expiry watch and retention run
+/// the roll call's reminders and reports and the period's report that are
+/// due, and runs the daily key-expiry watch and retention run
 /// (circulars: `watch_directory`).
 async fn scheduled_jobs(shared: Shared, cancel: CancellationToken) {
     let mut pause = Duration::from_secs(2);
@@ -770,6 +771,14 @@ async fn scheduled_jobs(shared: Shared, cancel: CancellationToken) {
             ),
             Err(e) => {
                 report(&ctx.store, &e, "the roll call's mail could not be queued");
+                failed = Some(e);
+            }
+        }
+        match crate::report::run(&ctx, now, now).await {
+            Ok(true) => tracing::info!("the period's report queued"),
+            Ok(false) => {}
+            Err(e) => {
+                report(&ctx.store, &e, "the period's report could not be queued");
                 failed = Some(e);
             }
         }

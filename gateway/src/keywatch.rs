@@ -47,7 +47,10 @@ pub async fn run_daily(ctx: &Arc<Ctx>, now: SystemTime) -> Result<bool> {
     }
     let day = crate::utc_day(now);
     let mut tx = ctx.store.begin().await?;
-    if !tx.claim_key_watch(&day, now).await? {
+    if !tx
+        .claim_once(crate::store::Once::KeyWatch, &day, now)
+        .await?
+    {
         return Ok(false);
     }
     let mails = {
@@ -65,41 +68,12 @@ pub async fn run_daily(ctx: &Arc<Ctx>, now: SystemTime) -> Result<bool> {
 /// that can still be written to, the report to the Secretariat.
 fn compose(ctx: &Ctx, now: SystemTime) -> Result<Vec<intake::Planned>> {
     let gw = &ctx.gw;
-    let horizon = now + gw.config.key_expiry_warning;
-    let mut keys = Vec::new();
-    for party in gw.directory.parties() {
-        let expires = expiry(&party.cert, &gw.policy, now);
-        let usable = seal::transport_keys(&party.cert, &gw.policy, now);
-        let days_left = expires.map(|t| match t.duration_since(now) {
-            Ok(d) => (d.as_secs() / 86_400) as i64,
-            Err(e) => -((e.duration().as_secs() / 86_400) as i64) - 1,
-        });
-        let status = KeyStatus {
-            party: party.into(),
-            fingerprint: party.cert.fingerprint().to_hex(),
-            expires_at: expires.map(crate::rfc3339),
-            days_left,
-            unusable: usable.is_err(),
-            why: usable
-                .err()
-                .map(|e| crate::outbound::render::clean_line(&e.0, 300))
-                .unwrap_or_default(),
-        };
-        if status.unusable || expires.is_some_and(|t| t <= horizon) {
-            keys.push(status);
+    let (keys, own_key) = statuses(gw, now);
+    if let Some(own) = &own_key {
+        for finding in &own.findings {
+            tracing::warn!("the gateway's own key: {finding}");
         }
     }
-    let own = crate::keys::check_gateway(&gw.key, &gw.policy, now, gw.config.key_expiry_warning);
-    let own_key = (!own.findings.is_empty()).then(|| {
-        for (level, finding) in &own.findings {
-            tracing::warn!(level = level.word(), "the gateway's own key: {finding}");
-        }
-        OwnKeyStatus {
-            fingerprint: own.fingerprint.clone(),
-            expires_at: own.expires.map(crate::rfc3339),
-            findings: own.findings.iter().map(|(_, f)| f.clone()).collect(),
-        }
-    });
     let sender = ctx.sender(now);
     let mut mails = Vec::new();
     for key in keys.iter().filter(|k| !k.unusable) {
@@ -140,4 +114,44 @@ fn compose(ctx: &Ctx, now: SystemTime) -> Result<Vec<intake::Planned>> {
         )?);
     }
     Ok(mails)
+}
+
+/// The certificates worth reporting at `now`: those that expire within
+/// `key-expiry-warning` or are unusable already; and the gateway's own key,
+/// when anything is to be said of it.
+pub fn statuses(
+    gw: &crate::check::Gateway,
+    now: SystemTime,
+) -> (Vec<KeyStatus>, Option<OwnKeyStatus>) {
+    let horizon = now + gw.config.key_expiry_warning;
+    let mut keys = Vec::new();
+    for party in gw.directory.parties() {
+        let expires = expiry(&party.cert, &gw.policy, now);
+        let usable = seal::transport_keys(&party.cert, &gw.policy, now);
+        let days_left = expires.map(|t| match t.duration_since(now) {
+            Ok(d) => (d.as_secs() / 86_400) as i64,
+            Err(e) => -((e.duration().as_secs() / 86_400) as i64) - 1,
+        });
+        let status = KeyStatus {
+            party: party.into(),
+            fingerprint: party.cert.fingerprint().to_hex(),
+            expires_at: expires.map(crate::rfc3339),
+            days_left,
+            unusable: usable.is_err(),
+            why: usable
+                .err()
+                .map(|e| crate::outbound::render::clean_line(&e.0, 300))
+                .unwrap_or_default(),
+        };
+        if status.unusable || expires.is_some_and(|t| t <= horizon) {
+            keys.push(status);
+        }
+    }
+    let own = crate::keys::check_gateway(&gw.key, &gw.policy, now, gw.config.key_expiry_warning);
+    let own_key = (!own.findings.is_empty()).then(|| OwnKeyStatus {
+        fingerprint: own.fingerprint.clone(),
+        expires_at: own.expires.map(crate::rfc3339),
+        findings: own.findings.iter().map(|(_, f)| f.clone()).collect(),
+    });
+    (keys, own_key)
 }

@@ -39,6 +39,7 @@ pub mod openpgp;
 pub mod outbound;
 pub mod preflight;
 pub mod reason;
+pub mod report;
 pub mod retention;
 pub mod rollcall;
 pub mod rotation;

@@ -105,7 +105,10 @@ pub async fn run_daily(
     // The claim and the purge commit together: a run that fails is tried
     // again, by this instance or another.
     let mut tx = store.begin().await?;
-    if !tx.claim_retention_run(&day, now).await? {
+    if !tx
+        .claim_once(crate::store::Once::Retention, &day, now)
+        .await?
+    {
         return Ok(None);
     }
     let report = apply(&mut tx, retention, now, false).await?;

@@ -18,6 +18,7 @@ pub mod library;
 pub mod limits;
 pub mod outbox;
 pub mod reencrypt;
+pub mod report;
 pub mod retention;
 pub mod rollcall;
 
@@ -499,6 +500,46 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context("Reading the audit trail")
+    }
+}
+
+/// A job done once a day (or once a period) across instances and
+/// restarts: whoever claims its day first does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Once {
+    /// The key-expiry watch.
+    KeyWatch,
+    /// The retention run.
+    Retention,
+    /// The Secretariat's periodic report, by the day its period ends.
+    Report,
+}
+
+impl Tx {
+    /// Claims `job` for `day`: false if it was claimed before (by this or
+    /// another instance).
+    pub async fn claim_once(&mut self, job: Once, day: &str, at: SystemTime) -> Result<bool> {
+        let (sql, what) = match job {
+            Once::KeyWatch => (
+                "INSERT INTO key_watch_run (day, at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING",
+                "Claiming the key-expiry watch",
+            ),
+            Once::Retention => (
+                "INSERT INTO retention_run (day, at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING",
+                "Claiming the retention run",
+            ),
+            Once::Report => (
+                "INSERT INTO report_run (day, at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING",
+                "Claiming the report",
+            ),
+        };
+        let done = sqlx::query(sql)
+            .bind(day)
+            .bind(timestamp(at))
+            .execute(&mut *self.tx)
+            .await
+            .context(what)?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

@@ -9,10 +9,12 @@ import datetime
 import json
 import os
 import re
+import shutil
 import socket
 import time
 import urllib.request
 
+import browser
 from harness import Net, check, wait_for
 
 REF = re.compile(r"BSM-\d{4}-\d{6}")
@@ -479,6 +481,86 @@ def a_best_practice_circulated_to_every_nfp() -> None:
         net.close()
 
 
+def the_weekly_report() -> None:
+    """A week of the desk: FR asks AT (answered), IT asks AT (open), a
+    forgery is quarantined, a roll call runs. The report of the week that
+    has ended (the clock passed in: `report --send-as-of`) reaches the
+    Secretariat once, across a restart of the daemon, which sends nothing
+    of its own for the week it began in: the text in English and the page
+    attached. Debian's chromium renders the page with nothing blocked and
+    no script; its figures are the store's; a screenshot is taken."""
+    net = Net("report")
+    try:
+        net.start_gateway()
+        net.send(net.mail_from("FR", "[DEMANDE D'INFORMATION] [AT] Conteneurs frigorifiques", ASK_AT))
+        net.send(net.mail_from("IT", "[RICHIESTA DI INFORMAZIONI] [AT] Pattuglie miste", ASK_ALL))
+        net.wait_rows("SELECT reference FROM request_case", 2)
+        [(asked,)] = net.rows("SELECT reference FROM request_case WHERE asker = 'FR'")
+        net.send(net.mail_from("AT", f"AW: {asked} Conteneurs frigorifiques", ANSWER))
+        net.send((f"From: Mallory <mallory@evil.example>\r\nTo: <{net.gateway_persona.email}>\r\n"
+                  "Subject: urgent\r\nMessage-ID: <forgery-1@evil.example>\r\n"
+                  "Date: Mon, 30 Nov 2026 10:00:00 +0000\r\n\r\nPlease wire the money.\r\n").encode(),
+                 frm="mallory@evil.example")
+        net.wait_rows("SELECT id FROM inbound", 4)
+        net.wait_rows("SELECT reference FROM request_case WHERE state = 'answered'", 1)
+        check(net.cli("rollcall", "start").returncode == 0, "rollcall start")
+
+        week = iso(datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=7))
+        for expected in ("report sent: 1", "report sent: 0"):
+            said = net.cli("report", "--send-as-of", week)
+            check(expected in said.stdout, f"{expected!r}: {said.stdout}{said.stderr}")
+        check(net.stop_gateway() == 0, "SIGTERM")
+        net.start_gateway()
+        said = net.cli("report", "--send-as-of", week)
+        check("report sent: 0" in said.stdout, f"sent again after a restart: {said.stdout}{said.stderr}")
+        reports = wait_for("the report", lambda: [m for m in net.mailbox("secretariat")
+                                                  if m.subject.startswith("Report ")], 60, net)
+        time.sleep(2)  # anything more would come now
+        reports = [m for m in net.mailbox("secretariat") if m.subject.startswith("Report ")]
+        check(len(reports) == 1 and reports[0].decrypted and reports[0].signed_by_gateway,
+              f"{[m.subject for m in net.mailbox('secretariat')]}")
+        text = reports[0].text()
+        check("opened in the period: 2" in text and "answered in the period: 1" in text, text)
+        for words in ("Conteneurs", "Kühlcontainer", "Pattuglie", "wire the money"):
+            check(words not in text, f"the report quotes a message ({words!r})")
+        pages = [p for p in reports[0].inner.walk() if (p.get_filename() or "").endswith(".html")]
+        check(len(pages) == 1 and pages[0].get_content_type() == "text/html", f"{reports[0].attachment_names()}")
+        page = net.dir / pages[0].get_filename()
+        page.write_bytes(pages[0].get_payload(decode=True))
+        html = page.read_text()
+        check("<script" not in html.lower() and "default-src 'none'" in html, "the page is not self-contained")
+
+        dom, complaints = browser.render(page)
+        check(not complaints, f"the browser complains: {complaints}")
+
+        def figure(element: str) -> int:
+            m = re.search(rf'id="{element}">(\d+)<', dom)
+            check(m is not None, f"no figure {element} in the rendered page")
+            return int(m.group(1))
+
+        store = {
+            "cases-opened": net.rows("SELECT COUNT(*) FROM request_case")[0][0],
+            "cases-answered": net.rows("SELECT COUNT(*) FROM request_case WHERE state = 'answered'")[0][0],
+            "mail-accepted": net.rows("SELECT COUNT(*) FROM inbound WHERE verdict = 'accepted'")[0][0],
+            "mail-quarantined": net.rows("SELECT COUNT(*) FROM inbound WHERE verdict = 'quarantined'")[0][0],
+            "rollcall-held": net.rows("SELECT COUNT(*) FROM rollcall_party m JOIN outbox o ON o.message_id = "
+                                      "m.message_id WHERE o.state = 'held'")[0][0],
+        }
+        shown = {k: figure(k) for k in store}
+        check(shown == store and store["mail-quarantined"] == 1 and store["rollcall-held"] >= 1,
+              f"page {shown} != store {store}")
+        check(dom.count("<svg") >= 3 and "chart-cases" in dom and "chart-rollcall" in dom, "charts missing")
+        png = net.dir / "report.png"
+        browser.screenshot(page, png)
+        check(png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000,
+              f"screenshot of {png.stat().st_size} bytes")
+        if os.environ.get("NFP_E2E_KEEP_REPORT"):
+            shutil.copy(png, os.environ["NFP_E2E_KEEP_REPORT"])
+        check(net.rows("SELECT COUNT(*) FROM report_run")[0][0] == 1, "report_run")
+    finally:
+        net.close()
+
+
 SCENARIOS = [cases_follow_requests_and_replies, the_debtor_is_reminded_before_and_after_the_due_date,
              the_secretariat_commands_its_desk_by_mail, a_roll_call_over_the_network,
-             a_best_practice_circulated_to_every_nfp]
+             a_best_practice_circulated_to_every_nfp, the_weekly_report]

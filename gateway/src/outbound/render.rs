@@ -21,7 +21,7 @@ mod embedded {
 }
 
 /// Every template the gateway renders.
-pub const NAMES: [&str; 26] = [
+pub const NAMES: [&str; 27] = [
     "forward_assistance_request",
     "forward_best_practice",
     "forward_contact_update",
@@ -48,6 +48,7 @@ pub const NAMES: [&str; 26] = [
     "rollcall_request",
     "rollcall_report",
     "library_circular",
+    "weekly_report",
 ];
 
 /// A rendered subject and body.

@@ -378,19 +378,6 @@ impl Tx {
         Ok(Some(id))
     }
 
-    /// Claims the key-expiry watch of `day` (YYYY-MM-DD); false when it ran already.
-    pub async fn claim_key_watch(&mut self, day: &str, at: SystemTime) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO key_watch_run (day, at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING",
-        )
-        .bind(day)
-        .bind(timestamp(at))
-        .execute(&mut *self.tx)
-        .await
-        .context("Claiming the key-expiry watch")?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// Replaces the network's description.
     pub async fn put_network_info(&mut self, info: &[(String, String)]) -> Result<()> {
         sqlx::query("DELETE FROM network_info")

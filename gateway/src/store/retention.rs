@@ -74,20 +74,6 @@ impl Tx {
         }
         Ok(ids.len() as i64)
     }
-
-    /// Claims today's retention run (`day` as YYYY-MM-DD): true once a day
-    /// across every instance sharing the store.
-    pub async fn claim_retention_run(&mut self, day: &str, at: SystemTime) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO retention_run (day, at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING",
-        )
-        .bind(day)
-        .bind(timestamp(at))
-        .execute(&mut *self.tx)
-        .await
-        .context("Claiming the retention run")?;
-        Ok(done.rows_affected() == 1)
-    }
 }
 
 fn kind_of(class: Class<'_>) -> &str {

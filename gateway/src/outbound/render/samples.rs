@@ -268,6 +268,7 @@ pub fn sample(name: &str) -> (serde_json::Value, &'static str) {
             })),
             "section 3",
         ),
+        "weekly_report" => (v(serde_json::to_value(sample_report(gateway))), "BSM-2026-000042"),
         "rollcall_report" => (
             v(serde_json::to_value(RollcallReportData {
                 gateway,
@@ -354,5 +355,80 @@ pub fn sample(name: &str) -> (serde_json::Value, &'static str) {
             })),
             "BSM-2026-000042",
         ),
+    }
+}
+
+/// A report with something in every section.
+pub fn sample_report(gateway: String) -> crate::report::Report {
+    use crate::report::*;
+    Report {
+        gateway,
+        recipient: party("secretariat", "OSCE Secretariat"),
+        since: "2026-11-23T00:00:00Z".into(),
+        until: "2026-11-30T00:00:00Z".into(),
+        since_day: "2026-11-23".into(),
+        until_day: "2026-11-30".into(),
+        days: 7,
+        cases: CaseFigures {
+            opened: 5,
+            answered: 3,
+            closed: 1,
+            open: 4,
+            overdue: 1,
+        },
+        overdue: vec![Overdue {
+            reference: "BSM-2026-000042".into(),
+            kind: "information_request".into(),
+            asker: "FR".into(),
+            debtor: "AT".into(),
+            due_at: "2026-11-26".into(),
+            days_overdue: 4,
+        }],
+        response_times: vec![ResponseTime {
+            party: "AT".into(),
+            kind: "information_request".into(),
+            answered: 2,
+            mean_days: 6.5,
+            max_days: 9.0,
+        }],
+        rollcall: Some(RollcallFigures {
+            reference: "BSM-2026-000040".into(),
+            started_at: "2026-11-02".into(),
+            due_at: "2026-12-02".into(),
+            reported: false,
+            standings: vec![
+                Standing {
+                    standing: "confirmed".into(),
+                    count: 1,
+                    parties: vec!["AT".into()],
+                },
+                Standing {
+                    standing: "held".into(),
+                    count: 1,
+                    parties: vec!["PL".into()],
+                },
+            ],
+        }),
+        accepted: vec![Count {
+            what: "assistance_request".into(),
+            count: 4,
+        }],
+        quarantined: vec![Count {
+            what: "unknown_signer".into(),
+            count: 2,
+        }],
+        accepted_total: 4,
+        quarantined_total: 2,
+        held: 1,
+        failed: 0,
+        keys: vec![KeyStatus {
+            party: party("PL", "Straż Graniczna"),
+            fingerprint: "A15F00A7FA020A3BE24C0935BBA0F0BA97E97A04".into(),
+            expires_at: Some("2026-11-20T00:00:00Z".into()),
+            days_left: Some(-6),
+            unusable: true,
+            why: "certificate is expired".into(),
+        }],
+        own_key: None,
     }
 }
