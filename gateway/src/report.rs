@@ -266,6 +266,11 @@ pub async fn run(ctx: &Arc<Ctx>, as_of: SystemTime, now: SystemTime) -> Result<b
         return Ok(false);
     }
     let until = period_end(as_of, every);
+    let day = crate::utc_day(until);
+    // The daemon asks every few seconds: the answer is nearly always this.
+    if ctx.store.report_sent(&day).await? {
+        return Ok(false);
+    }
     let began = match ctx.store.first_recorded().await? {
         Some(t) => crate::store::parse_timestamp(&t)?,
         None => return Ok(false),
@@ -282,7 +287,6 @@ pub async fn run(ctx: &Arc<Ctx>, as_of: SystemTime, now: SystemTime) -> Result<b
             .context("Composing the report failed")??
     };
     let mut tx = ctx.store.begin().await?;
-    let day = crate::utc_day(until);
     if !tx.claim_once(Once::Report, &day, now).await? {
         return Ok(false);
     }

@@ -185,6 +185,9 @@ pub async fn recompose_held(ctx: &Arc<Ctx>) -> Result<usize> {
                             now,
                         )
                     }
+                    // A command's result says what its transaction did,
+                    // which is not stored: it is not composed again.
+                    "acknowledgement" if item.template == "command_result" => Ok(None),
                     "acknowledgement" => {
                         acknowledgement_mail(&ctx, &sender, &decision, &stored.reference, now)
                             .map(Some)

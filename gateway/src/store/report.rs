@@ -89,12 +89,23 @@ impl Store {
         .context("Counting the messages received")
     }
 
-    /// When the gateway first recorded anything (its first audit entry):
-    /// no report covers a period that ended before.
+    /// When the gateway first recorded anything (its first audit entry, by
+    /// the key: no scan of the trail): no report covers a period that ended
+    /// before.
     pub async fn first_recorded(&self) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT MIN(at) FROM audit")
-            .fetch_one(&self.pool)
+        sqlx::query_scalar("SELECT at FROM audit ORDER BY id LIMIT 1")
+            .fetch_optional(&self.pool)
             .await
             .context("Reading when the gateway began")
+    }
+
+    /// Whether the report of the period ending on `day` has gone out.
+    pub async fn report_sent(&self, day: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM report_run WHERE day = $1")
+            .bind(day)
+            .fetch_one(&self.pool)
+            .await
+            .context("Reading the reports sent")?;
+        Ok(n > 0)
     }
 }
