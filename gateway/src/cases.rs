@@ -281,27 +281,31 @@ pub enum Effect {
 /// Carries out the Secretariat's command mail stored as `reference`, in
 /// its intake transaction: the change is the case's (or the circulation
 /// the library's) and the audit's, by that reference; a command that
-/// cannot be carried out changes nothing and is audited as refused. `note`
-/// is the mail's text, the covering note of a circulation. `check` has let
-/// through only the Secretariat's commands, at the Secretariat's gateway.
+/// cannot be carried out changes nothing and is audited as refused. A
+/// circulation comes composed ([`prepare_circulation`], before the
+/// transaction). `check` has let through only the Secretariat's commands,
+/// at the Secretariat's gateway.
 pub async fn carry_out(
     tx: &mut Tx,
-    ctx: &std::sync::Arc<Ctx>,
+    dir: &Directory,
     command: &command::Command,
     reference: &str,
     inbound_id: i64,
-    note: &str,
+    circulation: Option<Result<crate::library::Prepared, Refusal>>,
     now: SystemTime,
 ) -> Result<CommandOutcome> {
-    let dir = &ctx.gw.directory;
     let target = command.reference.clone().unwrap_or_default();
     let result = match (&command.not_understood, command.verb, command.change()) {
         (Some(why), _, _) => Err(Refusal::NotUnderstood(why.clone())),
-        (None, command::Verb::Circulate, _) => {
-            crate::library::circulate_in(tx, ctx, &target, note, reference, Some(inbound_id), now)
-                .await?
-                .map(Effect::Circulated)
-        }
+        (None, command::Verb::Circulate, _) => match circulation {
+            Some(Ok(prepared)) => {
+                crate::library::commit_in(tx, prepared, reference, Some(inbound_id), now)
+                    .await?
+                    .map(Effect::Circulated)
+            }
+            Some(Err(refused)) => Err(refused),
+            None => Err(Refusal::NotUnderstood("nothing to circulate".into())),
+        },
         (None, _, Some((case, change))) => {
             let note = format!("by command mail {reference}");
             change_in(tx, dir, case, &change, reference, &note, now)
@@ -330,6 +334,28 @@ pub async fn carry_out(
         command: command.clone(),
         result,
     })
+}
+
+/// The circulation a command mail asks for, composed before its intake
+/// transaction (None: the mail asks for none). `content`: the command
+/// mail's signed content, whose text is the covering note.
+pub async fn prepare_circulation(
+    ctx: &std::sync::Arc<Ctx>,
+    decision: &Decision,
+    content: Option<&crate::check::SignedContent>,
+    now: SystemTime,
+) -> Result<Option<Result<crate::library::Prepared, Refusal>>> {
+    let (Some(c), Some(content)) = (&decision.command, content) else {
+        return Ok(None);
+    };
+    if c.verb != command::Verb::Circulate || c.not_understood.is_some() {
+        return Ok(None);
+    }
+    let note = crate::library::note_of_command_mail(content);
+    let target = c.reference.as_deref().unwrap_or_default();
+    Ok(Some(
+        crate::library::prepare(ctx, target, &note, now).await?,
+    ))
 }
 
 /// Sends the reminders that are due at `now` (issue 16, item 2): before a

@@ -276,6 +276,14 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
         content,
     } = judgement;
 
+    // A circulation is composed before the transaction (it signs and
+    // encrypts a copy for every NFP): the write lock is held for the writes.
+    let circulation = match decision.verdict {
+        Verdict::Accepted => {
+            crate::cases::prepare_circulation(ctx, &decision, content.as_ref(), now).await?
+        }
+        Verdict::Quarantined => None,
+    };
     let mut tx = ctx.store.begin().await?;
     // Inside the transaction: another instance may have stored the same bytes.
     if let Some(known) = tx.inbound_by_sha(&sha).await? {
@@ -317,14 +325,19 @@ pub async fn file(ctx: &Arc<Ctx>, judged: Judged, source: &Source) -> Result<Fil
         }
         _ => None,
     };
-    let command = match (&decision.command, &reference, &content) {
-        (Some(command), Some(reference), Some(content)) => {
-            let note = crate::library::note_of_command_mail(content);
-            Some(
-                crate::cases::carry_out(&mut tx, ctx, command, reference, inbound_id, &note, now)
-                    .await?,
+    let command = match (&decision.command, &reference) {
+        (Some(command), Some(reference)) if accepted => Some(
+            crate::cases::carry_out(
+                &mut tx,
+                &ctx.gw.directory,
+                command,
+                reference,
+                inbound_id,
+                circulation,
+                now,
             )
-        }
+            .await?,
+        ),
         _ => None,
     };
 

@@ -4,8 +4,9 @@
 //! circulate REF`, or its command mail `[CIRCULATE REF]` whose text is the
 //! covering note): each NFP but the one that sent it gets `library_circular`
 //! in its language with the Secretariat's note and the original attached,
-//! signed and encrypted to it; the library records which practice went to
-//! whom and when, in the transaction that queues the mail.
+//! signed and encrypted to it ([`prepare`], outside the store's write
+//! lock); the library records which practice went to whom and when, in the
+//! transaction that queues the mail ([`commit_in`]).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -25,27 +26,28 @@ pub struct Circulated {
     pub reference: String,
     /// Mails queued for sending.
     pub sent: usize,
-    /// Mails held: the NFP has no usable key (the Secretariat is told).
+    /// Mails held: the NFP has no usable key.
     pub held: usize,
 }
 
-/// Circulates the practice `reference` to every NFP but its sender, with
-/// the Secretariat's `note`, by `by` (`cli` or a command mail's reference),
-/// inside `tx` (the mail is queued in it, each with an audit entry, and
-/// recorded in the library). `inbound_id`: the command mail's, if any, for
-/// the audit (the mail is queued on its own: the command mail's row is
-/// written after its command is carried out).
-/// Why not, when there is no such practice or its content was deleted.
-pub async fn circulate_in(
-    tx: &mut Tx,
+/// A circulation composed, not yet recorded: composing (signing and
+/// encrypting a copy of the original for every NFP) happens before the
+/// transaction that records it, which holds the store's write lock.
+pub struct Prepared {
+    pub reference: String,
+    mails: Vec<Planned>,
+}
+
+/// Composes the circulation of the practice `reference` to every NFP but
+/// its sender, with the Secretariat's `note`; why not, when there is no
+/// such practice or its content was deleted.
+pub async fn prepare(
     ctx: &Arc<Ctx>,
     reference: &str,
     note: &str,
-    by: &str,
-    inbound_id: Option<i64>,
     now: SystemTime,
-) -> Result<Result<Circulated, Refusal>> {
-    let Some(practice) = tx.practice(reference).await? else {
+) -> Result<Result<Prepared, Refusal>> {
+    let Some(practice) = ctx.store.practice(reference).await? else {
         return Ok(Err(Refusal::NoPractice));
     };
     let Some(content_enc) = practice.content_enc.clone() else {
@@ -60,20 +62,49 @@ pub async fn circulate_in(
         .await
         .context("Composing a circulation failed")??
     };
+    Ok(Ok(Prepared {
+        reference: reference.to_string(),
+        mails,
+    }))
+}
+
+/// Records and queues a prepared circulation, by `by` (`cli` or a command
+/// mail's reference), inside `tx`, each mail with an audit entry; the
+/// copies belong to the practice's message (retention deletes them with
+/// it), those held for lack of a key (which hold no content) to none.
+/// `inbound_id`: the command mail's, for the audit. Why not, when the
+/// practice's content was deleted in the meantime.
+pub async fn commit_in(
+    tx: &mut Tx,
+    prepared: Prepared,
+    by: &str,
+    inbound_id: Option<i64>,
+    now: SystemTime,
+) -> Result<Result<Circulated, Refusal>> {
+    let Prepared { reference, mails } = prepared;
+    let reference = reference.as_str();
+    let practice = match tx.practice(reference).await? {
+        None => return Ok(Err(Refusal::NoPractice)),
+        Some(p) if p.content_enc.is_none() => return Ok(Err(Refusal::ContentDeleted)),
+        Some(p) => p,
+    };
     for m in &mails {
         tx.record_circulation(reference, &m.party, now, by, &m.sealed.message_id)
             .await?;
     }
-    intake::queue(tx, None, &mails, now).await?;
-    let held = mails.iter().filter(|m| m.sealed.message.is_err()).count();
+    let asked = mails.len();
+    let (held, to_send): (Vec<Planned>, Vec<Planned>) =
+        mails.into_iter().partition(|m| m.sealed.message.is_err());
+    intake::queue(tx, Some(practice.inbound_id), &to_send, now).await?;
+    intake::queue(tx, None, &held, now).await?;
     let done = Circulated {
         reference: reference.to_string(),
-        sent: mails.len() - held,
-        held,
+        sent: to_send.len(),
+        held: held.len(),
     };
     let detail = format!(
-        "{reference} circulated by {by} to {} NFPs ({held} held: no usable key)",
-        mails.len()
+        "{reference} circulated by {by} to {asked} NFPs ({} held: no usable key)",
+        done.held
     );
     tx.audit(&crate::store::Audit {
         at: Some(now),

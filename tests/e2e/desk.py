@@ -248,6 +248,17 @@ def the_secretariat_commands_its_desk_by_mail() -> None:
             for words in ("Conteneurs", "Kühlcontainer", "Schulung"):
                 check(words not in text, f"a command's result quotes a message ({words!r}): {text}")
 
+        # The desk officer answers the result of [PROLONGER …] as mail clients
+        # do: the reply echoes the command in its subject and is no command.
+        extended = by_ref[refs[1]][0]
+        net.send(net.mail_from("secretariat", f"Re: {extended.subject}", "Thanks, noted.\n\n> " +
+                               extended.text().splitlines()[0] + "\n"))
+        net.wait_rows("SELECT id FROM inbound", 8)
+        check(net.rows("SELECT kind FROM inbound ORDER BY id DESC LIMIT 1") != [("command",)],
+              f"a reply to a result is a command: {net.rows('SELECT kind, detail FROM inbound ORDER BY id DESC LIMIT 1')}")
+        check(net.rows("SELECT due_at FROM request_case WHERE reference = ?", assist) == [(due_after,)],
+              "a reply to a result extended the case again")
+
         history = net.rows("SELECT event, actor FROM case_event WHERE reference = ? ORDER BY id", asked)
         check(history == [("opened", "FR"), ("closed", refs[0])], f"{asked}: {history}")
         history = net.rows("SELECT event, actor FROM case_event WHERE reference = ? ORDER BY id", assist)
@@ -439,6 +450,13 @@ def a_best_practice_circulated_to_every_nfp() -> None:
         check(net.rows("SELECT recipient_party FROM outbox WHERE purpose = 'library' AND state = 'held'")
               == [("PL",)], f"{net.rows('SELECT recipient_party, state FROM outbox WHERE purpose = ?', 'library')}")
 
+        # The copies belong to the practice (retention deletes them with it);
+        # the held one holds no content and belongs to nothing.
+        [(practice_id,)] = net.rows("SELECT id FROM inbound WHERE reference = ?", refs["AT"])
+        owners = net.rows("SELECT state, inbound_id, message IS NULL FROM outbox WHERE purpose = 'library' "
+                          "GROUP BY state, inbound_id, message IS NULL ORDER BY state")
+        check(all((i == practice_id) if st != "held" else (i is None and empty) for st, i, empty in owners),
+              f"library copies: {owners}")
         fr = wait_for("FR's copy", lambda: [m for m in net.mailbox("FR") if refs["AT"] in m.subject
                                              and "Bonne pratique" in m.subject], 60, net)
         check(len(fr) == 1 and fr[0].decrypted and fr[0].signed_by_gateway, f"{[m.subject for m in fr]}")

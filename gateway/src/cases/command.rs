@@ -202,9 +202,15 @@ fn find_with(
     text: &str,
     party: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Command> {
-    let first_line = text.lines().find(|l| !l.trim().is_empty());
+    // A reply or a forward is not a command, even when it echoes one (a
+    // reply to a command's result, a quoted first line).
+    let subject = protected_subject.filter(|s| !is_reply_or_forward(s));
+    let first_line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .filter(|l| !l.trim_start().starts_with('>'));
     let mut found: Vec<Command> = Vec::new();
-    for line in protected_subject.into_iter().chain(first_line) {
+    for line in subject.into_iter().chain(first_line) {
         for tag in bracket_tags(line) {
             if let Some(c) = parse(&tag, party) {
                 if !found.contains(&c) {
@@ -221,6 +227,20 @@ fn find_with(
         ));
     }
     Some(command)
+}
+
+/// Whether a subject is a reply's or a forward's: it starts with a prefix
+/// that mail clients add (Re:, AW:, Fwd:, WG:, TR:, RV:, R:, I:, SV:, Отв:,
+/// Пересл: ..., in any case, repeated, with a count such as Re[2]:).
+pub fn is_reply_or_forward(subject: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)^\s*(re|aw|fw|fwd|wg|tr|rv|r|i|ris|rif|res|sv|vs|odp|отв|ответ|пересл)\s*(\[\d+\]|\(\d+\))?\s*:",
+        )
+        .expect("valid regex")
+    });
+    re.is_match(subject)
 }
 
 /// One bracket's content (as `bracket_tags` gives it: upper case, spaces
@@ -255,10 +275,9 @@ fn parse(tag: &str, party: &dyn Fn(&str) -> Option<String>) -> Option<Command> {
             command.not_understood = Some(why);
         }
     };
-    let reference = words.next().and_then(find_reference);
-    if reference.is_none() {
-        problem("no reference (BSM-YYYY-NNNNNN) after the verb".into());
-    }
+    // A verb is also an everyday word ("[VERTEILEN AN ALLE]", "[Close
+    // cooperation]"): only a verb followed by a reference is a command.
+    let reference = Some(words.next().and_then(find_reference)?);
     let rest: Vec<&str> = words.collect();
     match verb {
         Verb::Close | Verb::Reopen | Verb::Circulate if !rest.is_empty() => problem(format!(
@@ -383,8 +402,6 @@ mod tests {
     #[test]
     fn what_is_not_understood_says_why() {
         for (line, why) in [
-            ("[CLOSE]", "no reference"),
-            ("[CLOSE 42]", "no reference"),
             ("[CLOSE BSM-2026-000042 now]", "unexpected words"),
             ("[EXTEND BSM-2026-000042]", "no number"),
             ("[EXTEND BSM-2026-000042 7 months]", "not a unit"),
@@ -406,6 +423,12 @@ mod tests {
     #[test]
     fn ordinary_tags_and_words_are_no_command() {
         for line in [
+            "[CLOSE]",
+            "[CLOSE 42]",
+            "[BEST PRACTICE] [VERTEILEN AN ALLE KONTAKTSTELLEN]",
+            "[ПЕРЕДАТЬ В ТАМОЖНЮ] запрос",
+            "[Close cooperation] with customs",
+            "> [CLOSE BSM-2026-000042]",
             "[ASSISTANCE REQUEST] [FR] Border police training",
             "[BSM-2026-000042] Re: closing the case",
             "Please close BSM-2026-000042",
@@ -418,6 +441,22 @@ mod tests {
         assert_eq!(one("Dear colleagues,\n[CLOSE BSM-2026-000042]\n"), None);
         let c = find(Some("[CLOSE BSM-2026-000042]"), "Dear colleagues,");
         assert_eq!(c.map(|c| c.verb), Some(Verb::Close));
+        // A reply to a command's result, or a forward of a command, is none.
+        for subject in [
+            "Re: [BSM-2026-000050] Done: [CLOSE BSM-2026-000042]",
+            "AW: [CLOSE BSM-2026-000042]",
+            "RE[2]: [CLOSE BSM-2026-000042]",
+            "Fwd: [EXTEND BSM-2026-000042 7d]",
+            "Отв: [ЗАКРЫТЬ BSM-2026-000042]",
+        ] {
+            assert_eq!(find(Some(subject), "Thanks."), None, "{subject}");
+        }
+        assert!(!is_reply_or_forward(
+            "[CLOSE BSM-2026-000042] Reefer containers"
+        ));
+        assert!(!is_reply_or_forward(
+            "Reassign: [REASSIGN BSM-2026-000042 PL]"
+        ));
         // The same command in subject and text is one command.
         let c = find(
             Some("[CLOSE BSM-2026-000042]"),

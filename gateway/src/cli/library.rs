@@ -107,11 +107,20 @@ async fn act(ctx: &Arc<Ctx>, command: LibraryCommand) -> Result<ExitCode> {
             }
         }
         LibraryCommand::Circulate { reference, note } => {
+            if ctx.gw.config.role != crate::config::Role::Secretariat {
+                eprintln!("circulating is the Secretariat's: this gateway has the national role");
+                return Ok(ExitCode::FAILURE);
+            }
             let now = SystemTime::now();
+            let prepared = match crate::library::prepare(ctx, &reference, &note, now).await? {
+                Ok(p) => p,
+                Err(refused) => {
+                    eprintln!("{}", refused.explain(&reference));
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
             let mut tx = ctx.store.begin().await?;
-            match crate::library::circulate_in(&mut tx, ctx, &reference, &note, "cli", None, now)
-                .await?
-            {
+            match crate::library::commit_in(&mut tx, prepared, "cli", None, now).await? {
                 Ok(done) => {
                     tx.commit().await?;
                     ctx.outbox_ready.notify_one();

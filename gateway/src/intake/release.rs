@@ -37,6 +37,12 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
         mut decision,
         content,
     } = judgement;
+    let circulation = match decision.verdict {
+        Verdict::Accepted => {
+            crate::cases::prepare_circulation(ctx, &decision, content.as_ref(), now).await?
+        }
+        Verdict::Quarantined => None,
+    };
     let mut tx = ctx.store.begin().await?;
     decision = withdraw_replay(&mut tx, decision).await?;
     if decision.verdict != Verdict::Accepted {
@@ -79,12 +85,20 @@ pub async fn release(ctx: &Arc<Ctx>, id: i64) -> Result<Decision> {
     )
     .await?;
     crate::rollcall::on_accepted(&mut tx, &ctx.gw.config, id, &decision, &reference, now).await?;
-    let command = match (&decision.command, &content) {
-        (Some(c), Some(content)) => {
-            let note = crate::library::note_of_command_mail(content);
-            Some(crate::cases::carry_out(&mut tx, ctx, c, &reference, id, &note, now).await?)
-        }
-        _ => None,
+    let command = match &decision.command {
+        Some(c) => Some(
+            crate::cases::carry_out(
+                &mut tx,
+                &ctx.gw.directory,
+                c,
+                &reference,
+                id,
+                circulation,
+                now,
+            )
+            .await?,
+        ),
+        None => None,
     };
     let plan = {
         let (ctx, decision, reference) = (ctx.clone(), decision.clone(), reference.clone());

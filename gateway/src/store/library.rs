@@ -84,18 +84,28 @@ impl Store {
     }
 }
 
+const PRACTICE: &str = "SELECT id AS inbound_id, COALESCE(sender_party, '') AS party, received_at, topics, COALESCE(language, '') AS language, content_enc, content_form FROM inbound WHERE reference = $1 AND verdict = 'accepted' AND kind = 'best_practice'";
+
+impl Store {
+    /// The accepted best practice of `reference`, if there is one (read
+    /// without the write lock: composing its circulation takes a while).
+    pub async fn practice(&self, reference: &str) -> Result<Option<PracticeContent>> {
+        sqlx::query_as::<_, PracticeContent>(PRACTICE)
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await
+            .context("Reading a best practice")
+    }
+}
+
 impl Tx {
-    /// The accepted best practice of `reference`, if there is one.
+    /// The same, inside the transaction that records its circulation.
     pub async fn practice(&mut self, reference: &str) -> Result<Option<PracticeContent>> {
-        sqlx::query_as::<_, PracticeContent>(
-            "SELECT id AS inbound_id, COALESCE(sender_party, '') AS party, received_at, topics, COALESCE(language, '') AS language,
-                    content_enc, content_form
-             FROM inbound WHERE reference = $1 AND verdict = 'accepted' AND kind = 'best_practice'",
-        )
-        .bind(reference)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .context("Reading a best practice")
+        sqlx::query_as::<_, PracticeContent>(PRACTICE)
+            .bind(reference)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .context("Reading a best practice")
     }
 
     /// Records that `reference` went to `party` by the mail `message_id`.
