@@ -45,15 +45,24 @@ pub async fn start(
         bail!("a roll call is the Secretariat's: this gateway has the national role");
     }
     let due = now + config.rollcall.answer_within;
-    let mut tx = ctx.store.begin().await?;
+    // The reference first, in a transaction of its own: the requests name
+    // it, and composing them (signing and encrypting one for every NFP)
+    // must not hold the store's write lock. A round that another instance
+    // started first leaves its number unused (numbers are never reused).
     let year = chrono::DateTime::<chrono::Utc>::from(now).year();
-    let reference = tx.next_reference(&config.reference_prefix(), year).await?;
+    let reference = {
+        let mut tx = ctx.store.begin().await?;
+        let reference = tx.next_reference(&config.reference_prefix(), year).await?;
+        tx.commit().await?;
+        reference
+    };
     let mails = {
         let (ctx, reference) = (ctx.clone(), reference.clone());
         tokio::task::spawn_blocking(move || requests(&ctx, &reference, due, false, None, now))
             .await
             .context("Composing the roll call failed")??
     };
+    let mut tx = ctx.store.begin().await?;
     if !tx.start_round(&reference, now, due, by, follows).await? {
         return Ok(None);
     }
