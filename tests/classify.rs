@@ -298,6 +298,46 @@ fn tags_win_over_words() {
     assert_kind(&c, Kind::BestPractice);
 }
 
+/// "[REQUEST]" and its like in other languages say "a request" and not
+/// which: the words decide between assistance and information.
+#[test]
+fn a_request_tag_that_names_no_kind_leaves_it_to_the_words() {
+    let c = read(
+        "EE",
+        Some("[ЗАПРОС] Никотиновые подушечки - ввоз и акциз"),
+        "Уважаемые коллеги,\n\nпросим сообщить, облагается ли этот продукт акцизом в вашей стране и по какой ставке, \
+         и какие ограничения на ввоз действуют.\n\nС уважением\n",
+    );
+    assert_kind(&c, Kind::InformationRequest);
+    let c = read(
+        "GE",
+        Some("[REQUEST] Training for border guards"),
+        "Dear colleagues,\n\nwe kindly request the Secretariat's assistance in organising a training course \
+         for 20 border guards on document security, and would be grateful for expert support.\n",
+    );
+    assert_kind(&c, Kind::AssistanceRequest);
+}
+
+/// A reference in the subject makes a reply, unless the words ask again:
+/// a reminder of an unanswered request is a request.
+#[test]
+fn a_reminder_citing_its_reference_is_a_request() {
+    let c = read(
+        "BY",
+        Some("Напоминание: запрос BSM-2026-000288 от 19.03.2026"),
+        "В НКЦ Литовской Республики\n\nУважаемые коллеги,\n\nнапоминаем, что ответ на наш запрос BSM-2026-000288 \
+         до настоящего времени не поступил. Просим сообщить, каков порядок передачи задержанных транспортных средств.\n",
+    );
+    assert_kind(&c, Kind::InformationRequest);
+    assert_eq!(c.cited_reference.as_deref(), Some("BSM-2026-000288"));
+    let c = read(
+        "AT",
+        Some("AW: [BSM-2026-000042] Kühlcontainer"),
+        "Sehr geehrte Frau Dubois,\n\nzu Ihrer Anfrage: 2025 wurden im Hafen Wien 412 Kühlcontainer kontrolliert.\n",
+    );
+    assert_kind(&c, Kind::InformationReply);
+}
+
 /// Mail that says what it is in no words stays unclassified.
 #[test]
 fn thanks_and_logistics_stay_unclassified() {
@@ -339,8 +379,8 @@ fn the_corpus_keeps_its_numbers() {
 }
 
 /// Kind accuracy, all languages together, below which the corpus test fails.
-const TUNING_FLOOR: f64 = 0.97;
-const HELD_OUT_FLOOR: f64 = 0.93;
+const TUNING_FLOOR: f64 = 0.985;
+const HELD_OUT_FLOOR: f64 = 0.955;
 
 /// rules/states.toml is what rules/make_states.py makes from the pinned
 /// CLDR (Babel), not typed by hand.

@@ -169,6 +169,18 @@ pub struct Classification {
     pub why: String,
 }
 
+/// Tags that say "request" and nothing of its kind, in the six languages
+/// (the rules list them among the assistance request's tags): the words
+/// decide between an assistance request and an information request.
+const GENERIC_REQUEST_TAGS: [&str; 6] = [
+    "REQUEST",
+    "DEMANDE",
+    "ERSUCHEN",
+    "RICHIESTA",
+    "ЗАПРОС",
+    "SOLICITUD",
+];
+
 /// Classifies an authenticated message.
 pub fn classify(
     input: &Input<'_>,
@@ -193,10 +205,16 @@ pub fn classify(
     } else {
         "the first line of the signed text"
     };
-    let tagged_kind = tags
-        .iter()
-        .find_map(|t| rules.kind_of_tag(t))
-        .filter(|k| *k != Kind::Circular || input.sender_kind == PartyKind::Secretariat);
+    let kind_tag = tags.iter().find_map(|t| {
+        rules
+            .kind_of_tag(t)
+            .filter(|k| *k != Kind::Circular || input.sender_kind == PartyKind::Secretariat)
+            .map(|k| (k, t.as_str()))
+    });
+    let tagged_kind = kind_tag.map(|(k, _)| k);
+    // "[REQUEST]", "[ЗАПРОС]": a request, but which kind the tag does not
+    // say: writers use them for information requests as often.
+    let generic_tag = kind_tag.is_some_and(|(_, t)| GENERIC_REQUEST_TAGS.contains(&t));
     let tag_reference = find_reference(tag_line);
 
     let language = detect_language(&new_text(&reading), &tags).unwrap_or(input.sender_language);
@@ -240,10 +258,29 @@ pub fn classify(
             ),
         )
     } else if tag_reference.is_some() {
-        (
-            Kind::InformationReply,
-            format!("{tag_source} cites a reference number"),
-        )
+        // A reference in the subject is a reply's, unless the words ask
+        // again: a reminder of an unanswered request, follow-up questions.
+        match decide(&weighed, rules, &reading, language, true) {
+            (Kind::InformationRequest, why) => (
+                Kind::InformationRequest,
+                format!("{tag_source} cites a reference number, and the words ask (a reminder or a follow-up request): {why}"),
+            ),
+            _ => (
+                Kind::InformationReply,
+                format!("{tag_source} cites a reference number"),
+            ),
+        }
+    } else if let (Some(_), true) = (tagged_kind, generic_tag) {
+        match decide(&weighed, rules, &reading, language, receipt_line.is_none()) {
+            (Kind::InformationRequest, why) => (
+                Kind::InformationRequest,
+                format!("a request tag in {tag_source} that names no kind, and the words ask for information: {why}"),
+            ),
+            _ => (
+                Kind::AssistanceRequest,
+                format!("a request tag in {tag_source} that names no kind, and the words do not ask for information"),
+            ),
+        }
     } else if let Some(k) = tagged_kind {
         (k, format!("an explicit tag in {tag_source}"))
     } else if input.has_vcard {
