@@ -56,7 +56,16 @@ pub async fn on_accepted(
     if kind == Kind::Command {
         return Ok(());
     }
-    if let Some(period) = config.cases.period(kind) {
+    // A reminder: the asker's request again, citing its own case that is
+    // still open. It joins that case's history (below), and opens none.
+    let reminder = match decision.reference.as_deref() {
+        Some(cited) => tx
+            .case(cited)
+            .await?
+            .is_some_and(|c| c.asker == sender.party && c.state == "open"),
+        None => false,
+    };
+    if let Some(period) = config.cases.period(kind).filter(|_| !reminder) {
         let debtor = debtor(dir, kind, decision.target.as_deref());
         let topics = serde_json::to_string(&decision.topics).context("Serialising topics")?;
         let opened = tx

@@ -34,6 +34,9 @@ GERMAN = "Auskunftsersuchen"
 ASK_ALL = ("Gentili colleghi,\n\nil Servizio di polizia di frontiera italiano vorrebbe conoscere l'esperienza "
            "degli Stati partecipanti con le pattuglie miste sui treni internazionali: quali accordi, quanti "
            "agenti, quali risultati.\n\nCordiali saluti\nMarco Rossi\nMinistero dell'Interno\n")
+REMINDER_FR = ("À l'attention du PCN d'Autriche\n\nChers collègues,\n\nnous n'avons pas encore reçu de réponse à "
+               "notre demande du mois dernier. Pourriez-vous nous indiquer, dès que possible, combien de conteneurs "
+               "frigorifiques ont été inspectés au port de Vienne en 2025 ?\n\nCordialement,\nMarie Dubois\n")
 THANKS = ("Cher collègue,\n\nmerci beaucoup pour ces chiffres, ils nous seront très utiles.\n\n"
           "Cordialement,\nMarie Dubois\n")
 
@@ -172,13 +175,21 @@ def the_debtor_is_reminded_before_and_after_the_due_date() -> None:
         check(len(notes) == 1 and notes[0].decrypted and "Overdue" in notes[0].subject,
               f"secretariat: {[m.subject for m in net.mailbox('secretariat')]}")
 
+        # FR reminds AT itself: a request citing FR's own open case joins its
+        # history and opens no second case.
+        net.send(net.mail_from("FR", f"Rappel : {asked} Conteneurs frigorifiques", REMINDER_FR))
+        net.wait_rows("SELECT id FROM case_event WHERE event = 'message'", 1)
+        check(net.rows("SELECT kind FROM inbound WHERE sender_party = 'FR' ORDER BY id DESC LIMIT 1")
+              == [("information_request",)], f"{net.rows('SELECT kind, detail FROM inbound ORDER BY id DESC LIMIT 1')}")
+        check(net.rows("SELECT COUNT(*) FROM request_case") == [(1,)],
+              f"a reminder opened a case: {net.rows('SELECT reference, kind, asker FROM request_case')}")
         net.send(net.mail_from("AT", f"AW: {asked} Conteneurs frigorifiques", ANSWER))
         net.wait_rows("SELECT reference FROM request_case WHERE state = 'answered'", 1)
         said = remind(30)
         check("cases reminded: 0" in said, f"a reminder after the answer: {said}")
         history = [e for (e,) in net.rows(
             "SELECT event FROM case_event WHERE reference = ? ORDER BY id", asked)]
-        check(history == ["opened", "reminded", "overdue", "answered"], f"history: {history}")
+        check(history == ["opened", "reminded", "overdue", "message", "answered"], f"history: {history}")
         sent = net.rows("SELECT recipient_party, template FROM outbox WHERE purpose = 'reminder' ORDER BY id")
         check(sent == [("AT", "case_reminder"), ("AT", "case_reminder"), ("secretariat", "case_overdue_note")],
               f"reminders queued: {sent}")
