@@ -379,7 +379,7 @@ fn the_corpus_keeps_its_numbers() {
 }
 
 /// Kind accuracy, all languages together, below which the corpus test fails.
-const TUNING_FLOOR: f64 = 0.985;
+const TUNING_FLOOR: f64 = 0.99;
 const HELD_OUT_FLOOR: f64 = 0.955;
 
 /// rules/states.toml is what rules/make_states.py makes from the pinned
