@@ -518,7 +518,7 @@ def the_weekly_report() -> None:
     of its own for the week it began in: the text in English and the page
     attached. Debian's chromium renders the page with nothing blocked and
     no script; its figures are the store's; a screenshot is taken."""
-    net = Net("report")
+    net = Net("report", extra_config="\n[report]\nenabled = true\nevery = \"7d\"\n")
     try:
         net.start_gateway()
         net.send(net.mail_from("FR", "[DEMANDE D'INFORMATION] [AT] Conteneurs frigorifiques", ASK_AT))
