@@ -252,9 +252,13 @@ class Net:
             self.stores[role] = Store(config.parent, f"{self.dir.name}-{role}", self.engine, self.postgres_server)
         config.write_text(self.stores[role].configure(
             config.read_text().replace("role = ", "key-expiry-watch = false\nrole = ", 1)))
+        # The weekly report would go out by itself in any scenario that runs
+        # across a Monday 00:00 UTC; the scenario about it turns it on. (Before
+        # [imap]: scenarios append [daemon] keys to the end of the file.)
+        report = "" if "[report]" in extra_config else "[report]\nenabled = false\n\n"
         with open(config, "a") as f:
             f.write(f"""
-[imap]
+{report}[imap]
 host = "127.0.0.1"
 port = {s['imaps_port']}
 security = "tls"
@@ -276,10 +280,6 @@ retry = [{", ".join(f'"{r}"' for r in retry)}]
 [daemon]
 shutdown-timeout = "10s"
 {extra_config}""")
-            # The weekly report would go out by itself in any scenario that
-            # runs across a Monday 00:00 UTC; the scenario about it turns it on.
-            if "[report]" not in extra_config:
-                f.write("\n[report]\nenabled = false\n")
         # The store is created (SQLite) and migrated explicitly, as an operator would.
         out = subprocess.run([str(BIN), "--config", str(config), "migrate"], capture_output=True, text=True)
         check(out.returncode == 0, f"nfp-gateway migrate: {out.stdout}{out.stderr}")
