@@ -444,14 +444,7 @@ fn reminder_mails(
         Ok(left) => left.as_secs() / 86_400,
         Err(past) => past.duration().as_secs() / 86_400,
     } as i64;
-    let view = |id: &str| match dir.get(id) {
-        Some(p) => PartyView::from(p),
-        None => PartyView {
-            id: id.to_string(),
-            name: id.to_string(),
-            email: String::new(),
-        },
-    };
+    let view = |id: &str| PartyView::of(dir, id);
     let data = |recipient: PartyView| CaseReminderData {
         gateway: ctx.gw.config.address.clone(),
         recipient,

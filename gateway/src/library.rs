@@ -127,14 +127,7 @@ fn circular_mails(
     now: SystemTime,
 ) -> Result<Vec<Planned>> {
     let dir = &ctx.gw.directory;
-    let from = match dir.get(&practice.party) {
-        Some(p) => PartyView::from(p),
-        None => PartyView {
-            id: practice.party.clone(),
-            name: practice.party.clone(),
-            email: String::new(),
-        },
-    };
+    let from = PartyView::of(dir, &practice.party);
     let is_mime = practice.content_form != "inline";
     let name = format!(
         "best-practice-{reference}.{}",

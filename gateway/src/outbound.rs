@@ -22,6 +22,21 @@ pub struct PartyView {
     pub email: String,
 }
 
+impl PartyView {
+    /// The party `id` as the directory has it, or only its id when it is
+    /// no longer there.
+    pub fn of(dir: &crate::directory::Directory, id: &str) -> PartyView {
+        match dir.get(id) {
+            Some(p) => PartyView::from(p),
+            None => PartyView {
+                id: id.to_string(),
+                name: id.to_string(),
+                email: String::new(),
+            },
+        }
+    }
+}
+
 impl From<&Party> for PartyView {
     fn from(p: &Party) -> Self {
         PartyView {

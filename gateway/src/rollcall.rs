@@ -321,14 +321,7 @@ fn report_mail(
 ) -> Result<Planned> {
     let dir = &ctx.gw.directory;
     let secretariat = dir.secretariat();
-    let view = |id: &str| match dir.get(id) {
-        Some(p) => PartyView::from(p),
-        None => PartyView {
-            id: id.to_string(),
-            name: id.to_string(),
-            email: String::new(),
-        },
-    };
+    let view = |id: &str| PartyView::of(dir, id);
     let of = |standing: &str| -> Vec<PartyView> {
         members
             .iter()
