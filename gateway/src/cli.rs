@@ -111,6 +111,17 @@ pub enum Command {
     /// keys) for a period, as text, a self-contained HTML page or JSON; or
     /// `--send-as-of T`: send the period's report as the daemon does.
     Report(report::ReportArgs),
+    /// Man pages (section 1, one per command) and bash, zsh and fish
+    /// completions, generated from these definitions: for packagers.
+    #[command(hide = true)]
+    Generate {
+        /// Where the man pages are written.
+        #[arg(long)]
+        man: PathBuf,
+        /// Where the completions are written.
+        #[arg(long)]
+        completions: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +224,25 @@ pub enum OutboxCommand {
     Retry { id: i64 },
 }
 
+/// Writes the man pages and completions of `Generate`.
+fn generate(man: &std::path::Path, completions: &std::path::Path) -> Result<()> {
+    use clap::CommandFactory;
+    for dir in [man, completions] {
+        std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
+    }
+    let mut cmd = Cli::command();
+    clap_mangen::generate_to(cmd.clone(), man).context("Writing the man pages")?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut cmd, "nfp-gateway", completions)
+            .with_context(|| format!("Writing the {shell} completions"))?;
+    }
+    Ok(())
+}
+
 fn parse_time(s: &str) -> Result<SystemTime, String> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc).into())
@@ -249,6 +279,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Generate { man, completions } => {
+            generate(&man, &completions)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Run { create } => {
             runtime()?.block_on(crate::daemon::run(&cli.config, create))?;
