@@ -275,6 +275,53 @@ fn targets_from_an_address_over_two_lines() {
     assert_eq!(c.target, None, "{}", c.why);
 }
 
+/// An addressee line that joins two States gives no target, even when the
+/// rules know only one of the names ("Кыргызской Республики" is no CLDR
+/// name); a conjunction before the name, inside it, or in the subject's
+/// matter is no second addressee. "НКЦ" is the focal point in Russian too.
+#[test]
+fn an_addressee_line_that_joins_two_states_gives_no_target() {
+    for (from, subject, text) in [
+        ("RU", None, "Уважаемые коллеги из НКЦ Республики Казахстан и Кыргызской Республики!\n\nПросим сообщить, собираются ли на ваших пунктах пропуска отпечатки пальцев.\n"),
+        ("DK", None, "Attn: NFP of Norway and of the Swedish Police Authority\n\nDear colleagues,\n\nCould you tell us how long your border police keep the API data of air passengers, and who may consult it?\n"),
+        ("IT", None, "Alla c.a. del PCN della Slovenia e della Polizia croata\n\nGentili colleghi,\n\nvi chiediamo di indicarci quanti respingimenti avete registrato nel 2025.\n"),
+    ] {
+        let c = read(from, subject, text);
+        assert_kind(&c, Kind::InformationRequest);
+        assert_eq!(c.target, None, "{}", c.why);
+    }
+    for (from, subject, text, state) in [
+        ("TR", None, "Sehr geehrte Kolleginnen und Kollegen der Nationalen Kontaktstelle Deutschland,\n\nwir bitten um Auskunft, wie lange die Ausstellung von Passersatzpapieren dauert.\n", "DE"),
+        ("HR", None, "Attn: NFP of Bosnia and Herzegovina\n\nDear colleagues,\n\nWe would be grateful for information on the opening hours of your crossing points with Croatia in the winter season.\n", "BA"),
+        ("ES", Some("Pregunta para el PNC de Andorra – tabaco y controles de efectivo"), "Hola Jordi:\n\n¿Nos podrías indicar cuántos controles de efectivo hicisteis en 2025?\n", "AD"),
+        ("KG", None, "Кому: НКЦ Республики Армения\n\nУважаемые коллеги,\n\nпросим сообщить, сколько грузовиков проходит через пункт пропуска в сутки.\n", "AM"),
+    ] {
+        let c = read(from, subject, text);
+        assert_kind(&c, Kind::InformationRequest);
+        assert_eq!(c.target.as_deref(), Some(state), "{}", c.why);
+    }
+}
+
+/// "RE: [ЗАПРОС] …", "Odg: [RICHIESTA] …": the tag is the request's that
+/// the message answers; when the words answer, it is a reply.
+#[test]
+fn a_request_tag_behind_a_reply_prefix_is_the_request_answered() {
+    for (from, subject, text) in [
+        ("KZ", "RE: [ЗАПРОС] Режим работы пункта пропуска «Кордай»", "Уважаемые коллеги!\n\nПо вашему запросу сообщаем, что пункт пропуска работает круглосуточно, грузовые полосы - с 8 до 20 часов.\n\nС уважением,\n"),
+        ("ME", "Odg: [RICHIESTA] Precursori nel porto di Bar", "Gentili colleghi,\n\nin risposta alla vostra nota vi comunichiamo che nel 2025 la dogana ha fermato due spedizioni di precursori.\n"),
+        ("IE", "Re: [REQUEST] Night-time staffing at land crossings", "Dear colleagues,\n\nIn reply to your request: our land crossings are staffed around the clock by two officers.\n"),
+    ] {
+        assert_kind(&read(from, Some(subject), text), Kind::InformationReply);
+    }
+    // Not a reply's subject: the tag still says "a request".
+    let c = read(
+        "KZ",
+        Some("[ЗАПРОС] Режим работы пункта пропуска «Кордай»"),
+        "Уважаемые коллеги!\n\nПросим сообщить режим работы пункта пропуска «Кордай».\n",
+    );
+    assert_kind(&c, Kind::InformationRequest);
+}
+
 /// A contact update's unit names are its address, not its matter.
 #[test]
 fn a_contact_update_takes_no_topics_from_its_words() {
@@ -376,11 +423,22 @@ fn the_corpus_keeps_its_numbers() {
             "{split}: a wrong target sends one State's mail to another"
         );
     }
+    // The goal of issue 14: at least 95 % in every language, held out.
+    for language in nfp_gateway::classify::Language::ALL {
+        let right = h.accuracy(language);
+        assert!(
+            right >= HELD_OUT_LANGUAGE_FLOOR,
+            "held-out, {}: kind accuracy {right:.3} < {HELD_OUT_LANGUAGE_FLOOR}",
+            language.code()
+        );
+    }
 }
 
 /// Kind accuracy, all languages together, below which the corpus test fails.
-const TUNING_FLOOR: f64 = 0.99;
-const HELD_OUT_FLOOR: f64 = 0.955;
+const TUNING_FLOOR: f64 = 0.995;
+const HELD_OUT_FLOOR: f64 = 0.965;
+/// Kind accuracy of each language on the held-out split.
+const HELD_OUT_LANGUAGE_FLOOR: f64 = 0.95;
 
 /// rules/states.toml is what rules/make_states.py makes from the pinned
 /// CLDR (Babel), not typed by hand.

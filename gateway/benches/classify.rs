@@ -11,7 +11,8 @@
 //! ```
 //! NFP_CLASSIFY_RULES reads other rules than the shipped ones (tuning them
 //! needs no build); NFP_CLASSIFY_MISSES=fr lists one language's misses;
-//! NFP_CLASSIFY_BATCH=5 reports one batch (files 401-499), to measure a new
+//! NFP_CLASSIFY_BATCH=5 reports one batch (files 401-499; or a range of
+//! files, NFP_CLASSIFY_BATCH=901-1044), to measure a new
 //! batch before anything is trained or tuned on it;
 //! NFP_CLASSIFY_CV="10,30,100:2,3" cross-validates the model alone on the
 //! tuning split for each C and each minimum of messages per feature, by
@@ -28,8 +29,18 @@ use nfp_gateway::classify::rules::Rules;
 fn main() {
     let mut messages = corpus::load();
     if let Ok(batch) = std::env::var("NFP_CLASSIFY_BATCH") {
-        let batch: usize = batch.parse().expect("NFP_CLASSIFY_BATCH is a number");
-        messages.retain(|m| m.id[3..].parse::<usize>().unwrap() / 100 + 1 == batch);
+        // A batch's number (5: files 401-499), or its files' range (901-1044).
+        let (first, last) = match batch.split_once('-') {
+            Some((a, b)) => (a.parse().ok(), b.parse().ok()),
+            None => {
+                let n: Option<usize> = batch.parse().ok();
+                (n.map(|n| (n - 1) * 100), n.map(|n| n * 100 - 1))
+            }
+        };
+        let (Some(first), Some(last)) = (first, last) else {
+            panic!("NFP_CLASSIFY_BATCH is a batch number or FIRST-LAST")
+        };
+        messages.retain(|m| (first..=last).contains(&m.id[3..].parse::<usize>().unwrap()));
     }
     let rules = match std::env::var_os("NFP_CLASSIFY_RULES") {
         Some(path) => Rules::load(std::path::Path::new(&path)).unwrap_or_else(|e| {

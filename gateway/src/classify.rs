@@ -181,6 +181,20 @@ const GENERIC_REQUEST_TAGS: [&str; 6] = [
     "SOLICITUD",
 ];
 
+/// Whether a subject is a reply's or a forward's: it starts with a prefix
+/// that mail clients add (Re:, AW:, Fwd:, WG:, TR:, RV:, R:, I:, SV:, Odg:, Antw:, YNT:, Отв:,
+/// Пересл: ..., in any case, repeated, with a count such as Re[2]:).
+pub fn is_reply_or_forward(subject: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)^\s*(re|aw|fw|fwd|wg|tr|rv|r|i|ris|rif|res|sv|vs|odp|odg|antw|ynt|отв|ответ|пересл)\s*(\[\d+\]|\(\d+\))?\s*:",
+        )
+        .expect("valid regex")
+    });
+    re.is_match(subject)
+}
+
 /// Classifies an authenticated message.
 pub fn classify(
     input: &Input<'_>,
@@ -271,10 +285,16 @@ pub fn classify(
             ),
         }
     } else if let (Some(_), true) = (tagged_kind, generic_tag) {
+        // "RE: [ЗАПРОС] …": the tag is the request's that this answers.
+        let reply = input.protected_subject.is_some_and(is_reply_or_forward);
         match decide(&weighed, rules, &reading, language, receipt_line.is_none()) {
             (Kind::InformationRequest, why) => (
                 Kind::InformationRequest,
                 format!("a request tag in {tag_source} that names no kind, and the words ask for information: {why}"),
+            ),
+            (Kind::InformationReply, why) if reply => (
+                Kind::InformationReply,
+                format!("a request tag in a reply's subject is the request's it answers, and the words answer: {why}"),
             ),
             _ => (
                 Kind::AssistanceRequest,

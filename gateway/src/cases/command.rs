@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::rules::fold_word;
-use crate::classify::{bracket_tags, find_reference};
+use crate::classify::{bracket_tags, find_reference, is_reply_or_forward};
 use crate::directory::Directory;
 
 /// What a command does.
@@ -227,20 +227,6 @@ fn find_with(
         ));
     }
     Some(command)
-}
-
-/// Whether a subject is a reply's or a forward's: it starts with a prefix
-/// that mail clients add (Re:, AW:, Fwd:, WG:, TR:, RV:, R:, I:, SV:, Отв:,
-/// Пересл: ..., in any case, repeated, with a count such as Re[2]:).
-pub fn is_reply_or_forward(subject: &str) -> bool {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| {
-        regex::Regex::new(
-            r"(?i)^\s*(re|aw|fw|fwd|wg|tr|rv|r|i|ris|rif|res|sv|vs|odp|отв|ответ|пересл)\s*(\[\d+\]|\(\d+\))?\s*:",
-        )
-        .expect("valid regex")
-    });
-    re.is_match(subject)
 }
 
 /// One bracket's content (as `bracket_tags` gives it: upper case, spaces

@@ -76,6 +76,8 @@ struct RawTarget {
     max_words: usize,
     addressee: PerLanguage,
     focal_point: PerLanguage,
+    #[serde(default)]
+    conjunction: PerLanguage,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +106,8 @@ pub enum Use {
     Receipt,
     Addressee,
     FocalPoint,
+    /// "and", "или": an addressee line that joins two addressees.
+    Conjunction,
     /// A State's name (index into [`Rules::states`]).
     State(usize),
 }
@@ -477,6 +481,7 @@ impl Rules {
         b.add(&raw.cues.receipt, Use::Receipt)?;
         b.add(&raw.target.addressee, Use::Addressee)?;
         b.add(&raw.target.focal_point, Use::FocalPoint)?;
+        b.add(&raw.target.conjunction, Use::Conjunction)?;
         let mut codes = Vec::new();
         for (code, names) in &states {
             // A State's name is matched whole: "Bosnia & Herzegovina" as

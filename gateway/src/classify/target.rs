@@ -9,8 +9,11 @@
 //! named on all addressee lines together: two States, or a State named only
 //! in a sentence ("as France did last year"), give no target. An addressee
 //! line that names no State may go on on the next short line, which does
-//! ("An die Nationale Kontaktstelle" / "der Republik Polen"). A wrong target
-//! sends one State's mail to another, so this errs on the side of none.
+//! ("An die Nationale Kontaktstelle" / "der Republik Polen"). An addressee
+//! line that joins addressees ("of Kazakhstan and of the Kyrgyz Republic")
+//! gives no target, even when only one of them is a name the rules know. A
+//! wrong target sends one State's mail to another, so this errs on the side
+//! of none.
 
 use super::evidence::Hit;
 use super::rules::{Rules, Use};
@@ -26,6 +29,9 @@ pub struct Target {
 
 /// How far into its line an addressee cue may start (after "À l'", "Для").
 const CUE_WITHIN: usize = 3;
+
+/// How far after a conjunction a second addressee's name may start.
+const JOINED_WITHIN: usize = 3;
 
 /// The longest line that continues an addressee line, in words.
 const CONTINUATION_WORDS: usize = 10;
@@ -46,6 +52,7 @@ pub fn find(
             continue;
         }
         let mut named = on.states.clone();
+        let mut joined = on.joined;
         let mut number = line.number;
         // "Для НКП" / "Республики Казахстан": an addressee line that names
         // no State may be continued on the next line, which names it.
@@ -56,9 +63,13 @@ pub fn find(
             if let Some(next) = Line::of(reading, hits, rules, index + 1) {
                 if !next.addressed && next.words <= CONTINUATION_WORDS {
                     named = next.states;
+                    joined |= next.joined;
                     number = reading.lines[index + 1].number;
                 }
             }
+        }
+        if joined && !named.is_empty() {
+            return None;
         }
         for state in named {
             if state.eq_ignore_ascii_case(sender) {
@@ -88,6 +99,8 @@ struct Line {
     addressed: bool,
     /// The States it names: capitalised names, codes in parentheses.
     states: Vec<String>,
+    /// A conjunction outside the States' names: more than one addressee.
+    joined: bool,
     words: usize,
 }
 
@@ -121,7 +134,27 @@ impl Line {
             .collect();
         let addressed = is(|u| *u == Use::Addressee).any(|h| h.start < first + CUE_WITHIN)
             && (is(|u| *u == Use::FocalPoint).next().is_some() || !codes.is_empty());
-        let named = is(|u| matches!(u, Use::State(_)))
+        let names: Vec<&Hit> = is(|u| matches!(u, Use::State(_))).copied().collect();
+        // "Казахстан и Кыргызской Республики", "Poland and of the Czech
+        // Republic": a conjunction after a State's name, then a name again
+        // within a few words. Not "Bosnia and Herzegovina" (one State),
+        // "Kolleginnen und Kollegen der NKS Deutschland" (before the name),
+        // "Andorra – tabaco y controles" (no name follows).
+        let capitalised = |i: usize| {
+            words.contains(&i)
+                && reading.words[i]
+                    .raw
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_uppercase)
+        };
+        let joined = is(|u| *u == Use::Conjunction).any(|c| {
+            !names.iter().any(|n| (n.start..=n.end).contains(&c.start))
+                && names.iter().any(|n| n.end < c.start)
+                && (c.end + 1..=c.end + JOINED_WITHIN).any(capitalised)
+        });
+        let named = names
+            .into_iter()
             .filter(|h| {
                 // Names are capitalised: "груз" (cargo) is not Грузия.
                 reading.words[h.start..=h.end].iter().all(|w| {
@@ -136,6 +169,7 @@ impl Line {
         Some(Line {
             addressed,
             states: named.chain(codes).collect(),
+            joined,
             words: count,
         })
     }
