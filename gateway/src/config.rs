@@ -173,42 +173,111 @@ pub struct Credentials {
 
 /// The mailbox the gateway watches.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(from = "RawImap")]
 pub struct Imap {
     pub host: String,
     pub port: u16,
     pub security: Security,
-    #[serde(flatten)]
     pub credentials: Credentials,
-    #[serde(default = "default_inbox")]
     pub folder: String,
-    #[serde(default = "default_processed")]
     pub processed_folder: String,
-    #[serde(default = "default_quarantine")]
     pub quarantine_folder: String,
     /// Without IDLE: how often to look for new mail.
-    #[serde(with = "humantime_serde", default = "default_poll")]
     pub poll_interval: Duration,
     /// With IDLE: re-issue it this often (RFC 2177: servers may drop it after 30 minutes).
-    #[serde(with = "humantime_serde", default = "default_idle")]
     pub idle_timeout: Duration,
     /// A PEM CA certificate to trust besides the usual roots.
     pub ca_file: Option<PathBuf>,
 }
 
+/// [imap] as written: the credentials' keys beside the others (not a
+/// flattened struct, so that an unknown key's error lists every key).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawImap {
+    host: String,
+    port: u16,
+    security: Security,
+    username: String,
+    password_file: Option<PathBuf>,
+    password_command: Option<Vec<String>>,
+    #[serde(default = "default_inbox")]
+    folder: String,
+    #[serde(default = "default_processed")]
+    processed_folder: String,
+    #[serde(default = "default_quarantine")]
+    quarantine_folder: String,
+    #[serde(with = "humantime_serde", default = "default_poll")]
+    poll_interval: Duration,
+    #[serde(with = "humantime_serde", default = "default_idle")]
+    idle_timeout: Duration,
+    ca_file: Option<PathBuf>,
+}
+
+impl From<RawImap> for Imap {
+    fn from(r: RawImap) -> Imap {
+        Imap {
+            host: r.host,
+            port: r.port,
+            security: r.security,
+            credentials: Credentials {
+                username: r.username,
+                password_file: r.password_file,
+                password_command: r.password_command,
+            },
+            folder: r.folder,
+            processed_folder: r.processed_folder,
+            quarantine_folder: r.quarantine_folder,
+            poll_interval: r.poll_interval,
+            idle_timeout: r.idle_timeout,
+            ca_file: r.ca_file,
+        }
+    }
+}
+
 /// The submission server the gateway sends through.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(from = "RawSmtp")]
 pub struct Smtp {
     pub host: String,
     pub port: u16,
     pub security: Security,
-    #[serde(flatten)]
     pub credentials: Credentials,
     pub ca_file: Option<PathBuf>,
     /// Waits between attempts; after the last, the mail fails and the Secretariat is alerted.
-    #[serde(default = "default_retry")]
     pub retry: Vec<HumanDuration>,
+}
+
+/// [smtp] as written (as [`RawImap`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSmtp {
+    host: String,
+    port: u16,
+    security: Security,
+    username: String,
+    password_file: Option<PathBuf>,
+    password_command: Option<Vec<String>>,
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_retry")]
+    retry: Vec<HumanDuration>,
+}
+
+impl From<RawSmtp> for Smtp {
+    fn from(r: RawSmtp) -> Smtp {
+        Smtp {
+            host: r.host,
+            port: r.port,
+            security: r.security,
+            credentials: Credentials {
+                username: r.username,
+                password_file: r.password_file,
+                password_command: r.password_command,
+            },
+            ca_file: r.ca_file,
+            retry: r.retry,
+        }
+    }
 }
 
 /// A duration written like "5m".
@@ -456,7 +525,10 @@ impl Retention {
                 k if crate::classify::Kind::from_code(k).is_some() => {
                     r.kinds.insert(k.to_string(), d);
                 }
-                k => bail!("[retention] {k}: not `content`, `quarantined` or a kind (assistance_request, best_practice, contact_update, information_request, information_reply, circular, unclassified)"),
+                k => bail!(
+                    "[retention] {k}: not `content`, `quarantined` or a kind ({})",
+                    crate::classify::Kind::ALL.map(|k| k.code()).join(", ")
+                ),
             }
         }
         Ok(r)
