@@ -9,7 +9,10 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut entries = Vec::new();
-    if let Ok(langs) = std::fs::read_dir(&root) {
+    // A binary without its templates could write no mail: no build.
+    let langs = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("the templates folder {}: {e}", root.display()));
+    {
         for lang in langs.flatten().filter(|e| e.path().is_dir()) {
             println!("cargo:rerun-if-changed={}", lang.path().display());
             for file in std::fs::read_dir(lang.path())
@@ -29,6 +32,11 @@ fn main() {
             }
         }
     }
+    assert!(
+        entries.iter().any(|(lang, ..)| lang == "en"),
+        "no English template under {}",
+        root.display()
+    );
     entries.sort();
     let mut out = String::from("/// (language, name, text) of every shipped template.\npub static EMBEDDED: &[(&str, &str, &str)] = &[\n");
     for (lang, name, path) in entries {

@@ -85,6 +85,7 @@ scenarios!(
     crash_after_smtp,
     crash_during_smtp,
     smtp_down_then_back,
+    new_mail_ends_the_senders_pause,
     a_refused_recipient_fails_and_the_secretariat_is_alerted,
     imap_cut_mid_fetch,
     imap_cut_mid_idle,

@@ -347,6 +347,10 @@ impl Backoff {
     /// it, so it is tried again at least this often (mail flows again at
     /// most this long after space is freed or the server is back).
     const STORE_CAP: Duration = Duration::from_secs(30);
+    /// For an unreachable submission server: mail that another process
+    /// queued (which no notification announces) waits at most this long
+    /// after the server is back.
+    const SENDER_CAP: Duration = Duration::from_secs(60);
 
     fn new() -> Backoff {
         Backoff {
@@ -634,10 +638,12 @@ async fn drain_outbox(
                 backoff.reset();
                 None
             }
-            // The server is unreachable: a good reason to wait.
+            // The server is unreachable: a good reason to wait, though not
+            // long (mail queued by another process, `circular send`, is
+            // seen only when the pause ends).
             Ok(false) => {
                 state.outbox_failing_since.store(0, Ordering::Relaxed);
-                Some(backoff.step())
+                Some(backoff.step_to(Backoff::SENDER_CAP))
             }
             Err(e) => {
                 report(&ctx.store, &e, "the outbox sender failed");
@@ -656,7 +662,10 @@ async fn drain_outbox(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = ctx.outbox_ready.notified(), if pause.is_none() => {}
+            // New mail is tried at once, during a pause too: the server may
+            // be back. If it is not, the pause goes on, doubled (the
+            // backoff is reset only by a round that reached the server).
+            _ = ctx.outbox_ready.notified() => {}
             _ = cancel.cancelled() => return,
         }
     }

@@ -339,7 +339,7 @@ shutdown-timeout = "10s"
         p = self.w.p[pid]
         return [self.open(raw) for _, raw in self.stack.fetch(p.email, self.passwords[p.email], folder)]
 
-    def wait_mail(self, pid: str, count: int, timeout: float = 30) -> list[Received]:
+    def wait_mail(self, pid: str, count: int, timeout: float = 120) -> list[Received]:
         p = self.w.p[pid]
         self.stack.wait_for(p.email, self.passwords[p.email], count, timeout=timeout)
         return self.mailbox(pid)
@@ -383,7 +383,7 @@ shutdown-timeout = "10s"
     def wait_rows(self, sql: str, count: int, timeout: float = 30, *args) -> list[tuple]:
         return wait_rows(self.rows, sql, count, timeout, *args)
 
-    def wait_outbox_sent(self, count: int, timeout: float = 30) -> None:
+    def wait_outbox_sent(self, count: int, timeout: float = 120) -> None:
         rows = self.wait_rows("SELECT id FROM outbox WHERE state = 'sent'", count, timeout)
         check(len(rows) >= count, f"{len(rows)} of {count} outgoing mails sent in {timeout}s; log:\n{self.tail()}")
 

@@ -501,7 +501,7 @@ def _crash(stage: str):
                 # The server took the mail: let it arrive before the restart sends it again.
                 rcpt, mid = net.rows("SELECT recipient_email, message_id FROM outbox WHERE id = ?", sending[0])[0]
                 pid = persona_of(net, rcpt)
-                first = net.wait_mail(pid, 1, timeout=15)
+                first = net.wait_mail(pid, 1)
                 check([message_id(m.raw) for m in first] == [mid.strip("<>")], "the accepted mail did not arrive")
             if stage == "before_smtp":
                 check(not postfix_queue(net), "Postfix got mail before the SMTP stage")
@@ -663,6 +663,43 @@ def smtp_down_then_back() -> None:
         net.close()
 
 
+def new_mail_ends_the_senders_pause() -> None:
+    """After six refused connections the sender pauses for 16-32 s (its
+    backoff doubles from 1 s, each pause between half and all of it). Submission is
+    back, and a new message arrives: its mail goes out at once, not when the
+    pause would have ended (issue 17: a slow start of the submission server
+    used to delay everything queued afterwards by the pause, up to 300 s).
+
+    The order of events, not a duration, is the evidence: the first
+    connection that reached the server came before the earliest time the
+    pause could have ended."""
+    net = Net("sender-wake", retry=tuple(["10m"] * 3))
+    proxy = Proxy(net.stack.submission_port)
+    try:
+        set_port(net, "smtp", proxy.port)
+        proxy.mode = "refuse"
+        first = net.mail_from("AT", "[HILFEERSUCHEN] Schulung der Grenzpolizei", BODY_AT)
+        deliver(net, first)
+        net.start_gateway()
+        refused = proxy.wait_event("refused", 6, timeout=120)
+        proxy.mode = "pass"
+        deliver(net, net.mail_from("DE", "[HILFEERSUCHEN] Ausbildung von Zollbeamten", BODY_DE))
+        # Both messages' mail (forwards and acknowledgements) goes out.
+        settle(net, inbound=2, outbox=4, timeout=120)
+        accepted = proxy.times("accepted")
+        check(accepted, f"no connection reached the server: {proxy.describe()}")
+        earliest_end = refused[5] + 16.0
+        check(accepted[0] < earliest_end,
+              f"the sender waited out its pause: first connection {accepted[0] - refused[5]:.1f}s after the sixth "
+              f"refusal (the pause ends 16-32 s after it); events {proxy.describe()}")
+        check(len(proxy.times("refused")) == 6, f"more refusals than the backoff allows: {proxy.describe()}")
+        check_delivered(net, {"secretariat": 2, "AT": 1, "DE": 1})
+        check_clean_stop(net)
+    finally:
+        proxy.close()
+        net.close()
+
+
 # --------------------------------------------------------------------------- 4. IMAP cut mid-FETCH
 
 
@@ -799,5 +836,6 @@ def a_refused_recipient_fails_and_the_secretariat_is_alerted() -> None:
 
 
 SCENARIOS: list = [crash_after_fetch, crash_after_store, crash_after_move, crash_before_smtp, crash_after_smtp,
-                   crash_during_smtp, smtp_down_then_back, a_refused_recipient_fails_and_the_secretariat_is_alerted,
+                   crash_during_smtp, smtp_down_then_back, new_mail_ends_the_senders_pause,
+                   a_refused_recipient_fails_and_the_secretariat_is_alerted,
                    imap_cut_mid_fetch, imap_cut_mid_idle]
