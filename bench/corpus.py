@@ -18,7 +18,8 @@ one of which that gateway accepts:
 The messages are composed like make_fixtures.py's and bench/daemon.py's (its World
 and tests/fixtures/mailmaker.py): one OpenPGP message signed and encrypted (RFC 3156
 §6.2, GnuPG's defaults: ZLIB compression, SHA-256), protected headers, subject
-`[REQUEST] ...` (an assistance request), signed at generation time. Each message
+`[ASSISTANCE REQUEST] ...` (an assistance request, by the tag that names it: a bare
+`[REQUEST]` leaves the kind to the words), signed at generation time. Each message
 has its own text (a seeded generator of report prose) and its own random
 attachment bytes, so no two share a signature (the replay memory of one
 `nfp-gateway check` call would refuse a repeat).
@@ -276,7 +277,7 @@ def make_message(w: fx.World, cls: str, i: int) -> bytes:
     if attach:
         data = b"%PDF-1.5\n" + os.urandom(attach - 9)  # incompressible, like a PDF's streams
         parts.append(mm.attachment(data, f"annex-{i:04d}.pdf", "application/pdf"))
-    subject = f"[REQUEST] Support for border management training, {ref}"
+    subject = f"[ASSISTANCE REQUEST] Support for border management training, {ref}"
     return w.pgp_mime(w.p[pid], subject, parts).eml
 
 

@@ -166,7 +166,7 @@ def make_messages(net, variant: str, n: int, workers: int) -> list[bytes]:
         if variant == "attach":
             data = b"%PDF-1.5\n" + os.urandom(ATTACHMENT_SIZE - 9)  # incompressible, like a PDF's streams
             parts = [harness.mm.attachment(data, f"annex-{i:04d}.pdf", "application/pdf")]
-        return net.mail_from(pid, f"[REQUEST] Border police training, request {i:06d}", body_text(i),
+        return net.mail_from(pid, f"[ASSISTANCE REQUEST] Border police training, request {i:06d}", body_text(i),
                              parts=parts)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         return list(pool.map(one, range(n)))

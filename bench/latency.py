@@ -72,7 +72,7 @@ def main() -> int:
         senders = bench_daemon.SENDERS
         with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as pool:
             msgs = list(pool.map(lambda i: net.mail_from(
-                senders[i % len(senders)], f"[REQUEST] Border police training, request {i:06d}",
+                senders[i % len(senders)], f"[ASSISTANCE REQUEST] Border police training, request {i:06d}",
                 bench_daemon.body_text(i)), range(args.count)))
         net.start_gateway()
         pid = net.proc.pid
