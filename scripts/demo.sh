@@ -14,6 +14,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each step says what it does, then how long it took.
+phase=""
+phase_started=0
+finish() {
+  if [ -n "$phase" ]; then
+    echo "--- $phase: done in $(($(date +%s) - phase_started)) s" >&2
+  fi
+  phase=""
+}
+begin() {
+  finish
+  phase="$1"
+  phase_started=$(date +%s)
+  echo "--- $phase ..." >&2
+}
+
+begin "installing what this machine lacks (scripts/install-deps.sh)"
 scripts/install-deps.sh
 target="${CARGO_TARGET_DIR:-target}"
 out="$target/demo"
@@ -21,9 +38,14 @@ out="$target/demo"
 if [ -n "${NFP_GATEWAY_BIN:-}" ]; then
   gateway="$NFP_GATEWAY_BIN"
 else
+  # The test profile: dependencies optimised, the gateway's own code not,
+  # the same build `scripts/test.sh` makes (README: about 7 minutes the
+  # first time on 2 cores, seconds after that).
+  begin "building the gateway (cargo build --locked; the first build takes minutes, cargo shows each crate)"
   cargo build --locked
   gateway="$target/debug/nfp-gateway"
 fi
+finish
 
 # Dovecot and Postfix switch users: the mail stack needs root.
 sudo=()
@@ -33,6 +55,7 @@ trap '"${live[@]}" stop "$out" || true' EXIT
 
 start=$(date +%s%N)
 echo
+begin "writing sample mail as the demo NFPs (GnuPG) and judging it"
 echo "=== 1. nfp-gateway check: the decision on each sample ==="
 echo
 python3 examples/make_samples.py "$out"
@@ -41,9 +64,11 @@ status=0
 python3 examples/make_samples.py --check "$gateway" "$out" || status=$?
 
 echo
+begin "running the network live"
 echo "=== 2. The network live: the samples sent by SMTP to the running gateways ==="
 echo
 "${live[@]}" run "$gateway" "$out" || status=$?
+finish
 elapsed=$((($(date +%s%N) - start) / 1000000))
 
 cat <<EOF

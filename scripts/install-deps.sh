@@ -60,8 +60,15 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" postfix "* ]]; then
     echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
   fi
+  started=$(date +%s)
+  echo "install-deps: apt-get update" >&2
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # One line per package fetched and set up, so that a long installation
+  # shows it is moving.
+  $sudo apt-get install -y -q -o Dpkg::Use-Pty=0 --no-install-recommends "${missing[@]}" \
+    | { grep --line-buffered -E '^(Get:|Setting up )' || true; } \
+    | sed -u -E 's/^Get:([0-9]+) [^ ]+ [^ ]+ [^ ]+ ([^ ]+) .*/install-deps: fetched \2 (\1)/; s/^Setting up ([^ ]+) .*/install-deps: set up \1/' >&2
+  echo "install-deps: ${#missing[@]} packages installed in $(($(date +%s) - started)) s" >&2
 fi
 
 # OpenPGP.js, exactly as package-lock.json pins it, from the npm registry.
