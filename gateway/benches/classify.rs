@@ -14,6 +14,8 @@
 //! NFP_CLASSIFY_BATCH=5 reports one batch (files 401-499; or a range of
 //! files, NFP_CLASSIFY_BATCH=901-1044), to measure a new
 //! batch before anything is trained or tuned on it;
+//! NFP_CLASSIFY_AUDIT=FILE writes the held-out messages of a word kind that
+//! were left unclassified, one file name per line, for a person to judge;
 //! NFP_CLASSIFY_CV="10,30,100:2,3" cross-validates the model alone on the
 //! tuning split for each C and each minimum of messages per feature, by
 //! language; NFP_CLASSIFY_CV_MISSES=ru lists that language's messages the
@@ -78,6 +80,17 @@ fn main() {
     }
     if let Ok(grid) = std::env::var("NFP_CLASSIFY_CV") {
         cross_validate(&tuning, &rules, &grid);
+    }
+    // The held-out messages of a word kind left unclassified, by file, for a
+    // person to judge whether they would hesitate too: written to a file,
+    // never printed, so that nobody tuning reads them by the way.
+    if let Some(path) = std::env::var_os("NFP_CLASSIFY_AUDIT") {
+        let list: String = h
+            .left_unclassified
+            .iter()
+            .map(|id| format!("bench/classify/corpus/{id}.txt\n"))
+            .collect();
+        std::fs::write(&path, list).expect("NFP_CLASSIFY_AUDIT is writable");
     }
     if std::env::var_os("NFP_CLASSIFY_LIST_TUNING").is_some() {
         for m in &tuning {
