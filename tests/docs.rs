@@ -35,7 +35,10 @@ fn accepted(section: Option<&str>, body: &str) -> BTreeSet<String> {
         None => format!("{probe}\n"),
         Some(s) => format!("[{s}]\n{body}{probe}\n"),
     };
-    let err = format!("{:#}", parse(&extra).expect_err("an unknown key is refused"));
+    let err = format!(
+        "{:#}",
+        parse(&extra).expect_err("an unknown key is refused")
+    );
     let expected = err
         .split_once("expected")
         .unwrap_or_else(|| panic!("{section:?}: the parser does not list its keys: {err}"))
@@ -65,8 +68,10 @@ fn config_keys() -> Vec<(String, String)> {
         };
         let value_is_wrong_type = match &as_value {
             Ok(_) => false,
-            Err(e) => format!("{e:#}").contains("expected struct")
-                || format!("{e:#}").contains("expected a map"),
+            Err(e) => {
+                format!("{e:#}").contains("expected struct")
+                    || format!("{e:#}").contains("expected a map")
+            }
         };
         if table_ok_or_other_error && value_is_wrong_type {
             sections.push(key.clone());
@@ -109,7 +114,9 @@ fn retention_keys() -> BTreeSet<String> {
 /// The section of the README's "Configuration" table.
 fn readme_configuration_table() -> String {
     let readme = read("README.md");
-    let start = readme.find("## Configuration\n").expect("README: ## Configuration");
+    let start = readme
+        .find("## Configuration\n")
+        .expect("README: ## Configuration");
     let rest = &readme[start..];
     let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
     rest[..end].to_string()
@@ -149,10 +156,16 @@ fn every_configuration_key_is_in_the_example_and_the_readme() {
                     || l.starts_with(&format!("| `[{section}]`")))
         });
         if !in_readme {
-            missing.push(format!("README.md's configuration table: [{section}] {key}"));
+            missing.push(format!(
+                "README.md's configuration table: [{section}] {key}"
+            ));
         }
     }
-    assert!(missing.is_empty(), "undocumented keys:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "undocumented keys:\n{}",
+        missing.join("\n")
+    );
 }
 
 /// Every command and subcommand is in the README's table of commands, and
@@ -175,13 +188,18 @@ fn every_command_is_in_the_readme() {
     paths.retain(|p| p != "help");
     assert!(paths.len() > 30, "{paths:?}");
     let readme = read("README.md");
-    let start = readme.find("| command | what it does |").expect("README: the table of commands");
+    let start = readme
+        .find("| command | what it does |")
+        .expect("README: the table of commands");
     let table: Vec<&str> = readme[start..]
         .lines()
         .skip(2)
         .take_while(|l| l.starts_with('|'))
         .collect();
-    let first_cells: Vec<&str> = table.iter().map(|l| l.split(" | ").next().unwrap()).collect();
+    let first_cells: Vec<&str> = table
+        .iter()
+        .map(|l| l.split(" | ").next().unwrap())
+        .collect();
     let named: Vec<String> = first_cells
         .iter()
         .flat_map(|c| c.split('`').skip(1).step_by(2))
@@ -193,9 +211,15 @@ fn every_command_is_in_the_readme() {
         })
         .collect();
     let missing: Vec<&String> = paths.iter().filter(|p| !named.contains(p)).collect();
-    assert!(missing.is_empty(), "commands missing from README's table: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "commands missing from README's table: {missing:?}"
+    );
     let unknown: Vec<&String> = named.iter().filter(|n| !paths.contains(n)).collect();
-    assert!(unknown.is_empty(), "README's table names commands that do not exist: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "README's table names commands that do not exist: {unknown:?}"
+    );
 }
 
 /// Every template the binary has built in is named in the example
@@ -203,7 +227,9 @@ fn every_command_is_in_the_readme() {
 #[test]
 fn every_template_is_listed() {
     let example = read("examples/gateway.toml");
-    let start = example.find("# body. Names:").expect("the example's list of templates");
+    let start = example
+        .find("# body. Names:")
+        .expect("the example's list of templates");
     let list: String = example[start..]
         .lines()
         .take_while(|l| l.starts_with('#') && !l.contains("templates ="))
@@ -213,7 +239,10 @@ fn every_template_is_listed() {
         .iter()
         .filter(|n| !list.contains(**n))
         .collect();
-    assert!(missing.is_empty(), "templates missing from examples/gateway.toml: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "templates missing from examples/gateway.toml: {missing:?}"
+    );
     for lang in ["en", "fr", "de", "it", "ru", "es"] {
         for name in nfp_gateway::outbound::render::NAMES {
             let path = root().join(format!("templates/{lang}/{name}.hbs"));
@@ -236,7 +265,9 @@ fn every_environment_variable_is_documented() {
             }
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(&p) else { continue };
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
         let mut rest = text.as_str();
         while let Some(at) = rest.find("NFP_GATEWAY_") {
             let name: String = rest[at..]
@@ -248,8 +279,14 @@ fn every_environment_variable_is_documented() {
         }
     }
     assert!(found.contains("NFP_GATEWAY_LOG"), "{found:?}");
-    let missing: Vec<&String> = found.iter().filter(|v| !readme.contains(v.as_str())).collect();
-    assert!(missing.is_empty(), "environment variables missing from README.md: {missing:?}");
+    let missing: Vec<&String> = found
+        .iter()
+        .filter(|v| !readme.contains(v.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "environment variables missing from README.md: {missing:?}"
+    );
 }
 
 /// Every relative link of the README points into the repository, at a file
@@ -272,5 +309,31 @@ fn the_readme_links_inside_the_repository() {
             bad.push(target.to_string());
         }
     }
-    assert!(bad.is_empty(), "README links outside the repository or to nothing: {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "README links outside the repository or to nothing: {bad:?}"
+    );
+}
+
+/// Every argument of every command says what it is: the man pages and
+/// `--help` are made from these words.
+#[test]
+fn every_argument_is_described() {
+    fn walk(cmd: &clap::Command, path: &str, bare: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") || arg.is_hide_set() {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                bare.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(sub, &format!("{path} {}", sub.get_name()), bare);
+        }
+    }
+    let mut bare = Vec::new();
+    walk(&nfp_gateway::cli::Cli::command(), "nfp-gateway", &mut bare);
+    assert!(bare.is_empty(), "arguments without a description: {bare:?}");
 }

@@ -182,8 +182,9 @@ const GENERIC_REQUEST_TAGS: [&str; 6] = [
 ];
 
 /// Whether a subject is a reply's or a forward's: it starts with a prefix
-/// that mail clients add (Re:, AW:, Fwd:, WG:, TR:, RV:, R:, I:, SV:, Odg:, Antw:, YNT:, Отв:,
-/// Пересл: ..., in any case, repeated, with a count such as Re[2]:).
+/// that mail clients add (Re:, AW:, Fwd:, WG:, TR:, RV:, R:, I:, SV:, Odg:,
+/// Antw:, YNT:, Отв:, Пересл: ..., in any case, repeated, with a count such
+/// as Re[2]:).
 pub fn is_reply_or_forward(subject: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {

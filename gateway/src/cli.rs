@@ -24,7 +24,18 @@ use crate::store::Store;
 #[command(
     name = "nfp-gateway",
     version,
-    about = "Secure OpenPGP mail gateway of the NFP network"
+    about = "Secure OpenPGP mail gateway of the NFP network",
+    after_long_help = "\
+Environment:
+  NFP_GATEWAY_CONFIG      the configuration file, instead of --config
+  NFP_GATEWAY_LOG         the log filter (info, nfp_gateway=debug; default warn), on standard error
+  NFP_GATEWAY_LOG_FORMAT  json: one JSON object per log line
+
+Files:
+  /etc/nfp-gateway/gateway.toml                  the configuration (every key: /usr/share/doc/nfp-gateway/examples/gateway.toml)
+  /var/lib/nfp-gateway/                          the SQLite store
+  /usr/lib/systemd/system/nfp-gateway.service    the service, which runs `config check`, then `run`
+  /usr/share/doc/nfp-gateway/README.md           the manual"
 )]
 pub struct Cli {
     /// The gateway's configuration file.
@@ -141,10 +152,16 @@ pub enum DbCommand {
     /// (SQLite's VACUUM INTO), into FILE (new, mode 0600), then read back
     /// whole: integrity, schema version, rows per table. Keep it with the
     /// gateway's key: the stored content is encrypted to it.
-    Backup { file: PathBuf },
+    Backup {
+        /// The backup file to write (it must not exist).
+        file: PathBuf,
+    },
     /// Put a backup in place of the SQLite store (stop the gateway first);
     /// the store it replaces is kept beside it, renamed.
-    Restore { file: PathBuf },
+    Restore {
+        /// A file `db backup` wrote.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +195,7 @@ pub enum DirectoryCommand {
     },
     /// The directory, or one party's entry and its history.
     Show {
+        /// A party's id (FR, secretariat); the whole directory when absent.
         id: Option<String>,
         /// As it was at this time (RFC 3339).
         #[arg(long, value_parser = parse_time)]
@@ -187,6 +205,7 @@ pub enum DirectoryCommand {
     /// `--format wkd DIR`, every party's and the gateway's current certificate as a Web Key
     /// Directory under DIR (each domain's web server serves its part as https://openpgpkey.DOMAIN/).
     Export {
+        /// json, csv, vcard, html or wkd.
         #[arg(long, value_parser = ["json", "csv", "vcard", "html", "wkd"])]
         format: String,
         /// As it was at this time (RFC 3339); not for wkd, which publishes the current certificates.
@@ -201,13 +220,20 @@ pub enum DirectoryCommand {
 pub enum QuarantineCommand {
     /// The latest quarantined messages.
     List {
+        /// At most this many, the latest first.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
     /// One quarantined message: its decision and envelope (no content).
-    Show { id: i64 },
+    Show {
+        /// Its id, as `quarantine list` shows it.
+        id: i64,
+    },
     /// Judge a quarantined message again, now; forward it if it is accepted.
-    Release { id: i64 },
+    Release {
+        /// Its id, as `quarantine list` shows it.
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,11 +243,15 @@ pub enum OutboxCommand {
         /// pending, sending, sent, failed or held.
         #[arg(long, value_parser = ["pending", "sending", "sent", "failed", "held"])]
         state: Option<String>,
+        /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
     /// Make a pending or failed mail due now (a running daemon sends it).
-    Retry { id: i64 },
+    Retry {
+        /// Its id, as `outbox list` shows it.
+        id: i64,
+    },
 }
 
 /// Writes the man pages and completions of `Generate`.

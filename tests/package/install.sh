@@ -50,6 +50,7 @@ for page in /usr/share/man/man1/nfp-gateway*.1.gz; do
   zcat "$page" | grep -q '^\.SH NAME' || fail "$page has no NAME section"
 done
 zcat /usr/share/man/man1/nfp-gateway-check.1.gz | grep -q -- 'now' || fail "check's man page does not describe --now"
+zcat /usr/share/man/man1/nfp-gateway.1.gz | grep -q 'NFP_GATEWAY_LOG_FORMAT' || fail "nfp-gateway(1) does not name the environment"
 words=$(bash -c 'source /usr/share/bash-completion/completions/nfp-gateway
   COMP_WORDS=(nfp-gateway ro); COMP_CWORD=1; COMP_LINE="nfp-gateway ro"; COMP_POINT=${#COMP_LINE}
   $(complete -p nfp-gateway | sed -n "s/.*-F \\([^ ]*\\).*/\\1/p") nfp-gateway ro nfp-gateway

@@ -35,7 +35,10 @@ pub enum AuditCommand {
     /// Check the store's sealed chain (an entry changed, removed, or
     /// inserted among sealed ones), or with FILE an export's chain line by
     /// line (no store needed). Exit status 1 at the first break.
-    Verify { file: Option<PathBuf> },
+    Verify {
+        /// An export (`audit export`) to check instead of the store.
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

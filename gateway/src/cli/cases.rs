@@ -36,35 +36,46 @@ pub enum CasesCommand {
     },
     /// One case and its history.
     Show {
+        /// The case's reference (BSM-2026-000042).
         reference: String,
+        /// The clock (RFC 3339): what is overdue as of it.
         #[arg(long, value_parser = super::parse_time)]
         now: Option<SystemTime>,
     },
     /// Close a case (answered elsewhere, withdrawn, settled).
     Close {
+        /// The case's reference (BSM-2026-000042).
         reference: String,
         /// Why, for the history and the audit trail (no message content).
         #[arg(long, default_value = "")]
         note: String,
+        /// The clock (RFC 3339), for the history and the audit.
         #[arg(long, value_parser = super::parse_time)]
         now: Option<SystemTime>,
     },
     /// Open an answered or closed case again; its due time stays.
     Reopen {
+        /// The case's reference (BSM-2026-000042).
         reference: String,
+        /// Why, for the history and the audit trail (no message content).
         #[arg(long, default_value = "")]
         note: String,
+        /// The clock (RFC 3339), for the history and the audit.
         #[arg(long, value_parser = super::parse_time)]
         now: Option<SystemTime>,
     },
     /// Move a case's due time later by a period ("7d", "2weeks"); its
     /// reminders go out again before the new time.
     Extend {
+        /// The case's reference (BSM-2026-000042).
         reference: String,
+        /// How much later ("7d", "2weeks").
         #[arg(value_parser = parse_period)]
         by: Duration,
+        /// Why, for the history and the audit trail (no message content).
         #[arg(long, default_value = "")]
         note: String,
+        /// The clock (RFC 3339), for the history and the audit.
         #[arg(long, value_parser = super::parse_time)]
         now: Option<SystemTime>,
     },
@@ -79,11 +90,14 @@ pub enum CasesCommand {
     },
     /// Make another party owe the answer.
     Reassign {
+        /// The case's reference (BSM-2026-000042).
         reference: String,
         /// A directory id (FR, secretariat).
         party: String,
+        /// Why, for the history and the audit trail (no message content).
         #[arg(long, default_value = "")]
         note: String,
+        /// The clock (RFC 3339), for the history and the audit.
         #[arg(long, value_parser = super::parse_time)]
         now: Option<SystemTime>,
     },

@@ -53,6 +53,7 @@ pub enum KeysCommand {
     /// `previous-secret-keys`, where it still decrypts. Restart the daemon
     /// afterwards; `keys reencrypt` once the overlap is over.
     Rotate {
+        /// The new secret key's file (or `credential:NAME`).
         new: String,
         /// Show who would receive the announcement and the new
         /// configuration; change nothing.

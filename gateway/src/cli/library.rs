@@ -32,10 +32,14 @@ pub enum LibraryCommand {
     },
     /// To whom a practice was circulated, when, by what, and the state of
     /// each mail.
-    Show { reference: String },
+    Show {
+        /// The practice's reference (BSM-2026-000042).
+        reference: String,
+    },
     /// Send a practice to every NFP but the one that sent it, each in its
     /// language with the original attached and the Secretariat's note.
     Circulate {
+        /// The practice's reference (BSM-2026-000042).
         reference: String,
         /// The covering note (the Secretariat's words; not stored).
         #[arg(long, default_value = "")]
