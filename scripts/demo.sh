@@ -39,8 +39,8 @@ if [ -n "${NFP_GATEWAY_BIN:-}" ]; then
   gateway="$NFP_GATEWAY_BIN"
 else
   # The test profile: dependencies optimised, the gateway's own code not,
-  # the same build `scripts/test.sh` makes (README: about 7 minutes the
-  # first time on 2 cores, seconds after that).
+  # the same build `scripts/test.sh` then reuses (about 8 minutes the first
+  # time on 2 cores, seconds after that; bench/RESULTS.md, section 7).
   begin "building the gateway (cargo build --locked; the first build takes minutes, cargo shows each crate)"
   cargo build --locked
   gateway="$target/debug/nfp-gateway"

@@ -99,7 +99,6 @@ Depends: $shlibs, systemd
 Recommends: gnupg
 Section: mail
 Priority: optional
-Homepage: https://nfp-network.example/nfp-gateway
 Description: secure OpenPGP mail gateway of the NFP network
  nfp-gateway watches a mailbox over IMAP, decrypts and verifies OpenPGP mail
  (PGP/MIME and inline), knows its sender only from a good signature by a
