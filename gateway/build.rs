@@ -12,23 +12,21 @@ fn main() {
     // A binary without its templates could write no mail: no build.
     let langs = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("the templates folder {}: {e}", root.display()));
-    {
-        for lang in langs.flatten().filter(|e| e.path().is_dir()) {
-            println!("cargo:rerun-if-changed={}", lang.path().display());
-            for file in std::fs::read_dir(lang.path())
-                .expect("readable templates folder")
-                .flatten()
-            {
-                let path = file.path();
-                if path.extension().is_some_and(|e| e == "hbs") {
-                    let name = path
-                        .file_stem()
-                        .expect("file name")
-                        .to_string_lossy()
-                        .into_owned();
-                    let lang = lang.file_name().to_string_lossy().into_owned();
-                    entries.push((lang, name, path.canonicalize().expect("template path")));
-                }
+    for lang in langs.flatten().filter(|e| e.path().is_dir()) {
+        println!("cargo:rerun-if-changed={}", lang.path().display());
+        for file in std::fs::read_dir(lang.path())
+            .expect("readable templates folder")
+            .flatten()
+        {
+            let path = file.path();
+            if path.extension().is_some_and(|e| e == "hbs") {
+                let name = path
+                    .file_stem()
+                    .expect("file name")
+                    .to_string_lossy()
+                    .into_owned();
+                let lang = lang.file_name().to_string_lossy().into_owned();
+                entries.push((lang, name, path.canonicalize().expect("template path")));
             }
         }
     }

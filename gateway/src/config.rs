@@ -163,8 +163,7 @@ pub enum Security {
 }
 
 /// A password, from a file or from a command's output; never inline.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug, Clone)]
 pub struct Credentials {
     pub username: String,
     pub password_file: Option<PathBuf>,
