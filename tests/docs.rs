@@ -17,6 +17,11 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The words between backticks: `a`, `b c`.
+fn backticked(text: &str) -> impl Iterator<Item = &str> {
+    text.split('`').skip(1).step_by(2)
+}
+
 /// The smallest configuration the parser takes, with `extra` in it.
 fn parse(extra: &str) -> anyhow::Result<nfp_gateway::config::Config> {
     let text = format!(
@@ -43,12 +48,7 @@ fn accepted(section: Option<&str>, body: &str) -> BTreeSet<String> {
         .split_once("expected")
         .unwrap_or_else(|| panic!("{section:?}: the parser does not list its keys: {err}"))
         .1;
-    let keys: BTreeSet<String> = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect();
+    let keys: BTreeSet<String> = backticked(expected).map(str::to_string).collect();
     assert!(!keys.is_empty(), "{section:?}: {err}");
     keys
 }
@@ -60,23 +60,13 @@ fn config_keys() -> Vec<(String, String)> {
     // A top-level key is a section when a table is what it takes.
     let mut sections = Vec::new();
     for key in &top {
-        let as_table = parse(&format!("[{key}]\n"));
-        let as_value = parse(&format!("{key} = 1\n"));
-        let table_ok_or_other_error = match &as_table {
-            Ok(_) => true,
-            Err(e) => !format!("{e:#}").contains("invalid type: map"),
-        };
-        let value_is_wrong_type = match &as_value {
-            Ok(_) => false,
-            Err(e) => {
-                format!("{e:#}").contains("expected struct")
-                    || format!("{e:#}").contains("expected a map")
-            }
-        };
-        if table_ok_or_other_error && value_is_wrong_type {
-            sections.push(key.clone());
-        } else {
-            all.push((String::new(), key.clone()));
+        let needs_table = parse(&format!("{key} = 1\n")).is_err_and(|e| {
+            let e = format!("{e:#}");
+            e.contains("expected struct") || e.contains("expected a map")
+        });
+        match needs_table {
+            true => sections.push(key.clone()),
+            false => all.push((String::new(), key.clone())),
         }
     }
     // What a section needs before an unknown key is the error.
@@ -99,10 +89,7 @@ fn retention_keys() -> BTreeSet<String> {
         "{:#}",
         parse("[retention]\nzz-not-a-key = \"1y\"\n").expect_err("refused")
     );
-    let mut keys = BTreeSet::new();
-    for part in err.split('`').skip(1).step_by(2) {
-        keys.insert(part.to_string());
-    }
+    let mut keys: BTreeSet<String> = backticked(&err).map(str::to_string).collect();
     let (_, kinds) = err.split_once("a kind (").expect("the kinds are listed");
     for k in kinds.trim_end_matches(')').split(", ") {
         keys.insert(k.to_string());
@@ -174,18 +161,17 @@ fn every_configuration_key_is_in_the_example_and_the_readme() {
 fn every_command_is_in_the_readme() {
     let cli = nfp_gateway::cli::Cli::command();
     let mut paths = Vec::new();
-    for c in cli.get_subcommands().filter(|c| !c.is_hide_set()) {
-        let subs: Vec<_> = c.get_subcommands().filter(|s| !s.is_hide_set()).collect();
-        if subs.is_empty() || c.get_name() == "help" {
+    // clap's own `help` subcommands are no commands of the gateway.
+    let shown = |c: &&clap::Command| !c.is_hide_set() && c.get_name() != "help";
+    for c in cli.get_subcommands().filter(shown) {
+        let subs: Vec<_> = c.get_subcommands().filter(shown).collect();
+        if subs.is_empty() {
             paths.push(c.get_name().to_string());
         }
         for s in subs {
-            if s.get_name() != "help" {
-                paths.push(format!("{} {}", c.get_name(), s.get_name()));
-            }
+            paths.push(format!("{} {}", c.get_name(), s.get_name()));
         }
     }
-    paths.retain(|p| p != "help");
     assert!(paths.len() > 30, "{paths:?}");
     let readme = read("README.md");
     let start = readme
@@ -202,7 +188,7 @@ fn every_command_is_in_the_readme() {
         .collect();
     let named: Vec<String> = first_cells
         .iter()
-        .flat_map(|c| c.split('`').skip(1).step_by(2))
+        .flat_map(|c| backticked(c))
         .map(|c| {
             c.split_whitespace()
                 .take_while(|w| w.chars().all(|ch| ch.is_ascii_lowercase()))
@@ -243,9 +229,9 @@ fn every_template_is_listed() {
         missing.is_empty(),
         "templates missing from examples/gateway.toml: {missing:?}"
     );
-    for lang in ["en", "fr", "de", "it", "ru", "es"] {
+    for lang in nfp_gateway::classify::Language::ALL {
         for name in nfp_gateway::outbound::render::NAMES {
-            let path = root().join(format!("templates/{lang}/{name}.hbs"));
+            let path = root().join(format!("templates/{}/{name}.hbs", lang.code()));
             assert!(path.exists(), "{} missing", path.display());
         }
     }

@@ -170,6 +170,21 @@ pub struct Credentials {
     pub password_command: Option<Vec<String>>,
 }
 
+impl Credentials {
+    /// The credentials of [imap] or [smtp], from the section's keys.
+    fn new(
+        username: String,
+        password_file: Option<PathBuf>,
+        password_command: Option<Vec<String>>,
+    ) -> Credentials {
+        Credentials {
+            username,
+            password_file,
+            password_command,
+        }
+    }
+}
+
 /// The mailbox the gateway watches.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(from = "RawImap")]
@@ -219,11 +234,7 @@ impl From<RawImap> for Imap {
             host: r.host,
             port: r.port,
             security: r.security,
-            credentials: Credentials {
-                username: r.username,
-                password_file: r.password_file,
-                password_command: r.password_command,
-            },
+            credentials: Credentials::new(r.username, r.password_file, r.password_command),
             folder: r.folder,
             processed_folder: r.processed_folder,
             quarantine_folder: r.quarantine_folder,
@@ -268,11 +279,7 @@ impl From<RawSmtp> for Smtp {
             host: r.host,
             port: r.port,
             security: r.security,
-            credentials: Credentials {
-                username: r.username,
-                password_file: r.password_file,
-                password_command: r.password_command,
-            },
+            credentials: Credentials::new(r.username, r.password_file, r.password_command),
             ca_file: r.ca_file,
             retry: r.retry,
         }

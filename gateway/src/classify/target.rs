@@ -17,7 +17,7 @@
 
 use super::evidence::Hit;
 use super::rules::{Rules, Use};
-use super::text::{Reading, Role};
+use super::text::{Reading, Role, Word};
 use crate::directory::Directory;
 
 /// The target and the line that named it.
@@ -140,27 +140,19 @@ impl Line {
         // within a few words. Not "Bosnia and Herzegovina" (one State),
         // "Kolleginnen und Kollegen der NKS Deutschland" (before the name),
         // "Andorra – tabaco y controles" (no name follows).
-        let capitalised = |i: usize| {
-            words.contains(&i)
-                && reading.words[i]
-                    .raw
-                    .chars()
-                    .next()
-                    .is_some_and(char::is_uppercase)
-        };
         let joined = is(|u| *u == Use::Conjunction).any(|c| {
             !names.iter().any(|n| (n.start..=n.end).contains(&c.start))
                 && names.iter().any(|n| n.end < c.start)
-                && (c.end + 1..=c.end + JOINED_WITHIN).any(capitalised)
+                && (c.end + 1..=c.end + JOINED_WITHIN)
+                    .any(|i| words.contains(&i) && capitalised(&reading.words[i]))
         });
         let named = names
             .into_iter()
             .filter(|h| {
                 // Names are capitalised: "груз" (cargo) is not Грузия.
-                reading.words[h.start..=h.end].iter().all(|w| {
-                    w.raw.chars().next().is_some_and(char::is_uppercase)
-                        || w.raw.chars().count() <= 3
-                })
+                reading.words[h.start..=h.end]
+                    .iter()
+                    .all(|w| capitalised(w) || w.raw.chars().count() <= 3)
             })
             .filter_map(|h| match rules.phrases[h.phrase].what {
                 Use::State(s) => Some(rules.states[s].clone()),
@@ -173,4 +165,9 @@ impl Line {
             words: count,
         })
     }
+}
+
+/// Whether a word is written with a capital, as names are.
+fn capitalised(w: &Word<'_>) -> bool {
+    w.raw.chars().next().is_some_and(char::is_uppercase)
 }
