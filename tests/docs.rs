@@ -323,3 +323,213 @@ fn every_argument_is_described() {
     walk(&nfp_gateway::cli::Cli::command(), "nfp-gateway", &mut bare);
     assert!(bare.is_empty(), "arguments without a description: {bare:?}");
 }
+
+/// The modules of a source tree (`a/b.rs` is `["a", "b"]`), each with the
+/// modules its code names through `crate::` (in `use` lines, brace groups
+/// included, and in paths written inline), tests left out.
+fn module_graph(src: &Path) -> Vec<(Vec<String>, BTreeSet<Vec<String>>)> {
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    /// Every path after `crate::` in `code`, brace groups expanded.
+    fn paths(code: &str) -> Vec<Vec<String>> {
+        /// The segments of one path as written (`a::b as c`: a, b).
+        fn segments(item: &str) -> impl Iterator<Item = String> + '_ {
+            item.split(" as ")
+                .next()
+                .unwrap_or("")
+                .split("::")
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && *p != "self" && *p != "*")
+                .map(str::to_string)
+        }
+        /// The items of a brace group, each after `base`, from `chars[*i]`
+        /// (just after the `{`) to its `}`.
+        fn group(base: &[String], chars: &[char], i: &mut usize, out: &mut Vec<Vec<String>>) {
+            let mut item = String::new();
+            while let Some(&c) = chars.get(*i) {
+                *i += 1;
+                match c {
+                    '{' => {
+                        let inner: Vec<String> =
+                            base.iter().cloned().chain(segments(&item)).collect();
+                        group(&inner, chars, i, out);
+                        item.clear();
+                    }
+                    ',' | '}' => {
+                        if !item.trim().is_empty() {
+                            out.push(base.iter().cloned().chain(segments(&item)).collect());
+                        }
+                        item.clear();
+                        if c == '}' {
+                            return;
+                        }
+                    }
+                    _ => item.push(c),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (at, _) in code.match_indices("crate::") {
+            let rest = &code[at + "crate::".len()..];
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(rest.len());
+            let base: Vec<String> = rest[..end]
+                .split("::")
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect();
+            if rest[end..].starts_with('{') {
+                let chars: Vec<char> = rest[end + 1..].chars().take(2000).collect();
+                group(&base, &chars, &mut 0, &mut out);
+            } else {
+                out.push(base);
+            }
+        }
+        out
+    }
+    let mut all = Vec::new();
+    files(src, &mut all);
+    let module = |p: &Path| -> Vec<String> {
+        let rel = p.strip_prefix(src).unwrap().with_extension("");
+        rel.iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect()
+    };
+    let modules: BTreeSet<Vec<String>> = all
+        .iter()
+        .map(|p| module(p))
+        .filter(|m| m != &["lib"] && m != &["main"])
+        .collect();
+    let mut graph = Vec::new();
+    for path in &all {
+        let from = module(path);
+        if !modules.contains(&from) {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        let code: String = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap()
+            .lines()
+            .map(|l| l.split("//").next().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut to = BTreeSet::new();
+        for p in paths(&code) {
+            // The deepest module the path names. A module's parents hold
+            // it (`use super::*` is no arrow back).
+            let Some(m) = (1..=p.len())
+                .rev()
+                .map(|n| p[..n].to_vec())
+                .find(|m| modules.contains(m))
+            else {
+                continue;
+            };
+            if !from.starts_with(&m) {
+                to.insert(m);
+            }
+        }
+        // A module that names one of its own parts (`use update::x`,
+        // `update::f()`) depends on it; declaring it (`mod update;`) alone
+        // does not.
+        for child in modules
+            .iter()
+            .filter(|c| c.len() == from.len() + 1 && c.starts_with(&from))
+        {
+            let name = format!("{}::", child[from.len()]);
+            let named = code.match_indices(&name).any(|(at, _)| {
+                !code[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+            });
+            if named {
+                to.insert(child.clone());
+            }
+        }
+        graph.push((from, to));
+    }
+    graph
+}
+
+/// A cycle in the graph, as the modules along it, if there is one.
+fn a_cycle(graph: &[(Vec<String>, BTreeSet<Vec<String>>)]) -> Option<Vec<String>> {
+    fn visit<'a>(
+        m: &'a Vec<String>,
+        graph: &'a [(Vec<String>, BTreeSet<Vec<String>>)],
+        path: &mut Vec<&'a Vec<String>>,
+        done: &mut BTreeSet<&'a Vec<String>>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| *p == m) {
+            return Some(path[at..].iter().chain([&m]).map(|p| p.join("/")).collect());
+        }
+        if !done.insert(m) {
+            return None;
+        }
+        path.push(m);
+        let edges = graph.iter().find(|(f, _)| f == m).map(|(_, t)| t);
+        for next in edges.into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .iter()
+        .find_map(|(m, _)| visit(m, graph, &mut Vec::new(), &mut done))
+}
+
+/// lib.rs's picture says one message flows one way; the code's imports must
+/// too (issue 18): no module reaches, through others, back to itself.
+#[test]
+fn the_modules_import_one_way() {
+    let graph = module_graph(&root().join("gateway/src"));
+    assert!(graph.len() > 50, "{} modules", graph.len());
+    let edges: usize = graph.iter().map(|(_, t)| t.len()).sum();
+    assert!(edges > 100, "{edges} imports");
+    if let Some(cycle) = a_cycle(&graph) {
+        panic!("an import circle: {}", cycle.join(" -> "));
+    }
+}
+
+/// The check finds a circle where there is one, through a brace group and
+/// an inline path, and not between a module and its own parts.
+#[test]
+fn an_import_circle_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::write(src.join("lib.rs"), "pub mod a; pub mod b; pub mod c;").unwrap();
+    std::fs::write(src.join("a.rs"), "mod inner;\nuse crate::a::inner::X;\n").unwrap();
+    std::fs::write(src.join("a/inner.rs"), "use crate::{b::{self, Y}, c};\n").unwrap();
+    std::fs::write(src.join("b.rs"), "use crate::a::Z; // crate::c::W\n").unwrap();
+    std::fs::write(src.join("c.rs"), "fn f() { crate::b::g() }\n").unwrap();
+    let graph = module_graph(src);
+    let cycle = a_cycle(&graph).expect("a -> a/inner -> b -> a is a circle");
+    assert!(cycle.contains(&"b".to_string()), "{cycle:?}");
+    // Without b's import of a, none is left (a/inner -> c -> b is a line).
+    std::fs::write(src.join("b.rs"), "// use crate::a::Z;\n").unwrap();
+    assert_eq!(a_cycle(&module_graph(src)), None);
+    // A part that uses its parent is no circle; a parent naming its part
+    // by a relative path is an arrow, as in the circle issue 18 measured
+    // (intake -> intake/update -> keywatch -> intake).
+    std::fs::write(src.join("a.rs"), "mod inner;\nuse inner::X;\n").unwrap();
+    std::fs::write(src.join("a/inner.rs"), "use super::*;\nuse crate::b::Y;\n").unwrap();
+    assert_eq!(a_cycle(&module_graph(src)), None);
+    std::fs::write(src.join("b.rs"), "fn f() { crate::a::g() }\n").unwrap();
+    let cycle = a_cycle(&module_graph(src)).expect("a -> a/inner -> b -> a");
+    assert_eq!(cycle.len(), 4, "{cycle:?}");
+}

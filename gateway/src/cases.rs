@@ -11,6 +11,9 @@
 //! The Secretariat also changes them by signed command mail ([`command`]).
 
 pub mod command;
+pub mod refusal;
+
+pub use refusal::Refusal;
 
 use std::time::{Duration, SystemTime};
 
@@ -20,8 +23,8 @@ use crate::check::Decision;
 use crate::classify::Kind;
 use crate::config::{Config, Role};
 use crate::directory::Directory;
-use crate::intake::{self, Ctx};
 use crate::outbound::{CaseReminderData, PartyView};
+use crate::post::{self, Ctx};
 use crate::store::cases::{CaseRow, NewCase};
 use crate::store::{timestamp, Audit, Store, Tx};
 
@@ -127,56 +130,6 @@ impl Change {
             Change::Reopen => "reopened",
             Change::Extend(_) => "extended",
             Change::Reassign(_) => "reassigned",
-        }
-    }
-}
-
-/// Why a change cannot be made to a case.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    NoCase,
-    ClosedAlready,
-    OpenAlready,
-    NoParty(String),
-    OwedAlready(String),
-    /// A command mail that cannot be carried out as written.
-    NotUnderstood(String),
-    /// No accepted best practice has the reference (circulate).
-    NoPractice,
-    /// The practice's content was deleted by the retention policy.
-    ContentDeleted,
-}
-
-impl Refusal {
-    /// The stable code, as the `command_result` templates read it.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Refusal::NoCase => "no_case",
-            Refusal::ClosedAlready => "closed_already",
-            Refusal::OpenAlready => "open_already",
-            Refusal::NoParty(_) => "no_party",
-            Refusal::OwedAlready(_) => "owed_already",
-            Refusal::NotUnderstood(_) => "not_understood",
-            Refusal::NoPractice => "no_practice",
-            Refusal::ContentDeleted => "content_deleted",
-        }
-    }
-
-    /// What it says, for a person, about the case of `reference`.
-    pub fn explain(&self, reference: &str) -> String {
-        match self {
-            Refusal::NoCase => format!("no case has the reference {reference}"),
-            Refusal::ClosedAlready => format!("{reference} is closed already"),
-            Refusal::OpenAlready => format!("{reference} is open already"),
-            Refusal::NoParty(p) => format!("no party {p} in the directory"),
-            Refusal::OwedAlready(p) => format!("{reference} is owed by {p} already"),
-            Refusal::NotUnderstood(why) => format!("the command is not understood: {why}"),
-            Refusal::NoPractice => {
-                format!("no accepted best practice has the reference {reference}")
-            }
-            Refusal::ContentDeleted => format!(
-                "the content of {reference} was deleted by the retention policy ([retention])"
-            ),
         }
     }
 }
@@ -360,7 +313,7 @@ pub async fn prepare_circulation(
     if c.verb != command::Verb::Circulate || c.not_understood.is_some() {
         return Ok(None);
     }
-    let note = crate::library::note_of_command_mail(content);
+    let note = note_of_command_mail(content);
     let target = c.reference.as_deref().unwrap_or_default();
     Ok(Some(
         crate::library::prepare(ctx, target, &note, now).await?,
@@ -421,7 +374,7 @@ pub async fn remind(
         tx.case_event(&case.reference, now, event, "gateway", None, &detail)
             .await?;
         let audit = format!("{} {detail}", case.reference);
-        intake::queue_and_commit(ctx, tx, &mails, &format!("case_{event}"), &audit, now).await?;
+        post::queue_and_commit(ctx, tx, &mails, &format!("case_{event}"), &audit, now).await?;
         reminded += 1;
     }
     Ok(reminded)
@@ -435,7 +388,7 @@ fn reminder_mails(
     case: &CaseRow,
     as_of: SystemTime,
     now: SystemTime,
-) -> Result<Vec<intake::Planned>> {
+) -> Result<Vec<post::Planned>> {
     let dir = &ctx.gw.directory;
     let secretariat = dir.secretariat();
     let overdue = case.overdue(as_of);
@@ -461,7 +414,7 @@ fn reminder_mails(
     let mut mails = Vec::new();
     let debtor = dir.get(&case.debtor);
     if let Some(debtor) = debtor {
-        mails.push(intake::letter(
+        mails.push(post::letter(
             ctx,
             &sender,
             "reminder",
@@ -471,7 +424,7 @@ fn reminder_mails(
         )?);
     }
     if (overdue || debtor.is_none()) && case.debtor != secretariat.id {
-        mails.push(intake::letter(
+        mails.push(post::letter(
             ctx,
             &sender,
             "reminder",
@@ -481,4 +434,23 @@ fn reminder_mails(
         )?);
     }
     Ok(mails)
+}
+
+/// The covering note of a command mail: its signed text, without the line
+/// that holds the command.
+pub fn note_of_command_mail(content: &crate::check::SignedContent) -> String {
+    let text = match content.form {
+        crate::mime::outer::Form::Inline => String::from_utf8_lossy(&content.bytes).into_owned(),
+        _ => mail_parser::MessageParser::default()
+            .parse(&content.bytes)
+            .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+            .unwrap_or_default(),
+    };
+    let mut lines: Vec<&str> = text.lines().collect();
+    if let Some(first) = lines.iter().position(|l| !l.trim().is_empty()) {
+        if command::holds_command(lines[first]) {
+            lines.remove(first);
+        }
+    }
+    crate::outbound::render::clean_text(&lines.join("\n"), 60, 400)
 }

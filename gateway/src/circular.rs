@@ -12,8 +12,8 @@ use anyhow::{Context, Result};
 
 use crate::config::Role;
 use crate::directory::PartyKind;
-use crate::intake::{self, Ctx, Planned};
 use crate::outbound::{DirectoryCircularData, PartyChanges, PartyView, Undelivered};
+use crate::post::{self, Ctx, Planned};
 use crate::store::directory::PendingVersion;
 
 /// Sends the circular of the changes not yet announced, when the directory
@@ -88,7 +88,7 @@ pub async fn announce_due(ctx: &Arc<Ctx>, now: SystemTime) -> Result<Option<i64>
         parties.len(),
         mails.len() - held
     );
-    intake::queue_and_commit(ctx, tx, &mails, "circular", &detail, now).await?;
+    post::queue_and_commit(ctx, tx, &mails, "circular", &detail, now).await?;
     tracing::info!(
         circular_id,
         entries = parties.len(),
@@ -126,7 +126,7 @@ fn compose(
         .collect();
     nfps.sort_by(|a, b| a.id.cmp(&b.id));
     for nfp in nfps {
-        let mail = intake::letter(
+        let mail = post::letter(
             ctx,
             &sender,
             "circular",
@@ -143,7 +143,7 @@ fn compose(
         mails.push(mail);
     }
     let secretariat = gw.directory.secretariat();
-    mails.push(intake::letter(
+    mails.push(post::letter(
         ctx,
         &sender,
         "circular",
@@ -266,7 +266,7 @@ pub async fn send_as(
                 );
                 data.insert("circular_id".into(), circular_id.into());
                 data.insert("generated_at".into(), crate::rfc3339(now).into());
-                let mail = intake::letter_with(
+                let mail = post::letter_with(
                     &ctx,
                     &sender,
                     "circular",
@@ -307,6 +307,6 @@ pub async fn send_as(
         "circular {circular_id} ({template}): sent to {}, held for {held}",
         previews.len() - held
     );
-    intake::queue_and_commit(ctx, tx, &mails, "circular", &detail, now).await?;
+    post::queue_and_commit(ctx, tx, &mails, "circular", &detail, now).await?;
     Ok((Some(circular_id), previews))
 }

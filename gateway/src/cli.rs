@@ -401,7 +401,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let data: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("Parsing {}", data.display()))?;
             let (gw, store) = Gateway::load_with_store(&cli.config).await?;
-            let ctx = std::sync::Arc::new(crate::intake::Ctx::new(gw, store).await?);
+            let ctx = std::sync::Arc::new(crate::post::Ctx::new(gw, store).await?);
             let sent =
                 crate::circular::send(&ctx, &template, data, dry_run, SystemTime::now()).await;
             ctx.store.close().await;
@@ -692,7 +692,7 @@ async fn quarantine(config: &std::path::Path, command: QuarantineCommand) -> Res
         }
         QuarantineCommand::Release { id } => {
             let (gw, store) = Gateway::load_with_store(config).await?;
-            let ctx = std::sync::Arc::new(crate::intake::Ctx::new(gw, store).await?);
+            let ctx = std::sync::Arc::new(crate::post::Ctx::new(gw, store).await?);
             let released = crate::intake::release(&ctx, id).await;
             ctx.store.close().await;
             let decision = released?;

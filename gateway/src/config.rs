@@ -140,8 +140,8 @@ impl Default for Cases {
 
 impl Cases {
     /// How long the debtor has for a request of `kind`; None: no case.
-    pub fn period(&self, kind: crate::classify::Kind) -> Option<Duration> {
-        use crate::classify::Kind;
+    pub fn period(&self, kind: crate::vocab::Kind) -> Option<Duration> {
+        use crate::vocab::Kind;
         match kind {
             Kind::AssistanceRequest => Some(self.assistance_request),
             Kind::InformationRequest => Some(self.information_request),
@@ -528,12 +528,12 @@ impl Retention {
             match key.as_str() {
                 "content" => r.content = Some(d),
                 "quarantined" => r.quarantined = Some(d),
-                k if crate::classify::Kind::from_code(k).is_some() => {
+                k if crate::vocab::Kind::from_code(k).is_some() => {
                     r.kinds.insert(k.to_string(), d);
                 }
                 k => bail!(
                     "[retention] {k}: not `content`, `quarantined` or a kind ({})",
-                    crate::classify::Kind::ALL.map(|k| k.code()).join(", ")
+                    crate::vocab::Kind::ALL.map(|k| k.code()).join(", ")
                 ),
             }
         }
@@ -581,7 +581,7 @@ impl Config {
             }
             (_, s) => s.map(|s| s.to_ascii_uppercase()),
         };
-        if !crate::mime::is_plain_address(&raw.address) {
+        if !crate::address::is_plain_address(&raw.address) {
             bail!(
                 "{}: `address` is not a mailbox address: {:?}",
                 path.display(),
@@ -993,7 +993,7 @@ retry = ["1m", "5m"]
 
     #[test]
     fn case_periods_default_and_are_checked() {
-        use crate::classify::Kind;
+        use crate::vocab::Kind;
         let day = |n: u64| Duration::from_secs(n * 86_400);
         let c = Config::parse(MINIMAL, Path::new("/x/g.toml")).unwrap();
         assert_eq!(c.cases.period(Kind::InformationRequest), Some(day(14)));

@@ -21,9 +21,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::check::Gateway;
 use crate::config::Imap;
-use crate::intake::{self, Ctx, Source};
+use crate::intake::{self, Source};
 use crate::mailbox::{Connection, Mailbox, Woken};
 use crate::outbound::smtp::{Delivery, Relay};
+use crate::post::{self, Ctx};
 use crate::store::health::is_store_failure;
 use crate::store::outbox::{Attempt, OutboxItem};
 use crate::store::Store;
@@ -1042,7 +1043,7 @@ async fn alert_failure(
     .await
     .context("The alert task failed")??;
     let mut tx = ctx.store.begin().await?;
-    intake::queue(&mut tx, item.inbound_id, &planned, now).await?;
+    post::queue(&mut tx, item.inbound_id, &planned, now).await?;
     tx.commit().await?;
     ctx.outbox_ready.notify_one();
     Ok(())

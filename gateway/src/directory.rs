@@ -12,8 +12,8 @@ use openpgp::{Cert, Fingerprint, KeyHandle};
 use sequoia_openpgp as openpgp;
 use serde::{Deserialize, Serialize};
 
-use crate::classify::{Language, Topic};
 use crate::config::is_state_code;
+use crate::vocab::{Language, Topic};
 
 pub mod entry;
 pub mod export;
@@ -360,7 +360,7 @@ impl Party {
     /// A party from its entry and certificates, validated.
     pub fn from_entry(e: Entry, cert: Cert, old_certs: Vec<Cert>) -> Result<Party> {
         let email = e.email.trim().to_ascii_lowercase();
-        if !crate::mime::is_plain_address(&email) {
+        if !crate::address::is_plain_address(&email) {
             bail!("`email` is not a mailbox address: {:?}", e.email);
         }
         let state = e.state.map(|s| s.to_ascii_uppercase());

@@ -19,9 +19,32 @@ use sequoia_openpgp as openpgp;
 
 use crate::config::Config;
 use crate::directory::Directory;
-use crate::keywatch;
 use crate::openpgp::seal;
 use crate::openpgp::GatewayKey;
+
+/// When mail can no longer be encrypted to `cert`: the primary key's
+/// expiry, or the last of its transport-encryption keys' (None: never).
+pub fn expiry(cert: &Cert, policy: &dyn Policy, now: SystemTime) -> Option<SystemTime> {
+    let vc = cert.with_policy(policy, now).ok()?;
+    let primary = vc.primary_key().key_expiration_time();
+    let keys: Vec<Option<SystemTime>> = vc
+        .keys()
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_transport_encryption()
+        .map(|k| k.key_expiration_time())
+        .collect();
+    let subkeys = if keys.iter().any(Option::is_none) {
+        None
+    } else {
+        keys.into_iter().flatten().max()
+    };
+    match (primary, subkeys) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -118,7 +141,7 @@ pub fn check_gateway(
         fingerprint: cert.fingerprint().to_hex(),
         encrypt: can_decrypt(cert, policy, now),
         sign: can_sign(cert, policy, now, true),
-        expires: keywatch::expiry(cert, policy, now),
+        expires: expiry(cert, policy, now),
         findings: Vec::new(),
     };
     if !row.encrypt {
@@ -167,7 +190,7 @@ fn check_previous(cert: &Cert, policy: &dyn Policy, now: SystemTime) -> Row {
         fingerprint: cert.fingerprint().to_hex(),
         encrypt: decrypts,
         sign: false,
-        expires: keywatch::expiry(cert, policy, now),
+        expires: expiry(cert, policy, now),
         findings: Vec::new(),
     };
     match decrypts {
@@ -201,7 +224,7 @@ pub fn check_party(
         fingerprint: cert.fingerprint().to_hex(),
         encrypt: usable.is_ok(),
         sign: can_sign(cert, policy, now, false),
-        expires: keywatch::expiry(cert, policy, now),
+        expires: expiry(cert, policy, now),
         findings: Vec::new(),
     };
     if let Err(e) = usable {
@@ -341,7 +364,7 @@ pub fn generate(
     secret: &Path,
     passphrase: Option<openpgp::crypto::Password>,
 ) -> Result<Generated> {
-    if !crate::mime::is_plain_address(address) {
+    if !crate::address::is_plain_address(address) {
         bail!("{address:?} is not a plain mail address");
     }
     let (public, revocation) = beside(secret);

@@ -9,36 +9,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use sequoia_openpgp::policy::Policy;
-use sequoia_openpgp::Cert;
 
-use crate::intake::{self, Ctx};
+use crate::keys::expiry;
 use crate::openpgp::seal;
 use crate::outbound::{KeyExpiryReportData, KeyExpiryWarningData, KeyStatus, OwnKeyStatus};
-
-/// When mail can no longer be encrypted to `cert`: the primary key's
-/// expiry, or the last of its transport-encryption keys' (None: never).
-pub fn expiry(cert: &Cert, policy: &dyn Policy, now: SystemTime) -> Option<SystemTime> {
-    let vc = cert.with_policy(policy, now).ok()?;
-    let primary = vc.primary_key().key_expiration_time();
-    let keys: Vec<Option<SystemTime>> = vc
-        .keys()
-        .supported()
-        .alive()
-        .revoked(false)
-        .for_transport_encryption()
-        .map(|k| k.key_expiration_time())
-        .collect();
-    let subkeys = if keys.iter().any(Option::is_none) {
-        None
-    } else {
-        keys.into_iter().flatten().max()
-    };
-    match (primary, subkeys) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
+use crate::post::{self, Ctx};
 
 /// Runs the watch if it has not run today (UTC). Returns whether it ran.
 pub async fn run_daily(ctx: &Arc<Ctx>, now: SystemTime) -> Result<bool> {
@@ -60,13 +35,13 @@ pub async fn run_daily(ctx: &Arc<Ctx>, now: SystemTime) -> Result<bool> {
             .context("The key watch failed")??
     };
     let detail = format!("key-expiry watch {day}: {} mails", mails.len());
-    intake::queue_and_commit(ctx, tx, &mails, "key_watch", &detail, now).await?;
+    post::queue_and_commit(ctx, tx, &mails, "key_watch", &detail, now).await?;
     Ok(true)
 }
 
 /// The statuses worth reporting, and the mails: a warning to each party
 /// that can still be written to, the report to the Secretariat.
-fn compose(ctx: &Ctx, now: SystemTime) -> Result<Vec<intake::Planned>> {
+fn compose(ctx: &Ctx, now: SystemTime) -> Result<Vec<post::Planned>> {
     let gw = &ctx.gw;
     let (keys, own_key) = statuses(gw, now);
     if let Some(own) = &own_key {
@@ -85,7 +60,7 @@ fn compose(ctx: &Ctx, now: SystemTime) -> Result<Vec<intake::Planned>> {
             recipient: party.into(),
             key: key.clone(),
         };
-        mails.push(intake::letter(
+        mails.push(post::letter(
             ctx,
             &sender,
             "alert",
@@ -104,7 +79,7 @@ fn compose(ctx: &Ctx, now: SystemTime) -> Result<Vec<intake::Planned>> {
             keys,
             own_key,
         };
-        mails.push(intake::letter(
+        mails.push(post::letter(
             ctx,
             &sender,
             "alert",

@@ -19,7 +19,16 @@
 //! checked), [`preflight`] (`config check`: what `run` would refuse) and
 //! [`cli`]. Any stage can refuse a message with a
 //! [`reason::Rejection`]; nothing panics on any input.
+//!
+//! Below them all, [`vocab`] (languages, topics, kinds, the folding of
+//! words) and [`address`] (mail address syntax). [`post`] is what every
+//! writer shares: the context, the letters the gateway composes and their
+//! queueing in the outbox. [`intake`] files what arrives; the desk
+//! ([`cases`], [`rollcall`], [`library`], [`report`], [`keywatch`]) writes
+//! through [`post`], never through intake. Imports point one way: no module
+//! reaches back to itself through others (tests/docs.rs checks it).
 
+pub mod address;
 pub mod cases;
 pub mod check;
 pub mod circular;
@@ -37,6 +46,7 @@ pub mod mailbox;
 pub mod mime;
 pub mod openpgp;
 pub mod outbound;
+pub mod post;
 pub mod preflight;
 pub mod reason;
 pub mod report;
@@ -46,6 +56,7 @@ pub mod rotation;
 pub mod route;
 pub mod store;
 pub mod tls;
+pub mod vocab;
 
 /// The UTC day of a time, YYYY-MM-DD (daily jobs claim their day by it).
 pub fn utc_day(t: std::time::SystemTime) -> String {

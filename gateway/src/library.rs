@@ -13,11 +13,11 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use crate::cases::Refusal;
+use crate::cases::refusal::Refusal;
 use crate::directory::PartyKind;
-use crate::intake::{self, Ctx, Planned};
 use crate::outbound::render::clean_text;
 use crate::outbound::{LibraryCircularData, PartyView};
+use crate::post::{self, Ctx, Planned};
 use crate::store::Tx;
 
 /// What a circulation did.
@@ -95,8 +95,8 @@ pub async fn commit_in(
     let asked = mails.len();
     let (held, to_send): (Vec<Planned>, Vec<Planned>) =
         mails.into_iter().partition(|m| m.sealed.message.is_err());
-    intake::queue(tx, Some(practice.inbound_id), &to_send, now).await?;
-    intake::queue(tx, None, &held, now).await?;
+    post::queue(tx, Some(practice.inbound_id), &to_send, now).await?;
+    post::queue(tx, None, &held, now).await?;
     let done = Circulated {
         reference: reference.to_string(),
         sent: to_send.len(),
@@ -158,7 +158,7 @@ fn circular_mails(
             original_name: name.clone(),
         };
         let attachment = crate::outbound::compose::original_attachment(bytes, is_mime, &name);
-        mails.push(intake::letter_with(
+        mails.push(post::letter_with(
             ctx,
             &sender,
             "library",
@@ -169,23 +169,4 @@ fn circular_mails(
         )?);
     }
     Ok(mails)
-}
-
-/// The covering note of a command mail: its signed text, without the line
-/// that holds the command.
-pub fn note_of_command_mail(content: &crate::check::SignedContent) -> String {
-    let text = match content.form {
-        crate::mime::outer::Form::Inline => String::from_utf8_lossy(&content.bytes).into_owned(),
-        _ => mail_parser::MessageParser::default()
-            .parse(&content.bytes)
-            .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
-            .unwrap_or_default(),
-    };
-    let mut lines: Vec<&str> = text.lines().collect();
-    if let Some(first) = lines.iter().position(|l| !l.trim().is_empty()) {
-        if crate::cases::command::holds_command(lines[first]) {
-            lines.remove(first);
-        }
-    }
-    clean_text(&lines.join("\n"), 60, 400)
 }

@@ -18,8 +18,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::config::Role;
-use crate::intake::{self, Ctx};
 use crate::outbound::{KeyStatus, OwnKeyStatus, PartyView};
+use crate::post::{self, Ctx};
 use crate::store::cases::CaseQuery;
 use crate::store::Once;
 
@@ -297,13 +297,13 @@ pub async fn run(ctx: &Arc<Ctx>, as_of: SystemTime, now: SystemTime) -> Result<b
         report.cases.answered,
         report.cases.overdue
     );
-    intake::queue_and_commit(ctx, tx, &[mail], "report_sent", &detail, now).await?;
+    post::queue_and_commit(ctx, tx, &[mail], "report_sent", &detail, now).await?;
     Ok(true)
 }
 
 /// The report as mail to the Secretariat: the text in its language, the
 /// page attached.
-fn report_mail(ctx: &Ctx, report: &Report, now: SystemTime) -> Result<intake::Planned> {
+fn report_mail(ctx: &Ctx, report: &Report, now: SystemTime) -> Result<post::Planned> {
     let secretariat = ctx.gw.directory.secretariat();
     let page = html(report);
     let name = format!("report-{}.html", day(&report.until));
@@ -321,7 +321,7 @@ fn report_mail(ctx: &Ctx, report: &Report, now: SystemTime) -> Result<intake::Pl
         ],
         body: crate::outbound::mime::Body::Binary(page.into_bytes()),
     };
-    intake::letter_with(
+    post::letter_with(
         ctx,
         &ctx.sender(now),
         "report",

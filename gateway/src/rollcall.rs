@@ -23,8 +23,8 @@ use crate::check::Decision;
 use crate::classify::Kind;
 use crate::config::{Config, Role};
 use crate::directory::{Party, PartyKind};
-use crate::intake::{self, Ctx, Planned};
 use crate::outbound::{EntryLine, PartyView, RollcallReportData, RollcallRequestData};
+use crate::post::{self, Ctx, Planned};
 use crate::store::rollcall::{MemberRow, RoundRow};
 use crate::store::Tx;
 
@@ -75,7 +75,7 @@ pub async fn start(
         mails.len(),
         crate::store::timestamp(due)
     );
-    intake::queue_and_commit(ctx, tx, &mails, "rollcall_started", &detail, now).await?;
+    post::queue_and_commit(ctx, tx, &mails, "rollcall_started", &detail, now).await?;
     Ok(Some(reference))
 }
 
@@ -103,7 +103,7 @@ fn requests(
             reminder,
             entry: entry_lines(p),
         };
-        mails.push(intake::letter(
+        mails.push(post::letter(
             ctx,
             &sender,
             "rollcall",
@@ -282,7 +282,7 @@ async fn remind(
         return Ok(0);
     }
     let detail = format!("{}: reminder to {} NFPs", round.reference, mails.len());
-    intake::queue_and_commit(ctx, tx, &mails, "rollcall_reminded", &detail, now).await?;
+    post::queue_and_commit(ctx, tx, &mails, "rollcall_reminded", &detail, now).await?;
     Ok(mails.len())
 }
 
@@ -309,7 +309,7 @@ async fn report(ctx: &Arc<Ctx>, round: &RoundRow, now: SystemTime) -> Result<boo
         })
         .collect();
     let detail = format!("{}: report, {}", round.reference, counts.join(", "));
-    intake::queue_and_commit(ctx, tx, &[mail], "rollcall_reported", &detail, now).await?;
+    post::queue_and_commit(ctx, tx, &[mail], "rollcall_reported", &detail, now).await?;
     Ok(true)
 }
 
@@ -343,7 +343,7 @@ fn report_mail(
         failed: of("failed"),
     };
     let sender = ctx.sender(now);
-    intake::letter(
+    post::letter(
         ctx,
         &sender,
         "rollcall",

@@ -65,7 +65,7 @@ pub async fn reencrypt(
             outcome.old += 1;
             // A dry run decrypts too, to count what no key reads.
             let again = |data: &[u8]| -> Result<Vec<u8>> {
-                let plain = crate::intake::decrypt_stored(gw, data)?;
+                let plain = crate::post::decrypt_stored(gw, data)?;
                 match dry_run {
                     true => Ok(Vec::new()),
                     false => seal::encrypt_for_storage(&storage, &gw.policy, now, &plain),

@@ -18,6 +18,7 @@ use rust_stemmers::{Algorithm, Stemmer};
 use serde::Deserialize;
 
 use super::{Kind, Language, Topic};
+use crate::vocab::normalize;
 
 /// The rules shipped with the gateway.
 pub const DEFAULT_RULES: &str = include_str!("../../../rules/classify.toml");
@@ -683,53 +684,6 @@ pub fn folded_words(line: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .map(fold_word)
         .collect()
-}
-
-/// Lower case, accents removed (NFD, combining marks dropped), runs of white
-/// space as one space, typographic apostrophes as `'`.
-pub fn normalize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut space = true;
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-            space = false;
-        } else if c.is_ascii() {
-            push_folded(&mut out, &mut space, c);
-        } else {
-            // Marks are dropped, so NFD's reordering of them does not
-            // matter: decomposing each character is enough.
-            unicode_normalization::char::decompose_canonical(c, |d| {
-                push_folded(&mut out, &mut space, d)
-            });
-        }
-    }
-    if out.ends_with(' ') {
-        out.pop();
-    }
-    out
-}
-
-/// One character of a decomposed text, folded: accents go (é -> e, ü -> u;
-/// in Russian й -> и, ё -> е), on the rules and on the text alike.
-fn push_folded(out: &mut String, space: &mut bool, c: char) {
-    if unicode_normalization::char::is_combining_mark(c) {
-        return;
-    }
-    let c = if c == '\u{2019}' || c == '\u{02BC}' {
-        '\''
-    } else {
-        c
-    };
-    if c.is_whitespace() {
-        if !*space {
-            out.push(' ');
-            *space = true;
-        }
-    } else {
-        out.extend(c.to_lowercase());
-        *space = false;
-    }
 }
 
 #[cfg(test)]

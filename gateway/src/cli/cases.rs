@@ -107,7 +107,7 @@ pub enum CasesCommand {
 /// running daemon.
 async fn remind(config_path: &Path, as_of: Option<SystemTime>) -> Result<ExitCode> {
     let (gw, store) = crate::check::Gateway::load_with_store(config_path).await?;
-    let ctx = std::sync::Arc::new(crate::intake::Ctx::new(gw, store).await?);
+    let ctx = std::sync::Arc::new(crate::post::Ctx::new(gw, store).await?);
     let now = SystemTime::now();
     let done = crate::cases::remind(&ctx, as_of.unwrap_or(now), now).await;
     ctx.store.close().await;

@@ -213,7 +213,7 @@ async fn announce(
             "new_expires_at": row.expires.map(crate::rfc3339),
             "certificate_file": file,
         });
-        let ctx = std::sync::Arc::new(crate::intake::Ctx::new(new_gw, store.clone()).await?);
+        let ctx = std::sync::Arc::new(crate::post::Ctx::new(new_gw, store.clone()).await?);
         let extras = crate::circular::Extras {
             kind: Some("key_rotation"),
             co_signer: Some(co_signer),

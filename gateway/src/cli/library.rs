@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use anyhow::Result;
 use clap::Subcommand;
 
-use crate::intake::Ctx;
+use crate::post::Ctx;
 
 #[derive(Debug, Subcommand)]
 pub enum LibraryCommand {

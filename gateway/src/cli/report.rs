@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::intake::Ctx;
+use crate::post::Ctx;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use crate::intake::Ctx;
+use crate::post::Ctx;
 
 #[derive(Debug, Subcommand)]
 pub enum RollcallCommand {

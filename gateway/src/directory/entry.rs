@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Contact, PartyKind, UnprotectedParts};
-use crate::classify::{Language, Topic};
+use crate::vocab::{Language, Topic};
 
 /// An organigram document, stored by content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

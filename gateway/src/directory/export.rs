@@ -276,8 +276,8 @@ th,td{border:1px solid #bbb;padding:.2em .4em;text-align:left;vertical-align:top
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::Language;
     use crate::directory::Contact;
+    use crate::vocab::Language;
 
     fn entry(id: &str, kind: PartyKind, state: Option<&str>) -> Entry {
         Entry {

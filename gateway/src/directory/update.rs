@@ -13,6 +13,7 @@
 use mail_parser::MimeHeaders;
 
 use super::{Contact, Entry};
+use crate::vocab::normalize;
 
 /// What an update asks to change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -237,10 +238,6 @@ pub fn is_phone(s: &str) -> bool {
             .all(|c| c.is_ascii_digit() || " ()-./".contains(c))
 }
 
-fn normalize(s: &str) -> String {
-    crate::classify::rules::normalize(s)
-}
-
 /// The text form's fields; returns how many were found.
 fn read_text(text: &str, u: &mut Update) -> Result<usize, String> {
     let mut n = 0;
@@ -287,7 +284,7 @@ fn contact_from_pipes(value: &str) -> Result<Contact, String> {
     };
     for p in parts {
         if p.contains('@') {
-            if !crate::mime::is_plain_address(p) {
+            if !crate::address::is_plain_address(p) {
                 return Err(format!("{p:?} is not an e-mail address"));
             }
             c.emails.push(p.to_ascii_lowercase());
@@ -404,7 +401,7 @@ fn read_card(props: &[(String, String, String)], u: &mut Update) -> Result<(), S
             "FN" | "KIND" | "X-NFP-PARTY" | "ORG" => {}
             "TITLE" | "ROLE" => contact.role = Some(clean(value)),
             "EMAIL" => {
-                if !crate::mime::is_plain_address(value) {
+                if !crate::address::is_plain_address(value) {
                     return Err(format!("{:?} is not an e-mail address", clean(value)));
                 }
                 contact.emails.push(value.to_ascii_lowercase());

@@ -5,15 +5,6 @@
 use super::*;
 use crate::mime::repair::{Discarded, Repair};
 
-/// A composed mail for one recipient.
-pub struct Planned {
-    pub purpose: &'static str,
-    pub template: String,
-    pub party: String,
-    pub email: String,
-    pub sealed: Sealed,
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(super) fn accepted_mail(
     ctx: &Ctx,
@@ -431,53 +422,6 @@ pub(super) fn no_key_alert(
         why: clean_line(why, 300),
     };
     letter(ctx, sender, "alert", "no_usable_key", secretariat, &data).map(Some)
-}
-
-/// A letter of the gateway's own (no attachment): `template` rendered in
-/// the recipient's language, signed and encrypted to it.
-pub(crate) fn letter(
-    ctx: &Ctx,
-    sender: &Sender<'_>,
-    purpose: &'static str,
-    template: &str,
-    to: &Party,
-    data: &impl serde::Serialize,
-) -> Result<Planned> {
-    letter_with(ctx, sender, purpose, template, to, data, None)
-}
-
-/// [`letter`] with an attachment.
-pub(crate) fn letter_with(
-    ctx: &Ctx,
-    sender: &Sender<'_>,
-    purpose: &'static str,
-    template: &str,
-    to: &Party,
-    data: &impl serde::Serialize,
-    attachment: Option<crate::outbound::mime::Entity>,
-) -> Result<Planned> {
-    let text = ctx.templates.render(template, to.language, data)?;
-    Ok(planned(
-        purpose,
-        template,
-        to,
-        compose::seal(sender, to, &text, attachment)?,
-    ))
-}
-
-pub(super) fn planned(
-    purpose: &'static str,
-    template: &str,
-    to: &Party,
-    sealed: Sealed,
-) -> Planned {
-    Planned {
-        purpose,
-        template: template.to_string(),
-        party: to.id.clone(),
-        email: to.email.clone(),
-        sealed,
-    }
 }
 
 /// The alert to the Secretariat that a mail could not be delivered.

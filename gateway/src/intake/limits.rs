@@ -193,7 +193,7 @@ pub async fn digest_due(ctx: &Ctx, now: SystemTime) -> Result<usize> {
         data.first_id,
         data.last_id
     );
-    queue_and_commit(ctx, tx, &[mail], "quarantine_digest", &detail, now).await?;
+    crate::post::queue_and_commit(ctx, tx, &[mail], "quarantine_digest", &detail, now).await?;
     tracing::info!(messages = ids.len(), "quarantine digest queued");
     Ok(ids.len())
 }

@@ -67,7 +67,7 @@ pub(super) async fn contact_update(
                 .merge_public(c)
                 .context("Merging the refreshed certificate")?;
             let expiry = |c: &sequoia_openpgp::Cert| {
-                crate::keywatch::expiry(c, &ctx.gw.policy, now)
+                crate::keys::expiry(c, &ctx.gw.policy, now)
                     .map(rfc3339)
                     .unwrap_or_else(|| "never".into())
             };

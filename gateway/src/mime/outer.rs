@@ -147,7 +147,7 @@ fn single_from(msg: &Message<'_>) -> Result<String, Rejection> {
     }
     let from = addresses(msg.from());
     match from.as_slice() {
-        [one] if super::is_plain_address(one) => Ok(one.clone()),
+        [one] if crate::address::is_plain_address(one) => Ok(one.clone()),
         [] | [_] => reject(Reason::Malformed, "the From header holds no usable address"),
         more => reject(
             Reason::SenderMismatch,
