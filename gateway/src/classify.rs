@@ -271,8 +271,10 @@ pub fn model_features(
 }
 
 /// The kind the words decide, and why: the model's kind when the rules'
-/// phrases agree or when it is sure enough; when it is not, the rules' kind
-/// if the model ranks it among its two first; else `unclassified`. The
+/// phrases agree or when it is sure enough, unless the rules read another
+/// kind clearly (a lead of `clear-lead`) and the model is below `overrule`;
+/// when it is not sure, the rules' kind if the model ranks it among its two
+/// first; else `unclassified`. The
 /// subject is read only `with_subject` (an acknowledgement of receipt
 /// echoes the request's).
 fn decide(
@@ -282,7 +284,7 @@ fn decide(
     language: Language,
     with_subject: bool,
 ) -> (Kind, String) {
-    let (by_rules, rules_why) = decide_by_rules(weighed, rules);
+    let (by_rules, rules_why, lead) = decide_by_rules(weighed, rules);
     let model = model::Model::builtin();
     let p = model.predict_text(reading, language, with_subject);
     let evidence: Vec<String> = p.evidence.iter().map(|f| format!("\"{f}\"")).collect();
@@ -298,6 +300,17 @@ fn decide(
     let t = model.threshold;
     if p.kind == by_rules {
         (p.kind, format!("{read}, and the rules agree: {rules_why}"))
+    } else if by_rules != Kind::Unclassified
+        && lead >= rules.evidence.clear_lead
+        && p.probability < rules.evidence.overrule
+    {
+        (
+            by_rules,
+            format!(
+                "{rules_why}, a clear lead (>= {:.1}); the model, not sure enough to overrule it (p < {:.2}): {read}",
+                rules.evidence.clear_lead, rules.evidence.overrule
+            ),
+        )
     } else if p.probability >= t {
         (
             p.kind,
@@ -316,9 +329,23 @@ fn decide(
     }
 }
 
+/// The kind the rules' phrases decide, why, and its lead over the next kind.
+fn decide_by_rules(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String, f32) {
+    let (kind, why) = ranked_by_rules(weighed, rules);
+    let mut scores: Vec<f32> = weighed
+        .kinds
+        .iter()
+        .filter(|t| rules::WORD_KINDS.contains(&t.what))
+        .map(|t| t.score)
+        .collect();
+    scores.sort_by(|a, b| b.total_cmp(a));
+    let lead = scores.first().copied().unwrap_or(0.0) - scores.get(1).copied().unwrap_or(0.0);
+    (kind, why, lead)
+}
+
 /// The kind the rules' phrases decide, with the evidence that decided it, or
 /// `unclassified` when no kind has enough evidence or two are close.
-fn decide_by_rules(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String) {
+fn ranked_by_rules(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String) {
     let mut ranked: Vec<&evidence::Tally<Kind>> = weighed
         .kinds
         .iter()

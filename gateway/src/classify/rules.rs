@@ -50,6 +50,8 @@ struct RawEvidence {
     opening_factor: f32,
     reference: f32,
     negation_window: usize,
+    clear_lead: f32,
+    overrule: f32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,6 +151,12 @@ pub struct Evidence {
     pub opening_factor: f32,
     pub reference: f32,
     pub negation_window: usize,
+    /// A lead of the rules' first kind over the next from which their
+    /// reading is clear.
+    pub clear_lead: f32,
+    /// The probability from which the model's kind overrules a clear reading
+    /// of the rules.
+    pub overrule: f32,
 }
 
 /// The longest line a closing formula starts, in words.
@@ -518,6 +526,9 @@ impl Rules {
         if e.min_score <= 0.0 || e.margin < 0.0 {
             bail!("[evidence] min-score must be positive and margin not negative");
         }
+        if e.clear_lead <= 0.0 || !(0.0..=1.0).contains(&e.overrule) {
+            bail!("[evidence] clear-lead must be positive and overrule a probability (0 to 1)");
+        }
         Ok(Rules {
             kind_tags,
             topic_tags,
@@ -530,6 +541,8 @@ impl Rules {
                 opening_factor: e.opening_factor,
                 reference: e.reference,
                 negation_window: e.negation_window,
+                clear_lead: e.clear_lead,
+                overrule: e.overrule,
             },
             text: TextCues {
                 closings: raw
