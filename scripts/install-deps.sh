@@ -86,3 +86,13 @@ if ! python3 -c 'import babel, sys; sys.exit(babel.__version__ != "2.19.0")' 2>/
   python3 -m pip install --quiet --disable-pip-version-check 'babel==2.19.0' \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'babel==2.19.0'
 fi
+
+# Prometheus's own Python client, pinned, from PyPI: its strict OpenMetrics
+# parser reads the gateway's /metrics as a scraper would (tests/e2e/scenarios.py,
+# operations). PyPI's, as for Babel, so that any python3 on PATH has it.
+if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null \
+    || [ "$(python3 -c 'import importlib.metadata as m; print(m.version("prometheus-client"))' 2>/dev/null)" != "0.26.0" ]; then
+  echo "install-deps: installing prometheus-client 0.26.0 from PyPI" >&2
+  python3 -m pip install --quiet --disable-pip-version-check 'prometheus-client==0.26.0' \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'prometheus-client==0.26.0'
+fi

@@ -392,7 +392,16 @@ def operations() -> None:
                     raise
                 time.sleep(0.2)
         check(health.status == 200, f"healthz {health.status}")
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        response = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        check(response.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0"),
+              response.headers["Content-Type"])
+        metrics = response.read().decode()
+        # Read as a scraper reads it: Prometheus's client's strict OpenMetrics
+        # parser refuses a missing "# EOF", a bad type or a malformed sample.
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families
+        families = {f.name: f for f in text_string_to_metric_families(metrics)}
+        check(families["nfp_gateway_messages"].type == "counter", str(families.keys()))
+        check(families["nfp_gateway_outbox_depth"].type == "gauge", str(families.keys()))
         check('nfp_gateway_messages_total{verdict="accepted",reason=""} 1' in metrics, metrics)
         check("nfp_gateway_imap_connected 1" in metrics, metrics)
         check('nfp_gateway_outbox_total{state="sent"} 2' in metrics, metrics)

@@ -1,6 +1,7 @@
-//! `/healthz` and Prometheus `/metrics` on a loopback port: a deliberately
-//! tiny HTTP/1.1 responder (GET only, one request per connection, bounded
-//! reads), so that no HTTP framework widens the attack surface.
+//! `/healthz` and `/metrics` (OpenMetrics text, which Prometheus reads) on a
+//! loopback port: a deliberately tiny HTTP/1.1 responder (GET only, one
+//! request per connection, bounded reads), so that no HTTP framework widens
+//! the attack surface. The metrics themselves are prometheus-client's.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,9 @@ use anyhow::{Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// The media type of OpenMetrics text (prometheus-client's encoding).
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 use super::State;
 
@@ -50,20 +54,21 @@ pub async fn serve(addr: SocketAddr, state: Arc<State>, cancel: CancellationToke
                 .next()
                 .and_then(|l| l.strip_prefix("GET "))
                 .and_then(|l| l.split(' ').next());
-            let (status, body) = match path {
+            let text = "text/plain; charset=utf-8";
+            let (status, content_type, body) = match path {
                 Some("/healthz") => match state.health().await {
-                    Ok(()) => ("200 OK", "ok\n".to_string()),
-                    Err(why) => ("503 Service Unavailable", format!("{why}\n")),
+                    Ok(()) => ("200 OK", text, "ok\n".to_string()),
+                    Err(why) => ("503 Service Unavailable", text, format!("{why}\n")),
                 },
                 Some("/metrics") => match state.metrics().await {
-                    Ok(text) => ("200 OK", text),
-                    Err(e) => ("500 Internal Server Error", format!("{e:#}\n")),
+                    Ok(metrics) => ("200 OK", OPENMETRICS, metrics),
+                    Err(e) => ("500 Internal Server Error", text, format!("{e:#}\n")),
                 },
-                Some(_) => ("404 Not Found", "not found\n".to_string()),
-                None => ("405 Method Not Allowed", "GET only\n".to_string()),
+                Some(_) => ("404 Not Found", text, "not found\n".to_string()),
+                None => ("405 Method Not Allowed", text, "GET only\n".to_string()),
             };
             let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = conn.write_all(response.as_bytes()).await;

@@ -5,7 +5,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use crate::post::Ctx;
 
@@ -55,36 +61,37 @@ impl State {
         }
     }
 
+    /// The metrics as OpenMetrics text, read from the store at each scrape
+    /// (several instances sharing a store each report all of it).
     pub(super) async fn metrics(&self) -> Result<String> {
-        use std::fmt::Write as _;
-        let mut out = String::new();
+        let mut registry = Registry::with_prefix("nfp_gateway");
         let health = self.ctx.store.health();
-        writeln!(out, "# HELP nfp_gateway_store_write_failures_total Write transactions of the store that could not begin or commit.")?;
-        writeln!(out, "# TYPE nfp_gateway_store_write_failures_total counter")?;
-        writeln!(
-            out,
-            "nfp_gateway_store_write_failures_total {}",
-            health.failures()
-        )?;
-        writeln!(out, "# HELP nfp_gateway_store_writable Whether the latest write transaction of the store committed.")?;
-        writeln!(out, "# TYPE nfp_gateway_store_writable gauge")?;
-        writeln!(
-            out,
-            "nfp_gateway_store_writable {}",
-            u8::from(health.failing().is_none())
-        )?;
-        writeln!(
-            out,
-            "# HELP nfp_gateway_messages_total Inbound messages stored, by verdict and reason."
-        )?;
-        writeln!(out, "# TYPE nfp_gateway_messages_total counter")?;
+        let failures = Counter::<u64>::default();
+        failures.inc_by(health.failures());
+        registry.register(
+            "store_write_failures",
+            "Write transactions of the store that could not begin or commit",
+            failures,
+        );
+        registry.register(
+            "store_writable",
+            "Whether the latest write transaction of the store committed",
+            gauge(i64::from(health.failing().is_none())),
+        );
+        let messages = Family::<Labels, Counter>::default();
         for (verdict, reason, n) in self.ctx.store.inbound_counts().await? {
-            writeln!(
-                out,
-                "nfp_gateway_messages_total{{verdict=\"{verdict}\",reason=\"{}\"}} {n}",
-                reason.unwrap_or_default()
-            )?;
+            messages
+                .get_or_create(&labels(&[
+                    ("verdict", verdict),
+                    ("reason", reason.unwrap_or_default()),
+                ]))
+                .inc_by(u64::try_from(n).unwrap_or(0));
         }
+        registry.register(
+            "messages",
+            "Inbound messages stored, by verdict and reason",
+            messages,
+        );
         let (depth, oldest) = self.ctx.store.outbox_depth().await?;
         let age = oldest
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
@@ -94,62 +101,56 @@ impl State {
                     .max(0)
             })
             .unwrap_or(0);
-        writeln!(
-            out,
-            "# HELP nfp_gateway_outbox_depth Mail waiting to be sent."
-        )?;
-        writeln!(out, "# TYPE nfp_gateway_outbox_depth gauge")?;
-        writeln!(out, "nfp_gateway_outbox_depth {depth}")?;
-        writeln!(out, "# HELP nfp_gateway_outbox_oldest_pending_seconds Age of the oldest mail waiting to be sent.")?;
-        writeln!(
-            out,
-            "# TYPE nfp_gateway_outbox_oldest_pending_seconds gauge"
-        )?;
-        writeln!(out, "nfp_gateway_outbox_oldest_pending_seconds {age}")?;
-        writeln!(
-            out,
-            "# HELP nfp_gateway_outbox_total Outgoing mail by state."
-        )?;
-        writeln!(out, "# TYPE nfp_gateway_outbox_total gauge")?;
+        registry.register("outbox_depth", "Mail waiting to be sent", gauge(depth));
+        registry.register(
+            "outbox_oldest_pending_seconds",
+            "Age of the oldest mail waiting to be sent",
+            gauge(age),
+        );
+        let outbox = Family::<Labels, Gauge>::default();
         for (state, n) in self.ctx.store.outbox_states().await? {
-            writeln!(out, "nfp_gateway_outbox_total{{state=\"{state}\"}} {n}")?;
+            outbox.get_or_create(&labels(&[("state", state)])).set(n);
         }
-        writeln!(
-            out,
-            "# HELP nfp_gateway_cases The Secretariat's cases by standing (open: not yet due)."
-        )?;
-        writeln!(out, "# TYPE nfp_gateway_cases gauge")?;
+        registry.register("outbox_total", "Outgoing mail by state", outbox);
+        let cases = Family::<Labels, Gauge>::default();
         let counts = self.ctx.store.case_counts(SystemTime::now()).await?;
         for standing in ["open", "overdue", "answered", "closed"] {
             let n = counts
                 .iter()
                 .find(|(s, _)| s == standing)
                 .map_or(0, |c| c.1);
-            writeln!(out, "nfp_gateway_cases{{standing=\"{standing}\"}} {n}")?;
+            cases
+                .get_or_create(&labels(&[("standing", standing.to_string())]))
+                .set(n);
         }
-        writeln!(
-            out,
-            "# HELP nfp_gateway_rollcall The NFPs of the latest roll call by standing."
-        )?;
-        writeln!(out, "# TYPE nfp_gateway_rollcall gauge")?;
+        registry.register(
+            "cases",
+            "The Secretariat's cases by standing (open: not yet due)",
+            cases,
+        );
         let members = match self.ctx.store.rounds().await?.first() {
             Some(round) => self.ctx.store.round_members(&round.reference).await?,
             None => Vec::new(),
         };
+        let rollcall = Family::<Labels, Gauge>::default();
         for standing in crate::rollcall::STANDINGS {
             let n = members.iter().filter(|m| m.standing() == standing).count();
-            writeln!(out, "nfp_gateway_rollcall{{standing=\"{standing}\"}} {n}")?;
+            rollcall
+                .get_or_create(&labels(&[("standing", standing.to_string())]))
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
-        writeln!(
-            out,
-            "# HELP nfp_gateway_imap_connected Whether the IMAP session is up."
-        )?;
-        writeln!(out, "# TYPE nfp_gateway_imap_connected gauge")?;
-        writeln!(
-            out,
-            "nfp_gateway_imap_connected {}",
-            u8::from(self.imap_connected.load(Ordering::Relaxed))
-        )?;
+        registry.register(
+            "rollcall",
+            "The NFPs of the latest roll call by standing",
+            rollcall,
+        );
+        registry.register(
+            "imap_connected",
+            "Whether the IMAP session is up",
+            gauge(i64::from(self.imap_connected.load(Ordering::Relaxed))),
+        );
+        let mut out = String::new();
+        encode(&mut out, &registry).context("Encoding the metrics")?;
         Ok(out)
     }
 }
@@ -194,4 +195,20 @@ impl State {
         }
         None
     }
+}
+
+/// A metric's labels, in the order they are written.
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, String)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn gauge(value: i64) -> Gauge {
+    let g = Gauge::default();
+    g.set(value);
+    g
 }
