@@ -84,73 +84,58 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// vCard 4.0 (RFC 6350), one card per contact person.
+/// vCard 4.0 (RFC 6350), one card per contact person, written by calcard
+/// (escaping, folding at 75 octets, CRLF). Every property name is one of
+/// calcard's or the constant `X-NFP-PARTY`: only values come from the
+/// directory, and calcard escapes them.
 pub fn vcard(entries: &[Entry]) -> String {
+    use calcard::vcard::{
+        VCard, VCardEntry, VCardKind, VCardParameter, VCardParameterName, VCardProperty, VCardType,
+        VCardValue, VCardVersion,
+    };
+    let text = |s: &str| VCardValue::Text(s.to_string());
+    let work = || VCardParameter::typ(VCardType::Work);
     let mut out = String::new();
     for e in entries {
         for c in &e.contacts {
-            let mut card = vec![
-                "BEGIN:VCARD".to_string(),
-                "VERSION:4.0".to_string(),
-                "KIND:individual".to_string(),
-                format!("FN:{}", vtext(&c.name)),
-                format!("ORG:{}", vtext(&e.name)),
-            ];
+            let mut card = VCard::default();
+            let mut add = |entry: VCardEntry| card.entries.push(entry);
+            add(VCardEntry::new(VCardProperty::Kind)
+                .with_value(VCardValue::Kind(VCardKind::Individual)));
+            add(VCardEntry::new(VCardProperty::Fn).with_value(text(&c.name)));
+            add(VCardEntry::new(VCardProperty::Org).with_value(text(&e.name)));
             if let Some(role) = &c.role {
-                card.push(format!("TITLE:{}", vtext(role)));
+                add(VCardEntry::new(VCardProperty::Title).with_value(text(role)));
             }
             for m in &c.emails {
-                card.push(format!("EMAIL;TYPE=work:{}", vtext(m)));
+                add(VCardEntry::new(VCardProperty::Email)
+                    .with_param(work())
+                    .with_value(text(m)));
             }
             for p in &c.phones {
-                card.push(format!("TEL;TYPE=work:{}", vtext(p)));
+                add(VCardEntry::new(VCardProperty::Tel)
+                    .with_param(work())
+                    .with_value(text(p)));
             }
             if let Some(a) = &e.address {
-                card.push(format!(
-                    "ADR;TYPE=work;LABEL=\"{}\":;;;;;;",
-                    a.replace(['"', '\r', '\n'], " ")
-                ));
+                let label = a.replace(['"', '\r', '\n'], " ");
+                add(VCardEntry::new(VCardProperty::Adr)
+                    .with_param(work())
+                    .with_param(VCardParameter::new(VCardParameterName::Label, label))
+                    .with_values(vec![text(""); 7]));
             }
-            card.push(format!("LANG:{}", e.language.code()));
-            card.push(format!(
-                "NOTE:{}",
-                vtext(&format!(
+            add(VCardEntry::new(VCardProperty::Lang).with_value(text(e.language.code())));
+            add(
+                VCardEntry::new(VCardProperty::Note).with_value(text(&format!(
                     "Contact person of {} ({}) in the NFP network",
                     e.name, e.id
-                ))
-            ));
-            card.push(format!("X-NFP-PARTY:{}", vtext(&e.id)));
-            card.push("END:VCARD".to_string());
-            for line in card {
-                out.push_str(&fold(&line));
-            }
+                ))),
+            );
+            add(VCardEntry::new(VCardProperty::Other("X-NFP-PARTY".into())).with_value(text(&e.id)));
+            // Writing to a String cannot fail.
+            let _ = card.write_to(&mut out, VCardVersion::V4_0);
         }
     }
-    out
-}
-
-/// RFC 6350 text escaping.
-fn vtext(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace(',', "\\,")
-        .replace(';', "\\;")
-        .replace("\r\n", "\\n")
-        .replace('\n', "\\n")
-}
-
-/// Folds a content line at 75 octets (on character boundaries), CRLF-terminated.
-fn fold(line: &str) -> String {
-    let mut out = String::new();
-    let mut len = 0;
-    for ch in line.chars() {
-        if len + ch.len_utf8() > 75 {
-            out.push_str("\r\n ");
-            len = 1;
-        }
-        out.push(ch);
-        len += ch.len_utf8();
-    }
-    out.push_str("\r\n");
     out
 }
 
@@ -324,6 +309,49 @@ mod tests {
         assert!(page.contains("&lt;AT&gt; &amp; Co, &quot;quoted&quot;"));
         assert!(!page.contains("<AT>"));
         assert!(csv(&e).contains("\"<AT> & Co, \"\"quoted\"\"\""));
+    }
+
+    /// What the export writes, the contact-update reader reads back: each
+    /// card gives its contact, with escaped, folded and non-ASCII values.
+    #[test]
+    fn exported_vcards_read_back() {
+        let mut e = entry("AT", PartyKind::Nfp, Some("AT"));
+        e.contacts = vec![
+            Contact {
+                name: "Ann; Doe, \\ Jr".into(),
+                role: Some(
+                    "Leiterin der Nationalen Kontaktstelle für Grenzsicherheit und Grenzmanagement"
+                        .into(),
+                ),
+                emails: vec!["ann.doe@bmi.at.example".into(), "nfp@bmi.at.example".into()],
+                phones: vec!["+43 1 555 26 90".into()],
+            },
+            Contact {
+                name: "Мария Иванова".into(),
+                role: None,
+                emails: vec!["m.ivanova@bmi.at.example".into()],
+                phones: vec![],
+            },
+        ];
+        let text = vcard(std::slice::from_ref(&e));
+        assert!(text.split("\r\n").all(|l| l.len() <= 75), "{text}");
+        for (card, contact) in text.split_inclusive("END:VCARD\r\n").zip(&e.contacts) {
+            let mut u = super::super::update::Update::default();
+            super::super::update::read_vcards(card, &mut u).unwrap();
+            assert_eq!(u.target.as_deref(), Some("AT"));
+            assert_eq!(u.contacts.len(), 1, "{card}");
+            let read = &u.contacts[0];
+            assert_eq!(
+                (&read.name, &read.role, &read.emails, &read.phones),
+                (
+                    &contact.name,
+                    &contact.role,
+                    &contact.emails,
+                    &contact.phones
+                ),
+                "{card}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@
 
 use mail_parser::MimeHeaders;
 
+use calcard::vcard::{VCard, VCardEntry, VCardParameterName, VCardValue};
+
 use super::{Contact, Entry};
 use crate::vocab::normalize;
 
@@ -308,48 +310,33 @@ fn clean(s: &str) -> String {
     crate::outbound::render::clean_line(s, 300)
 }
 
-/// Reads every vCard of a text/vcard part into the update.
-fn read_vcards(text: &str, u: &mut Update) -> Result<(), String> {
-    // Unfold (RFC 6350 §3.2): a line starting with a space or tab continues the previous one.
-    let mut lines: Vec<String> = Vec::new();
-    for raw in text.split('\n') {
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if let Some(rest) = raw.strip_prefix([' ', '\t']) {
-            if let Some(last) = lines.last_mut() {
-                last.push_str(rest);
-                continue;
-            }
-        }
-        lines.push(raw.to_string());
-    }
-    let mut card: Option<Vec<(String, String, String)>> = None;
+/// Reads every vCard of a text/vcard part into the update, with calcard's
+/// parser in its strict mode (a line that is no property, or a card without
+/// its END, is refused rather than skipped).
+pub(super) fn read_vcards(text: &str, u: &mut Update) -> Result<(), String> {
+    use calcard::{Entry, Parser};
+    let mut parser = Parser::new(text).strict();
     let mut cards = 0;
-    for line in lines.into_iter().filter(|l| !l.trim().is_empty()) {
-        let Some((head, value)) = line.split_once(':') else {
-            return Err(format!("a vCard line without a value: {:?}", clean(&line)));
-        };
-        let mut head_parts = head.split(';');
-        let name = head_parts.next().unwrap_or("").to_ascii_uppercase();
-        let name = name.rsplit('.').next().unwrap_or("").to_string(); // group prefixes (item1.TEL)
-        let params = head_parts.collect::<Vec<_>>().join(";");
-        match name.as_str() {
-            "BEGIN" => card = Some(Vec::new()),
-            "END" => {
-                let props = card.take().ok_or("END:VCARD without BEGIN")?;
-                read_card(&props, u)?;
+    loop {
+        match parser.entry() {
+            Entry::VCard(card) => {
                 cards += 1;
+                if cards > 50 {
+                    return Err("more than 50 vCards".into());
+                }
+                read_card(&card, u)?;
             }
-            _ => match card.as_mut() {
-                Some(props) => props.push((name, params, unescape(value))),
-                None => return Err("a vCard property outside BEGIN:VCARD".into()),
-            },
+            Entry::Eof => break,
+            Entry::InvalidLine(line) => {
+                return Err(format!(
+                    "a vCard line that is no property: {:?}",
+                    clean(&line)
+                ))
+            }
+            Entry::UnterminatedComponent(_) => return Err("a vCard without END:VCARD".into()),
+            Entry::ICalendar(_) => return Err("an iCalendar object, not a vCard".into()),
+            _ => return Err("a vCard attachment that cannot be read".into()),
         }
-        if cards > 50 {
-            return Err("more than 50 vCards".into());
-        }
-    }
-    if card.is_some() {
-        return Err("a vCard without END:VCARD".into());
     }
     if cards == 0 {
         return Err("an empty vCard attachment".into());
@@ -357,29 +344,48 @@ fn read_vcards(text: &str, u: &mut Update) -> Result<(), String> {
     Ok(())
 }
 
-fn unescape(v: &str) -> String {
-    let mut out = String::new();
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') | Some('N') => out.push('\n'),
-                Some(other) => out.push(other),
-                None => {}
-            }
-        } else {
-            out.push(c);
-        }
+/// A property's value as text: its components joined as vCard writes them
+/// (`;` between fields, `,` within one); a typed value (TZ as a UTC offset)
+/// as calcard writes it.
+fn text_of(e: &VCardEntry) -> String {
+    let texts: Option<Vec<String>> = e
+        .values
+        .iter()
+        .map(|v| match v {
+            VCardValue::Component(items) => Some(items.join(",")),
+            v => v.as_text().map(str::to_string),
+        })
+        .collect();
+    if let Some(texts) = texts {
+        return texts.join(";");
     }
-    out
+    let bare = VCardEntry {
+        group: None,
+        name: e.name.clone(),
+        params: Vec::new(),
+        values: e.values.clone(),
+    };
+    let mut line = String::new();
+    let _ = bare.write_to(&mut line, true);
+    let line = line.replace("\r\n ", "");
+    line.trim_end()
+        .split_once(':')
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
 }
 
-fn read_card(props: &[(String, String, String)], u: &mut Update) -> Result<(), String> {
+fn read_card(card: &VCard, u: &mut Update) -> Result<(), String> {
+    // Property names as the directory knows them: upper case, no group.
+    let props: Vec<(String, &VCardEntry)> = card
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str().to_ascii_uppercase(), e))
+        .collect();
     let get = |n: &str| {
         props
             .iter()
-            .find(|(k, _, _)| k == n)
-            .map(|(_, _, v)| v.trim().to_string())
+            .find(|(k, _)| k == n)
+            .map(|(_, e)| text_of(e).trim().to_string())
     };
     if let Some(target) = get("X-NFP-PARTY") {
         let target = clean(&target);
@@ -395,7 +401,8 @@ fn read_card(props: &[(String, String, String)], u: &mut Update) -> Result<(), S
         emails: vec![],
         phones: vec![],
     };
-    for (name, params, value) in props {
+    for (name, entry) in &props {
+        let value = text_of(entry);
         let value = value.trim();
         match name.as_str() {
             "FN" | "KIND" | "X-NFP-PARTY" | "ORG" => {}
@@ -420,16 +427,28 @@ fn read_card(props: &[(String, String, String)], u: &mut Update) -> Result<(), S
                 contact.phones.push(number);
             }
             "ADR" if org => {
-                let label = params
-                    .split(';')
-                    .find_map(|p| p.strip_prefix("LABEL="))
-                    .map(|l| l.trim_matches('"').to_string());
-                let structured: Vec<&str> = value
-                    .split(';')
-                    .map(str::trim)
+                // LABEL="a, b" is one parameter; calcard splits an unquoted
+                // LABEL=a,b in two, joined again here.
+                let label: Vec<&str> = entry
+                    .params
+                    .iter()
+                    .filter(|p| p.name == VCardParameterName::Label)
+                    .filter_map(|p| p.value.as_text())
+                    .collect();
+                let structured: Vec<String> = entry
+                    .values
+                    .iter()
+                    .filter_map(|v| match v {
+                        VCardValue::Component(items) => Some(items.join(", ")),
+                        v => v.as_text().map(str::to_string),
+                    })
+                    .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty())
                     .collect();
-                u.address = Some(clean(&label.unwrap_or_else(|| structured.join(", "))));
+                u.address = Some(clean(&match label.is_empty() {
+                    false => label.join(","),
+                    true => structured.join(", "),
+                }));
             }
             "ADR" => {}
             "TZ" if org => u.timezone = Some(clean(value)),
@@ -438,7 +457,8 @@ fn read_card(props: &[(String, String, String)], u: &mut Update) -> Result<(), S
             n if IGNORED.contains(&n) => {}
             n => {
                 return Err(format!(
-                    "the vCard field {n} is not one the directory keeps"
+                    "the vCard field {} is not one the directory keeps",
+                    clean(n)
                 ))
             }
         }
@@ -501,6 +521,80 @@ mod tests {
         assert!(
             matches!(parse(&mime(&unknown), true), Parsed::Unparseable(w) if w.contains("X-SECRET"))
         );
+    }
+
+    /// Shapes real clients write that the hand-made parser did not read:
+    /// LF line ends, a group prefix (Apple's item1.), a quoted LABEL holding
+    /// `:` and `;`, an unquoted LABEL with a comma, TZ as a UTC offset.
+    #[test]
+    fn vcards_as_clients_write_them() {
+        let card = "BEGIN:VCARD\nVERSION:3.0\nFN:Jan Nowak\nitem1.EMAIL;type=INTERNET;type=pref:Jan.Nowak@strazgraniczna.pl.example\nTEL;TYPE=CELL:+48 22 555 01 02\nX-NFP-PARTY:PL\nEND:VCARD\nBEGIN:VCARD\nVERSION:4.0\nKIND:org\nFN:NFP Poland\nADR;LABEL=\"ul. Podchorążych 38; 00-463 Warszawa: Polska\":;;ul. Podchorążych 38;Warszawa;;00-463;Polska\nTZ:+01:00\nEND:VCARD\n";
+        let Parsed::Update(u) = parse(&mime(card), true) else {
+            panic!("unparseable")
+        };
+        assert_eq!(u.target.as_deref(), Some("PL"));
+        assert_eq!(
+            u.contacts[0].emails,
+            vec!["jan.nowak@strazgraniczna.pl.example"]
+        );
+        assert_eq!(u.contacts[0].phones, vec!["+48 22 555 01 02"]);
+        assert_eq!(
+            u.address.as_deref(),
+            Some("ul. Podchorążych 38; 00-463 Warszawa: Polska")
+        );
+        // An offset as calcard writes it (RFC 6350 utc-offset, minutes
+        // left out when zero).
+        assert_eq!(u.timezone.as_deref(), Some("+01"));
+        let unquoted = card.replace(
+            "ADR;LABEL=\"ul. Podchorążych 38; 00-463 Warszawa: Polska\"",
+            "ADR;LABEL=Warszawa,Polska",
+        );
+        let Parsed::Update(u) = parse(&mime(&unquoted), true) else {
+            panic!("unparseable")
+        };
+        assert_eq!(u.address.as_deref(), Some("Warszawa,Polska"));
+    }
+
+    /// What a forger would try through a vCard is refused, with a reason:
+    /// a property name that smuggles a line in (an escaped newline, which
+    /// calcard unescapes in names), a card cut short, a line that is no
+    /// property, an iCalendar object, a flood of cards.
+    #[test]
+    fn vcard_tricks_are_refused() {
+        let injected = VCARD.replace(
+            "X-NFP-PARTY:AT",
+            "X-NFP-PARTY:AT\r\nX-A\\nEMAIL\\:evil@x.example:v",
+        );
+        match parse(&mime(&injected), true) {
+            Parsed::Unparseable(why) => {
+                assert!(why.contains("is not one the directory keeps"), "{why}");
+                assert!(!why.contains('\n'), "{why:?}");
+            }
+            _ => panic!("a name holding a newline was read"),
+        }
+        let cut = VCARD.trim_end_matches("END:VCARD\r\n");
+        assert!(
+            matches!(parse(&mime(cut), true), Parsed::Unparseable(w) if w.contains("without END")),
+            "a card without END"
+        );
+        let no_colon = VCARD.replace("TITLE:Head of the NFP", "TITLE Head of the NFP");
+        assert!(
+            matches!(parse(&mime(&no_colon), true), Parsed::Unparseable(w) if w.contains("no property")),
+            "a line without a colon"
+        );
+        let ical = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n";
+        assert!(
+            matches!(parse(&mime(ical), true), Parsed::Unparseable(w) if w.contains("iCalendar"))
+        );
+        let one = "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:A\r\nX-NFP-REMOVE:B\r\nEND:VCARD\r\n";
+        let flood = one.repeat(51);
+        assert!(
+            matches!(parse(&mime(&flood), true), Parsed::Unparseable(w) if w.contains("more than 50"))
+        );
+        assert!(matches!(
+            parse(&mime(&one.repeat(50)), true),
+            Parsed::Update(_)
+        ));
     }
 
     #[test]
