@@ -162,7 +162,8 @@ pub enum Security {
     Plaintext,
 }
 
-/// A password, from a file or from a command's output; never inline.
+/// A password, from a file or from a command's output; never inline (the
+/// keys of [imap] and [smtp]).
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub username: String,
@@ -170,118 +171,64 @@ pub struct Credentials {
     pub password_command: Option<Vec<String>>,
 }
 
-impl Credentials {
-    /// The credentials of [imap] or [smtp], from the section's keys.
-    fn new(
-        username: String,
-        password_file: Option<PathBuf>,
-        password_command: Option<Vec<String>>,
-    ) -> Credentials {
-        Credentials {
-            username,
-            password_file,
-            password_command,
-        }
-    }
-}
-
 /// The mailbox the gateway watches.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(from = "RawImap")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Imap {
     pub host: String,
     pub port: u16,
     pub security: Security,
-    pub credentials: Credentials,
+    pub username: String,
+    pub password_file: Option<PathBuf>,
+    pub password_command: Option<Vec<String>>,
+    #[serde(default = "default_inbox")]
     pub folder: String,
+    #[serde(default = "default_processed")]
     pub processed_folder: String,
+    #[serde(default = "default_quarantine")]
     pub quarantine_folder: String,
     /// Without IDLE: how often to look for new mail.
+    #[serde(with = "humantime_serde", default = "default_poll")]
     pub poll_interval: Duration,
     /// With IDLE: re-issue it this often (RFC 2177: servers may drop it after 30 minutes).
+    #[serde(with = "humantime_serde", default = "default_idle")]
     pub idle_timeout: Duration,
     /// A PEM CA certificate to trust besides the usual roots.
     pub ca_file: Option<PathBuf>,
 }
 
-/// [imap] as written: the credentials' keys beside the others (not a
-/// flattened struct, so that an unknown key's error lists every key).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawImap {
-    host: String,
-    port: u16,
-    security: Security,
-    username: String,
-    password_file: Option<PathBuf>,
-    password_command: Option<Vec<String>>,
-    #[serde(default = "default_inbox")]
-    folder: String,
-    #[serde(default = "default_processed")]
-    processed_folder: String,
-    #[serde(default = "default_quarantine")]
-    quarantine_folder: String,
-    #[serde(with = "humantime_serde", default = "default_poll")]
-    poll_interval: Duration,
-    #[serde(with = "humantime_serde", default = "default_idle")]
-    idle_timeout: Duration,
-    ca_file: Option<PathBuf>,
-}
-
-impl From<RawImap> for Imap {
-    fn from(r: RawImap) -> Imap {
-        Imap {
-            host: r.host,
-            port: r.port,
-            security: r.security,
-            credentials: Credentials::new(r.username, r.password_file, r.password_command),
-            folder: r.folder,
-            processed_folder: r.processed_folder,
-            quarantine_folder: r.quarantine_folder,
-            poll_interval: r.poll_interval,
-            idle_timeout: r.idle_timeout,
-            ca_file: r.ca_file,
+impl Imap {
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            username: self.username.clone(),
+            password_file: self.password_file.clone(),
+            password_command: self.password_command.clone(),
         }
     }
 }
 
 /// The submission server the gateway sends through.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(from = "RawSmtp")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Smtp {
     pub host: String,
     pub port: u16,
     pub security: Security,
-    pub credentials: Credentials,
+    pub username: String,
+    pub password_file: Option<PathBuf>,
+    pub password_command: Option<Vec<String>>,
     pub ca_file: Option<PathBuf>,
     /// Waits between attempts; after the last, the mail fails and the Secretariat is alerted.
+    #[serde(default = "default_retry")]
     pub retry: Vec<HumanDuration>,
 }
 
-/// [smtp] as written (as [`RawImap`]).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawSmtp {
-    host: String,
-    port: u16,
-    security: Security,
-    username: String,
-    password_file: Option<PathBuf>,
-    password_command: Option<Vec<String>>,
-    ca_file: Option<PathBuf>,
-    #[serde(default = "default_retry")]
-    retry: Vec<HumanDuration>,
-}
-
-impl From<RawSmtp> for Smtp {
-    fn from(r: RawSmtp) -> Smtp {
-        Smtp {
-            host: r.host,
-            port: r.port,
-            security: r.security,
-            credentials: Credentials::new(r.username, r.password_file, r.password_command),
-            ca_file: r.ca_file,
-            retry: r.retry,
+impl Smtp {
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            username: self.username.clone(),
+            password_file: self.password_file.clone(),
+            password_command: self.password_command.clone(),
         }
     }
 }
@@ -625,7 +572,7 @@ impl Config {
             imap: raw
                 .imap
                 .map(|mut i| {
-                    i.credentials.resolve_paths(base)?;
+                    i.password_file = password_path(i.password_file.as_deref(), base)?;
                     i.ca_file = i.ca_file.as_deref().map(at);
                     Ok::<_, anyhow::Error>(i)
                 })
@@ -634,7 +581,7 @@ impl Config {
             smtp: raw
                 .smtp
                 .map(|mut s| {
-                    s.credentials.resolve_paths(base)?;
+                    s.password_file = password_path(s.password_file.as_deref(), base)?;
                     s.ca_file = s.ca_file.as_deref().map(at);
                     Ok::<_, anyhow::Error>(s)
                 })
@@ -667,10 +614,10 @@ impl Config {
         let servers = [
             self.imap
                 .as_ref()
-                .map(|i| ("imap", &i.host, i.security, &i.credentials)),
+                .map(|i| ("imap", &i.host, i.security, i.credentials())),
             self.smtp
                 .as_ref()
-                .map(|s| ("smtp", &s.host, s.security, &s.credentials)),
+                .map(|s| ("smtp", &s.host, s.security, s.credentials())),
         ];
         for (section, host, security, creds) in servers.into_iter().flatten() {
             if security == Security::Plaintext && !is_loopback(host) {
@@ -711,15 +658,14 @@ impl Config {
     }
 }
 
-impl Credentials {
-    fn resolve_paths(&mut self, base: &Path) -> Result<()> {
-        self.password_file = match self.password_file.as_deref() {
-            None => None,
-            Some(p) => Some(credential(p).unwrap_or_else(|| Ok(base.join(p)))?),
-        };
-        Ok(())
-    }
+/// A password file's path: a systemd credential's, or relative to the
+/// configuration's folder.
+fn password_path(file: Option<&Path>, base: &Path) -> Result<Option<PathBuf>> {
+    file.map(|p| credential(p).unwrap_or_else(|| Ok(base.join(p))))
+        .transpose()
+}
 
+impl Credentials {
     /// Reads the password: the file's first line, or the command's output's first line.
     pub fn password(&self) -> Result<String> {
         let text = match (&self.password_file, &self.password_command) {
@@ -866,7 +812,7 @@ retry = ["1m", "5m"]
         .unwrap();
         let imap = c.imap.unwrap();
         assert_eq!(
-            imap.credentials.password_file.as_deref(),
+            imap.password_file.as_deref(),
             Some(Path::new("/etc/nfp/secrets/imap"))
         );
         assert_eq!(imap.folder, "INBOX");

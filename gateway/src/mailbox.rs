@@ -99,7 +99,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 impl Mailbox {
     pub fn new(cfg: &Imap) -> Result<Mailbox> {
         let password = cfg
-            .credentials
+            .credentials()
             .password()
             .context("Reading the IMAP password")?;
         let tls = crate::tls::client_config(cfg.ca_file.as_deref())?;
@@ -146,9 +146,9 @@ impl Mailbox {
         if cfg.security != Security::Starttls {
             greeting(&mut client).await?;
         }
-        let mut session = timed(client.login(&cfg.credentials.username, &self.password))
+        let mut session = timed(client.login(&cfg.username, &self.password))
             .await?
-            .map_err(|(e, _)| anyhow!("IMAP login as {} failed: {e}", cfg.credentials.username))?;
+            .map_err(|(e, _)| anyhow!("IMAP login as {} failed: {e}", cfg.username))?;
         let caps = timed(session.capabilities()).await?.context("CAPABILITY")?;
         let (idle, moves) = (caps.has_str("IDLE"), caps.has_str("MOVE"));
         for folder in [&cfg.processed_folder, &cfg.quarantine_folder] {

@@ -92,10 +92,10 @@ pub async fn run(config_path: &Path, now: SystemTime) -> Report {
         }
     }
     if let Some(imap) = &config.imap {
-        items.push(password("imap", &imap.credentials, &imap.host, imap.port));
+        items.push(password("imap", &imap.credentials(), &imap.host, imap.port));
     }
     if let Some(smtp) = &config.smtp {
-        items.push(password("smtp", &smtp.credentials, &smtp.host, smtp.port));
+        items.push(password("smtp", &smtp.credentials(), &smtp.host, smtp.port));
     }
 
     let file_directory = match Directory::load(&config.directory) {

@@ -75,7 +75,7 @@ const FRESH: Duration = Duration::from_secs(2);
 impl Relay {
     pub fn new(cfg: &Smtp, from: &str) -> Result<Relay> {
         let password = cfg
-            .credentials
+            .credentials()
             .password()
             .context("Reading the SMTP password")?;
         let mut tls = TlsParameters::builder(cfg.host.clone());
@@ -88,7 +88,7 @@ impl Relay {
         let hello = ClientId::Domain(from.rsplit('@').next().unwrap_or("localhost").to_string());
         Ok(Relay {
             cfg: cfg.clone(),
-            credentials: Credentials::new(cfg.credentials.username.clone(), password),
+            credentials: Credentials::new(cfg.username.clone(), password),
             tls,
             wrapper: crate::tls::client_config(cfg.ca_file.as_deref())?,
             hello,
