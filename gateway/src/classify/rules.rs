@@ -81,6 +81,8 @@ struct RawTarget {
     focal_point: PerLanguage,
     #[serde(default)]
     conjunction: PerLanguage,
+    #[serde(default)]
+    colleagues: PerLanguage,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +113,9 @@ pub enum Use {
     FocalPoint,
     /// "and", "или": an addressee line that joins two addressees.
     Conjunction,
+    /// "colleagues from", "коллеги из": a salutation that addresses a
+    /// State's people when its name follows at once.
+    Colleagues,
     /// A State's name (index into [`Rules::states`]).
     State(usize),
 }
@@ -491,6 +496,7 @@ impl Rules {
         b.add(&raw.target.addressee, Use::Addressee)?;
         b.add(&raw.target.focal_point, Use::FocalPoint)?;
         b.add(&raw.target.conjunction, Use::Conjunction)?;
+        b.add(&raw.target.colleagues, Use::Colleagues)?;
         let mut codes = Vec::new();
         for (code, names) in &states {
             // A State's name is matched whole: "Bosnia & Herzegovina" as

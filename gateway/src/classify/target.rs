@@ -2,8 +2,10 @@
 //!
 //! An addressee line is a short line of the subject or the opening that
 //! starts with an addressee cue ("Attn:", "To the", "À l'attention de",
-//! "Для", "Dear") and names the network's focal point ("NFP", "PCN", "НКП")
-//! or a State's code in parentheses, and a State: by its name (from the
+//! "Для", "Dear") and names the network's focal point ("NFP", "PCN", "НКП"),
+//! a State's code in parentheses or the State's people ("Dear colleagues
+//! from Poland", "Уважаемые коллеги из Монголии": the name right after),
+//! and a State: by its name (from the
 //! CLDR, capitalised as names are written, in any case of its language) or
 //! by that code. Exactly one State, other than the sender's own, must be
 //! named on all addressee lines together: two States, or a State named only
@@ -32,6 +34,10 @@ const CUE_WITHIN: usize = 3;
 
 /// How far after a conjunction a second addressee's name may start.
 const JOINED_WITHIN: usize = 3;
+
+/// How far after "colleagues from" the State's name must start ("коллеги
+/// из Республики Узбекистан": the name's own first word).
+const COLLEAGUES_WITHIN: usize = 2;
 
 /// The longest line that continues an addressee line, in words.
 const CONTINUATION_WORDS: usize = 10;
@@ -132,9 +138,20 @@ impl Line {
             })
             .map(|w| w.raw.to_string())
             .collect();
-        let addressed = is(|u| *u == Use::Addressee).any(|h| h.start < first + CUE_WITHIN)
-            && (is(|u| *u == Use::FocalPoint).next().is_some() || !codes.is_empty());
         let names: Vec<&Hit> = is(|u| matches!(u, Use::State(_))).copied().collect();
+        // "Уважаемые коллеги из Монголии", "Gentili colleghi della Repubblica
+        // di San Marino": the State's name right after "colleagues from",
+        // written together ("colleagues, as in Poland" is no salutation).
+        let colleagues_of = is(|u| *u == Use::Colleagues).any(|c| {
+            c.end == c.start + 1
+                && names
+                    .iter()
+                    .any(|n| n.start > c.end && n.start <= c.end + COLLEAGUES_WITHIN)
+        });
+        let addressed = is(|u| *u == Use::Addressee).any(|h| h.start < first + CUE_WITHIN)
+            && (is(|u| *u == Use::FocalPoint).next().is_some()
+                || !codes.is_empty()
+                || colleagues_of);
         // "Казахстан и Кыргызской Республики", "Poland and of the Czech
         // Republic": a conjunction after a State's name, then a name again
         // within a few words. Not "Bosnia and Herzegovina" (one State),
