@@ -81,6 +81,9 @@ fn main() {
     if let Ok(grid) = std::env::var("NFP_CLASSIFY_CV") {
         cross_validate(&tuning, &rules, &grid);
     }
+    if let Ok(grid) = std::env::var("NFP_CLASSIFY_CV_DECIDE") {
+        cross_validate_decision(&tuning, &rules, &grid);
+    }
     // The held-out messages of a word kind left unclassified, by file, for a
     // person to judge whether they would hesitate too: written to a file,
     // never printed, so that nobody tuning reads them by the way.
@@ -161,6 +164,70 @@ fn cross_validate(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
                 100.0 * v.accuracy_at_threshold,
                 100.0 * v.wrong_at_threshold
             );
+        }
+    }
+}
+
+/// The whole decision, cross-validated on the tuning split: each fifth of
+/// the messages is classified by the rules and by a model trained on the
+/// other four fifths (the shipped threshold), for each `clear-lead:overrule`
+/// pair of the grid.
+fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
+    use nfp_gateway::classify::{self, model, Kind};
+    let examples: Vec<model::Example> = tuning
+        .iter()
+        .map(|m| {
+            let f = classify::model_features(m.subject.as_deref(), &m.text, rules, m.language);
+            (f, m.kind)
+        })
+        .collect();
+    let t = model::Training::default();
+    let folds = t.folds;
+    let threshold = model::Model::builtin().threshold;
+    let models: Vec<model::Model> = (0..folds)
+        .map(|fold| {
+            let rest: Vec<model::Example> = (0..examples.len())
+                .filter(|i| i % folds != fold)
+                .map(|i| examples[i].clone())
+                .collect();
+            model::fit(&rest, &t, threshold)
+        })
+        .collect();
+    let dir = corpus::directory();
+    println!(
+        "### Cross-validation of the whole decision ({} messages, {folds} folds)\n",
+        tuning.len()
+    );
+    println!("| clear-lead | overrule | kind right | wrong kinds | word kinds left unclassified |");
+    println!("|---:|---:|---:|---:|---:|");
+    for pair in grid.split(',') {
+        let (lead, overrule) = pair.split_once(':').expect("clear-lead:overrule");
+        let mut r = rules.clone();
+        r.evidence.clear_lead = lead.parse().expect("clear-lead");
+        r.evidence.overrule = overrule.parse().expect("overrule");
+        let (mut right, mut wrong, mut left) = (0, 0, Vec::<(String, String)>::new());
+        for (i, m) in tuning.iter().enumerate() {
+            let c = corpus::classify_one_with(m, &r, &models[i % folds], &dir);
+            if c.kind == m.kind {
+                right += 1;
+            } else if c.kind == Kind::Unclassified {
+                left.push((m.id.clone(), c.why.clone()));
+            } else {
+                wrong += 1;
+            }
+        }
+        let n = tuning.len() as f64;
+        println!(
+            "| {lead} | {overrule} | {:.1} % | {:.1} % | {} ({:.1} %) |",
+            100.0 * right as f64 / n,
+            100.0 * wrong as f64 / n,
+            left.len(),
+            100.0 * left.len() as f64 / n
+        );
+        if std::env::var_os("NFP_CLASSIFY_CV_DECIDE_LIST").is_some() {
+            for (id, why) in &left {
+                eprintln!("cv unclassified {lead}:{overrule} {id}: {why}");
+            }
         }
     }
 }

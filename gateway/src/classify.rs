@@ -87,6 +87,24 @@ pub fn classify(
     directory: &Directory,
     own_address: &str,
 ) -> Classification {
+    classify_with(
+        input,
+        rules,
+        model::Model::builtin(),
+        directory,
+        own_address,
+    )
+}
+
+/// [`classify`] with another model than the shipped one (the benchmark's
+/// cross-validation of the whole decision trains one per fold).
+pub fn classify_with(
+    input: &Input<'_>,
+    rules: &Rules,
+    model: &model::Model,
+    directory: &Directory,
+    own_address: &str,
+) -> Classification {
     let reading = text::read(input.protected_subject, input.text, rules.text_cues());
     let tag_line = match input.protected_subject {
         Some(s) => s,
@@ -149,7 +167,7 @@ pub fn classify(
     } else if let (Some(_), Some(line)) = (&tag_reference, receipt_line) {
         // The subject it echoes names the request it acknowledges; its
         // tags are the request's, not this message's.
-        let (kind, why) = decide(&weighed, rules, &reading, language, false);
+        let (kind, why) = decide(&weighed, rules, model, &reading, language, false);
         (
             kind,
             format!(
@@ -159,7 +177,7 @@ pub fn classify(
     } else if tag_reference.is_some() {
         // A reference in the subject is a reply's, unless the words ask
         // again: a reminder of an unanswered request, follow-up questions.
-        match decide(&weighed, rules, &reading, language, true) {
+        match decide(&weighed, rules, model, &reading, language, true) {
             (Kind::InformationRequest, why) => (
                 Kind::InformationRequest,
                 format!("{tag_source} cites a reference number, and the words ask (a reminder or a follow-up request): {why}"),
@@ -172,7 +190,7 @@ pub fn classify(
     } else if let (Some(_), true) = (tagged_kind, generic_tag) {
         // "RE: [ЗАПРОС] …": the tag is the request's that this answers.
         let reply = input.protected_subject.is_some_and(is_reply_or_forward);
-        match decide(&weighed, rules, &reading, language, receipt_line.is_none()) {
+        match decide(&weighed, rules, model, &reading, language, receipt_line.is_none()) {
             (Kind::InformationRequest, why) => (
                 Kind::InformationRequest,
                 format!("a request tag in {tag_source} that names no kind, and the words ask for information: {why}"),
@@ -191,7 +209,14 @@ pub fn classify(
     } else if input.has_vcard {
         (Kind::ContactUpdate, "a vCard is attached".to_string())
     } else {
-        decide(&weighed, rules, &reading, language, receipt_line.is_none())
+        decide(
+            &weighed,
+            rules,
+            model,
+            &reading,
+            language,
+            receipt_line.is_none(),
+        )
     };
 
     // An automatic reply's subject and words are not its sender's matter.
@@ -273,19 +298,20 @@ pub fn model_features(
 /// The kind the words decide, and why: the model's kind when the rules'
 /// phrases agree or when it is sure enough, unless the rules read another
 /// kind clearly (a lead of `clear-lead`) and the model is below `overrule`;
-/// when it is not sure, the rules' kind if the model ranks it among its two
-/// first; else `unclassified`. The
+/// when it is not sure, its kind still if it reaches `agree` and the rules'
+/// first kind, however weak, is the same; else the rules' kind if the model
+/// ranks it among its two first; else `unclassified`. The
 /// subject is read only `with_subject` (an acknowledgement of receipt
 /// echoes the request's).
 fn decide(
     weighed: &evidence::Weighed,
     rules: &Rules,
+    model: &model::Model,
     reading: &text::Reading<'_>,
     language: Language,
     with_subject: bool,
 ) -> (Kind, String) {
     let (by_rules, rules_why, lead) = decide_by_rules(weighed, rules);
-    let model = model::Model::builtin();
     let p = model.predict_text(reading, language, with_subject);
     let evidence: Vec<String> = p.evidence.iter().map(|f| format!("\"{f}\"")).collect();
     let read = format!(
@@ -316,6 +342,17 @@ fn decide(
             p.kind,
             format!("{read}, sure enough (p >= {t:.2}); the rules: {rules_why}"),
         )
+    } else if p.kind != Kind::Unclassified
+        && p.probability >= rules.evidence.agree
+        && first_by_rules(weighed) == Some(p.kind)
+    {
+        (
+            p.kind,
+            format!(
+                "{read}, unsure (p >= {:.2}), and the rules' first kind, however little evidence it has, is the same: {rules_why}",
+                rules.evidence.agree
+            ),
+        )
     } else if by_rules != Kind::Unclassified && p.ranks_among_two(by_rules) {
         (
             by_rules,
@@ -330,6 +367,21 @@ fn decide(
 }
 
 /// The kind the rules' phrases decide, why, and its lead over the next kind.
+/// The word kind with the most evidence, however little, unless two tie.
+fn first_by_rules(weighed: &evidence::Weighed) -> Option<Kind> {
+    let mut ranked: Vec<&evidence::Tally<Kind>> = weighed
+        .kinds
+        .iter()
+        .filter(|t| rules::WORD_KINDS.contains(&t.what) && t.score > 0.0)
+        .collect();
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    match ranked.as_slice() {
+        [best, second, ..] if best.score == second.score => None,
+        [best, ..] => Some(best.what),
+        [] => None,
+    }
+}
+
 fn decide_by_rules(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String, f32) {
     let (kind, why) = ranked_by_rules(weighed, rules);
     let mut scores: Vec<f32> = weighed

@@ -156,6 +156,16 @@ pub fn directory() -> Directory {
 
 /// The gateway's reading of one message.
 pub fn classify_one(m: &Message, rules: &Rules, dir: &Directory) -> Classification {
+    classify_one_with(m, rules, classify::model::Model::builtin(), dir)
+}
+
+/// [`classify_one`] with another model.
+pub fn classify_one_with(
+    m: &Message,
+    rules: &Rules,
+    model: &classify::model::Model,
+    dir: &Directory,
+) -> Classification {
     let sender = dir
         .get(&m.from)
         .unwrap_or_else(|| panic!("{}: unknown sender {}", m.id, m.from));
@@ -168,7 +178,7 @@ pub fn classify_one(m: &Message, rules: &Rules, dir: &Directory) -> Classificati
         sender_kind: sender.kind,
         sender_language: m.language,
     };
-    classify::classify(&input, rules, dir, "gateway@secretariat.example")
+    classify::classify_with(&input, rules, model, dir, "gateway@secretariat.example")
 }
 
 /// A kind's place in [`KINDS`] (a circular after them).

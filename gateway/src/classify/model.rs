@@ -461,8 +461,8 @@ pub fn train(examples: &[Example], t: &Training) -> (Model, Validation) {
     (model, validation)
 }
 
-/// One fit on all of `examples`.
-fn fit(examples: &[Example], t: &Training, threshold: f32) -> Model {
+/// One fit on all of `examples`, with `threshold` (no cross-validation).
+pub fn fit(examples: &[Example], t: &Training, threshold: f32) -> Model {
     let c = t.c;
     let mut df: BTreeMap<&str, usize> = BTreeMap::new();
     for (f, _) in examples {

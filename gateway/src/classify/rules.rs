@@ -52,6 +52,7 @@ struct RawEvidence {
     negation_window: usize,
     clear_lead: f32,
     overrule: f32,
+    agree: f32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +163,9 @@ pub struct Evidence {
     /// The probability from which the model's kind overrules a clear reading
     /// of the rules.
     pub overrule: f32,
+    /// The probability, below the model's threshold, from which its kind is
+    /// taken when the rules' first kind, however weak, is the same.
+    pub agree: f32,
 }
 
 /// The longest line a closing formula starts, in words.
@@ -532,8 +536,13 @@ impl Rules {
         if e.min_score <= 0.0 || e.margin < 0.0 {
             bail!("[evidence] min-score must be positive and margin not negative");
         }
-        if e.clear_lead <= 0.0 || !(0.0..=1.0).contains(&e.overrule) {
-            bail!("[evidence] clear-lead must be positive and overrule a probability (0 to 1)");
+        if e.clear_lead <= 0.0
+            || !(0.0..=1.0).contains(&e.overrule)
+            || !(0.0..=1.0).contains(&e.agree)
+        {
+            bail!(
+                "[evidence] clear-lead must be positive, overrule and agree probabilities (0 to 1)"
+            );
         }
         Ok(Rules {
             kind_tags,
@@ -549,6 +558,7 @@ impl Rules {
                 negation_window: e.negation_window,
                 clear_lead: e.clear_lead,
                 overrule: e.overrule,
+                agree: e.agree,
             },
             text: TextCues {
                 closings: raw
