@@ -448,13 +448,14 @@ fn the_corpus_keeps_its_numbers() {
             "{split}: a wrong target sends one State's mail to another"
         );
     }
-    // The goal of issue 14 is at least 95 % in every language, held out;
-    // the floor is what was measured (see HELD_OUT_LANGUAGE_FLOOR).
+    // The goal of issue 14 is at least 95 % in every language, held out
+    // (see held_out_language_floor for Russian).
     for language in nfp_gateway::classify::Language::ALL {
         let right = h.accuracy(language);
+        let floor = held_out_language_floor(language);
         assert!(
-            right >= HELD_OUT_LANGUAGE_FLOOR,
-            "held-out, {}: kind accuracy {right:.3} < {HELD_OUT_LANGUAGE_FLOOR}",
+            right >= floor,
+            "held-out, {}: kind accuracy {right:.3} < {floor}",
             language.code()
         );
     }
@@ -463,13 +464,18 @@ fn the_corpus_keeps_its_numbers() {
 /// Kind accuracy, all languages together, below which the corpus test fails.
 const TUNING_FLOOR: f64 = 0.995;
 const HELD_OUT_FLOOR: f64 = 0.965;
-/// Kind accuracy of each language on the held-out split. The goal is 0.95,
-/// met by every language until batch 12 (session 12) brought 14 fresh
-/// Russian messages to the held-out split, of which 13 are read right
-/// (Russian 0.948, 127/134), and the decision's settings chosen by
-/// cross-validation lost one more (0.940, 126/134; bench/RESULTS.md). A
-/// regression floor at the measured value, not the goal.
-const HELD_OUT_LANGUAGE_FLOOR: f64 = 0.94;
+/// Kind accuracy of each language on the held-out split: the goal, 0.95,
+/// but for Russian. Batch 12 (session 12) brought 14 fresh Russian
+/// messages to the held-out split, of which 13 are read right (Russian
+/// 0.948, 127/134), and the decision's settings chosen by cross-validation
+/// lost one more (0.940, 126/134; bench/RESULTS.md): Russian's floor is
+/// the measured value, not the goal.
+fn held_out_language_floor(language: nfp_gateway::classify::Language) -> f64 {
+    match language {
+        nfp_gateway::classify::Language::Ru => 0.94,
+        _ => 0.95,
+    }
+}
 
 /// rules/states.toml is what rules/make_states.py makes from the pinned
 /// CLDR (Babel), not typed by hand.

@@ -424,6 +424,20 @@ fn module_graph(src: &Path) -> Vec<(Vec<String>, BTreeSet<Vec<String>>)> {
             .map(|l| l.split("//").next().unwrap())
             .collect::<Vec<_>>()
             .join("\n");
+        // `super::x` and `self::x` as the paths from the crate's root they
+        // are (`super::super::` first).
+        let above = |n: usize| -> String {
+            let kept = &from[..from.len().saturating_sub(n)];
+            ["crate"]
+                .into_iter()
+                .chain(kept.iter().map(String::as_str))
+                .map(|p| format!("{p}::"))
+                .collect()
+        };
+        let code = code
+            .replace("super::super::", &above(2))
+            .replace("super::", &above(1))
+            .replace("self::", &above(0));
         let mut to = BTreeSet::new();
         for p in paths(&code) {
             // The deepest module the path names. A module's parents hold
@@ -532,4 +546,10 @@ fn an_import_circle_is_found() {
     std::fs::write(src.join("b.rs"), "fn f() { crate::a::g() }\n").unwrap();
     let cycle = a_cycle(&module_graph(src)).expect("a -> a/inner -> b -> a");
     assert_eq!(cycle.len(), 4, "{cycle:?}");
+    // Two parts of one module that use each other through `super::`.
+    std::fs::write(src.join("b.rs"), "").unwrap();
+    std::fs::write(src.join("a/other.rs"), "use super::inner::X;\n").unwrap();
+    std::fs::write(src.join("a/inner.rs"), "use super::{other::Y, Z};\n").unwrap();
+    let cycle = a_cycle(&module_graph(src)).expect("a/inner -> a/other -> a/inner");
+    assert_eq!(cycle.len(), 3, "{cycle:?}");
 }

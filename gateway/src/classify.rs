@@ -366,7 +366,6 @@ fn decide(
     }
 }
 
-/// The kind the rules' phrases decide, why, and its lead over the next kind.
 /// The word kind with the most evidence, however little, unless two tie.
 fn first_by_rules(weighed: &evidence::Weighed) -> Option<Kind> {
     let mut ranked: Vec<&evidence::Tally<Kind>> = weighed
@@ -382,6 +381,7 @@ fn first_by_rules(weighed: &evidence::Weighed) -> Option<Kind> {
     }
 }
 
+/// The kind the rules' phrases decide, why, and its lead over the next kind.
 fn decide_by_rules(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String, f32) {
     let (kind, why) = ranked_by_rules(weighed, rules);
     let mut scores: Vec<f32> = weighed

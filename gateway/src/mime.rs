@@ -11,6 +11,7 @@
 pub mod inner;
 pub mod outer;
 pub mod repair;
+mod rfc3156;
 
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 

@@ -17,8 +17,7 @@ use crate::openpgp::seal;
 use crate::outbound::compose::{self, Sealed, Sender};
 use crate::outbound::render::Templates;
 use crate::store::outbox::NewOutbox;
-use crate::store::Store;
-use crate::store::{Audit, Tx};
+use crate::store::{Audit, Store, Tx};
 
 /// Everything the daemon's tasks share.
 pub struct Ctx {
@@ -89,7 +88,7 @@ pub struct Planned {
 
 /// A letter of the gateway's own (no attachment): `template` rendered in
 /// the recipient's language, signed and encrypted to it.
-pub fn letter(
+pub(crate) fn letter(
     ctx: &Ctx,
     sender: &Sender<'_>,
     purpose: &'static str,
@@ -101,7 +100,7 @@ pub fn letter(
 }
 
 /// [`letter`] with an attachment.
-pub fn letter_with(
+pub(crate) fn letter_with(
     ctx: &Ctx,
     sender: &Sender<'_>,
     purpose: &'static str,
@@ -119,7 +118,12 @@ pub fn letter_with(
     ))
 }
 
-pub fn planned(purpose: &'static str, template: &str, to: &Party, sealed: Sealed) -> Planned {
+pub(crate) fn planned(
+    purpose: &'static str,
+    template: &str,
+    to: &Party,
+    sealed: Sealed,
+) -> Planned {
     Planned {
         purpose,
         template: template.to_string(),

@@ -50,9 +50,22 @@ struct RawEvidence {
     opening_factor: f32,
     reference: f32,
     negation_window: usize,
+    // Absent (a rules file older than these keys): the decision as it was
+    // before them, no clear-lead guard and no weak agreement.
+    #[serde(default = "never")]
     clear_lead: f32,
+    #[serde(default = "certain")]
     overrule: f32,
+    #[serde(default = "certain")]
     agree: f32,
+}
+
+fn never() -> f32 {
+    f32::INFINITY
+}
+
+fn certain() -> f32 {
+    1.0
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -328,10 +328,15 @@ pub(super) fn read_vcards(text: &str, u: &mut Update) -> Result<(), String> {
             }
             Entry::Eof => break,
             Entry::InvalidLine(line) => {
-                return Err(format!(
-                    "a vCard line that is no property: {:?}",
-                    clean(&line)
-                ))
+                // calcard's strict iCalendar reader stops at a nested
+                // component's BEGIN (a calendar's VEVENT).
+                let begin = line
+                    .get(..5)
+                    .is_some_and(|b| b.eq_ignore_ascii_case("begin"));
+                return Err(match begin {
+                    true => "a calendar, not a vCard".to_string(),
+                    false => format!("a vCard line that is no property: {:?}", clean(&line)),
+                });
             }
             Entry::UnterminatedComponent(_) => return Err("a vCard without END:VCARD".into()),
             Entry::ICalendar(_) => return Err("an iCalendar object, not a vCard".into()),
@@ -345,8 +350,8 @@ pub(super) fn read_vcards(text: &str, u: &mut Update) -> Result<(), String> {
 }
 
 /// A property's value as text: its components joined as vCard writes them
-/// (`;` between fields, `,` within one); a typed value (TZ as a UTC offset)
-/// as calcard writes it.
+/// (`;` between fields, `,` within one); a typed value (a date, an offset)
+/// as calcard writes it, which is only shown in a refusal.
 fn text_of(e: &VCardEntry) -> String {
     let texts: Option<Vec<String>> = e
         .values
@@ -406,7 +411,11 @@ fn read_card(card: &VCard, u: &mut Update) -> Result<(), String> {
         let value = value.trim();
         match name.as_str() {
             "FN" | "KIND" | "X-NFP-PARTY" | "ORG" => {}
-            "TITLE" | "ROLE" => contact.role = Some(clean(value)),
+            "TITLE" | "ROLE" => {
+                if !value.is_empty() {
+                    contact.role = Some(clean(value));
+                }
+            }
             "EMAIL" => {
                 if !crate::address::is_plain_address(value) {
                     return Err(format!("{:?} is not an e-mail address", clean(value)));
@@ -451,7 +460,17 @@ fn read_card(card: &VCard, u: &mut Update) -> Result<(), String> {
                 }));
             }
             "ADR" => {}
-            "TZ" if org => u.timezone = Some(clean(value)),
+            // calcard reads a UTC offset as a time (minutes and "+00:00"
+            // do not come back as written): only a zone's name is kept.
+            "TZ" if org => match entry.values.as_slice() {
+                [VCardValue::Text(zone)] => u.timezone = Some(clean(zone.trim())),
+                _ => {
+                    return Err(format!(
+                        "TZ {:?} is an offset: give the time zone's name (Europe/Vienna)",
+                        clean(value)
+                    ))
+                }
+            },
             "X-NFP-WORKING-HOURS" if org => u.working_hours = Some(clean(value)),
             "X-NFP-REMOVE" => u.remove_contacts.push(clean(value)),
             n if IGNORED.contains(&n) => {}
@@ -525,10 +544,10 @@ mod tests {
 
     /// Shapes real clients write that the hand-made parser did not read:
     /// LF line ends, a group prefix (Apple's item1.), a quoted LABEL holding
-    /// `:` and `;`, an unquoted LABEL with a comma, TZ as a UTC offset.
+    /// `:` and `;`, an unquoted LABEL with a comma; TZ as a zone's name.
     #[test]
     fn vcards_as_clients_write_them() {
-        let card = "BEGIN:VCARD\nVERSION:3.0\nFN:Jan Nowak\nitem1.EMAIL;type=INTERNET;type=pref:Jan.Nowak@strazgraniczna.pl.example\nTEL;TYPE=CELL:+48 22 555 01 02\nX-NFP-PARTY:PL\nEND:VCARD\nBEGIN:VCARD\nVERSION:4.0\nKIND:org\nFN:NFP Poland\nADR;LABEL=\"ul. Podchorążych 38; 00-463 Warszawa: Polska\":;;ul. Podchorążych 38;Warszawa;;00-463;Polska\nTZ:+01:00\nEND:VCARD\n";
+        let card = "BEGIN:VCARD\nVERSION:3.0\nFN:Jan Nowak\nitem1.EMAIL;type=INTERNET;type=pref:Jan.Nowak@strazgraniczna.pl.example\nTEL;TYPE=CELL:+48 22 555 01 02\nX-NFP-PARTY:PL\nEND:VCARD\nBEGIN:VCARD\nVERSION:4.0\nKIND:org\nFN:NFP Poland\nADR;LABEL=\"ul. Podchorążych 38; 00-463 Warszawa: Polska\":;;ul. Podchorążych 38;Warszawa;;00-463;Polska\nTZ:Europe/Warsaw\nEND:VCARD\n";
         let Parsed::Update(u) = parse(&mime(card), true) else {
             panic!("unparseable")
         };
@@ -542,9 +561,16 @@ mod tests {
             u.address.as_deref(),
             Some("ul. Podchorążych 38; 00-463 Warszawa: Polska")
         );
-        // An offset as calcard writes it (RFC 6350 utc-offset, minutes
-        // left out when zero).
-        assert_eq!(u.timezone.as_deref(), Some("+01"));
+        assert_eq!(u.timezone.as_deref(), Some("Europe/Warsaw"));
+        // An offset is refused, not stored shortened ("+05:30" would come
+        // back from calcard as "+05").
+        for offset in ["+01:00", "+05:30", "+00:00"] {
+            let card = card.replace("TZ:Europe/Warsaw", &format!("TZ:{offset}"));
+            assert!(
+                matches!(parse(&mime(&card), true), Parsed::Unparseable(w) if w.contains("time zone's name")),
+                "{offset}"
+            );
+        }
         let unquoted = card.replace(
             "ADR;LABEL=\"ul. Podchorążych 38; 00-463 Warszawa: Polska\"",
             "ADR;LABEL=Warszawa,Polska",
@@ -586,6 +612,19 @@ mod tests {
         assert!(
             matches!(parse(&mime(ical), true), Parsed::Unparseable(w) if w.contains("iCalendar"))
         );
+        let event = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nSUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        assert!(matches!(parse(&mime(event), true),
+            Parsed::Unparseable(w) if w.contains("a calendar, not a vCard")));
+        // A stray line in another script is refused, not sliced mid-character.
+        let stray = VCARD.replace("TITLE:Head of the NFP", "Начальник отдела");
+        assert!(
+            matches!(parse(&mime(&stray), true), Parsed::Unparseable(w) if w.contains("no property"))
+        );
+        let empty_title = VCARD.replace("TITLE:Head of the NFP", "TITLE;x");
+        let Parsed::Update(u) = parse(&mime(&empty_title), true) else {
+            panic!("unparseable")
+        };
+        assert_eq!(u.contacts[0].role, None);
         let one = "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:A\r\nX-NFP-REMOVE:B\r\nEND:VCARD\r\n";
         let flood = one.repeat(51);
         assert!(

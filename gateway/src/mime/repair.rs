@@ -18,7 +18,7 @@
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 
-use super::outer::{self, Form};
+use super::rfc3156::{pgp_mime, Form};
 use super::{addresses, mime_type};
 
 /// A repair made to a message before it was judged (stable names: they are
@@ -350,7 +350,7 @@ pub fn unprotected_parts(msg: &Message<'_>, outer_from: &str) -> Option<Repaired
                     .raw_message()
                     .get(part.raw_header_offset() as usize..part.raw_end_offset() as usize)?;
                 let sub = super::parse(bytes).ok()?;
-                Some(outer::pgp_mime(&sub).ok()?.1)
+                Some(pgp_mime(&sub).ok()?.1)
             }
             "message/rfc822" => {
                 let PartType::Message(nested) = &part.body else {
@@ -360,7 +360,7 @@ pub fn unprotected_parts(msg: &Message<'_>, outer_from: &str) -> Option<Repaired
                     return None;
                 }
                 match mime_type(nested.root_part()).as_str() {
-                    "multipart/encrypted" => Some(outer::pgp_mime(nested).ok()?.1),
+                    "multipart/encrypted" => Some(pgp_mime(nested).ok()?.1),
                     _ => Some(exchange_mixed_up(nested)?.ciphertext),
                 }
             }
