@@ -102,17 +102,30 @@ fn main() {
     }
 }
 
-/// The model alone, cross-validated on the tuning split for each setting.
-fn cross_validate(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
-    use nfp_gateway::classify::{self, model};
-    let (cs, mins) = grid.split_once(':').expect("NFP_CLASSIFY_CV=C,C:MIN,MIN");
-    let examples: Vec<model::Example> = tuning
+/// The model's examples: each message's features and its label.
+fn examples(
+    tuning: &[&corpus::Message],
+    rules: &Rules,
+) -> Vec<nfp_gateway::classify::model::Example> {
+    tuning
         .iter()
         .map(|m| {
-            let f = classify::model_features(m.subject.as_deref(), &m.text, rules, m.language);
+            let f = nfp_gateway::classify::model_features(
+                m.subject.as_deref(),
+                &m.text,
+                rules,
+                m.language,
+            );
             (f, m.kind)
         })
-        .collect();
+        .collect()
+}
+
+/// The model alone, cross-validated on the tuning split for each setting.
+fn cross_validate(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
+    use nfp_gateway::classify::model;
+    let (cs, mins) = grid.split_once(':').expect("NFP_CLASSIFY_CV=C,C:MIN,MIN");
+    let examples = examples(tuning, rules);
     println!(
         "### Cross-validation of the model alone ({} messages)\n",
         examples.len()
@@ -173,14 +186,8 @@ fn cross_validate(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
 /// other four fifths (the shipped threshold), for each `clear-lead:overrule`
 /// pair of the grid.
 fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
-    use nfp_gateway::classify::{self, model, Kind};
-    let examples: Vec<model::Example> = tuning
-        .iter()
-        .map(|m| {
-            let f = classify::model_features(m.subject.as_deref(), &m.text, rules, m.language);
-            (f, m.kind)
-        })
-        .collect();
+    use nfp_gateway::classify::{model, Kind};
+    let examples = examples(tuning, rules);
     let t = model::Training::default();
     let folds = t.folds;
     let threshold = model::Model::builtin().threshold;
