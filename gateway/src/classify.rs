@@ -311,7 +311,12 @@ fn decide(
     language: Language,
     with_subject: bool,
 ) -> (Kind, String) {
-    let (by_rules, rules_why, lead) = decide_by_rules(weighed, rules);
+    let ByRules {
+        kind: by_rules,
+        why: rules_why,
+        lead,
+        first,
+    } = decide_by_rules(weighed, rules);
     let p = model.predict_text(reading, language, with_subject);
     let evidence: Vec<String> = p.evidence.iter().map(|f| format!("\"{f}\"")).collect();
     let read = format!(
@@ -344,7 +349,7 @@ fn decide(
         )
     } else if p.kind != Kind::Unclassified
         && p.probability >= rules.evidence.agree
-        && first_by_rules(weighed) == Some(p.kind)
+        && first == Some(p.kind)
     {
         (
             p.kind,
@@ -366,46 +371,44 @@ fn decide(
     }
 }
 
-/// The word kind with the most evidence, however little, unless two tie.
-fn first_by_rules(weighed: &evidence::Weighed) -> Option<Kind> {
+/// What the rules' phrases read: their kind and why, its lead over the
+/// next kind, and the kind with the most evidence however little (none
+/// when two tie).
+struct ByRules {
+    kind: Kind,
+    why: String,
+    lead: f32,
+    first: Option<Kind>,
+}
+
+fn decide_by_rules(weighed: &evidence::Weighed, rules: &Rules) -> ByRules {
     let mut ranked: Vec<&evidence::Tally<Kind>> = weighed
         .kinds
         .iter()
-        .filter(|t| rules::WORD_KINDS.contains(&t.what) && t.score > 0.0)
+        .filter(|t| rules::WORD_KINDS.contains(&t.what))
         .collect();
     ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
-    match ranked.as_slice() {
-        [best, second, ..] if best.score == second.score => None,
-        [best, ..] => Some(best.what),
-        [] => None,
+    let (kind, why) = ranked_by_rules(&ranked, rules);
+    let score = |i: usize| ranked.get(i).map_or(0.0, |t| t.score);
+    let mut some = ranked.iter().filter(|t| t.score > 0.0);
+    let first = match (some.next(), some.next()) {
+        (Some(best), Some(second)) if best.score == second.score => None,
+        (best, _) => best.map(|t| t.what),
+    };
+    ByRules {
+        kind,
+        why,
+        lead: score(0) - score(1),
+        first,
     }
 }
 
-/// The kind the rules' phrases decide, why, and its lead over the next kind.
-fn decide_by_rules(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String, f32) {
-    let (kind, why) = ranked_by_rules(weighed, rules);
-    let mut scores: Vec<f32> = weighed
-        .kinds
-        .iter()
-        .filter(|t| rules::WORD_KINDS.contains(&t.what))
-        .map(|t| t.score)
-        .collect();
-    scores.sort_by(|a, b| b.total_cmp(a));
-    let lead = scores.first().copied().unwrap_or(0.0) - scores.get(1).copied().unwrap_or(0.0);
-    (kind, why, lead)
-}
-
 /// The kind the rules' phrases decide, with the evidence that decided it, or
-/// `unclassified` when no kind has enough evidence or two are close.
-fn ranked_by_rules(weighed: &evidence::Weighed, rules: &Rules) -> (Kind, String) {
-    let mut ranked: Vec<&evidence::Tally<Kind>> = weighed
-        .kinds
-        .iter()
-        .filter(|t| rules::WORD_KINDS.contains(&t.what))
-        .collect();
-    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+/// `unclassified` when no kind has enough evidence or two are close, from
+/// the word kinds' tallies, the most evidence first.
+fn ranked_by_rules(ranked: &[&evidence::Tally<Kind>], rules: &Rules) -> (Kind, String) {
     let e = &rules.evidence;
-    match ranked.as_slice() {
+    match ranked {
         [] => (
             Kind::Unclassified,
             "no tag, and no phrase of any kind".into(),

@@ -139,9 +139,9 @@ impl Line {
             .map(|w| w.raw.to_string())
             .collect();
         let names: Vec<&Hit> = is(|u| matches!(u, Use::State(_))).copied().collect();
-        // "Уважаемые коллеги из Монголии", "Gentili colleghi della Repubblica
-        // di San Marino": the State's name right after "colleagues from",
-        // written together ("colleagues, as in Poland" is no salutation).
+        // "Уважаемые коллеги из Монголии", "Cari colleghi della Croazia": the
+        // State's name right after "colleagues from", written together
+        // ("colleagues, as in Poland" is no salutation).
         let colleagues_of = is(|u| *u == Use::Colleagues).any(|c| {
             c.end == c.start + 1
                 && names
