@@ -183,35 +183,37 @@ fn cross_validate(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
 
 /// The whole decision, cross-validated on the tuning split: each fifth of
 /// the messages is classified by the rules and by a model trained on the
-/// other four fifths (the shipped threshold), for each `clear-lead:overrule`
-/// pair of the grid.
+/// other four fifths (the shipped threshold), for each
+/// `clear-lead:overrule[:agree]` setting of the grid.
 fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
     use nfp_gateway::classify::{model, Kind};
     let examples = examples(tuning, rules);
     let t = model::Training::default();
     let folds = t.folds;
-    let threshold = model::Model::builtin().threshold;
-    let models: Vec<model::Model> = (0..folds)
-        .map(|fold| {
-            let rest: Vec<model::Example> = (0..examples.len())
-                .filter(|i| i % folds != fold)
-                .map(|i| examples[i].clone())
-                .collect();
-            model::fit(&rest, &t, threshold)
-        })
-        .collect();
+    let models = model::fold_models(&examples, &t, model::Model::builtin().threshold);
     let dir = corpus::directory();
     println!(
         "### Cross-validation of the whole decision ({} messages, {folds} folds)\n",
         tuning.len()
     );
-    println!("| clear-lead | overrule | kind right | wrong kinds | word kinds left unclassified |");
-    println!("|---:|---:|---:|---:|---:|");
-    for pair in grid.split(',') {
-        let (lead, overrule) = pair.split_once(':').expect("clear-lead:overrule");
+    println!(
+        "| clear-lead | overrule | agree | kind right | wrong kinds | word kinds left unclassified |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for setting in grid.split(',') {
+        let mut values = setting.split(':');
         let mut r = rules.clone();
-        r.evidence.clear_lead = lead.parse().expect("clear-lead");
-        r.evidence.overrule = overrule.parse().expect("overrule");
+        let e = &mut r.evidence;
+        for (value, name) in [
+            (&mut e.clear_lead, "clear-lead"),
+            (&mut e.overrule, "overrule"),
+            (&mut e.agree, "agree"),
+        ] {
+            if let Some(v) = values.next() {
+                *value = v.parse().unwrap_or_else(|_| panic!("{setting}: {name}"));
+            }
+        }
+        let (lead, overrule, agree) = (e.clear_lead, e.overrule, e.agree);
         let (mut right, mut wrong, mut left) = (0, 0, Vec::<(String, String)>::new());
         for (i, m) in tuning.iter().enumerate() {
             let c = corpus::classify_one_with(m, &r, &models[i % folds], &dir);
@@ -225,7 +227,7 @@ fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &st
         }
         let n = tuning.len() as f64;
         println!(
-            "| {lead} | {overrule} | {:.1} % | {:.1} % | {} ({:.1} %) |",
+            "| {lead} | {overrule} | {agree} | {:.1} % | {:.1} % | {} ({:.1} %) |",
             100.0 * right as f64 / n,
             100.0 * wrong as f64 / n,
             left.len(),
@@ -233,7 +235,7 @@ fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &st
         );
         if std::env::var_os("NFP_CLASSIFY_CV_DECIDE_LIST").is_some() {
             for (id, why) in &left {
-                eprintln!("cv unclassified {lead}:{overrule} {id}: {why}");
+                eprintln!("cv unclassified {setting} {id}: {why}");
             }
         }
     }

@@ -400,12 +400,7 @@ pub struct Validation {
 /// in the same order give the same file.
 pub fn train(examples: &[Example], t: &Training) -> (Model, Validation) {
     let mut held_back: Vec<(f32, Kind, Kind)> = Vec::with_capacity(examples.len());
-    for fold in 0..t.folds {
-        let rest: Vec<Example> = (0..examples.len())
-            .filter(|i| i % t.folds != fold)
-            .map(|i| examples[i].clone())
-            .collect();
-        let model = fit(&rest, t, 0.0);
+    for (fold, model) in fold_models(examples, t, 0.0).iter().enumerate() {
         for (f, kind) in examples.iter().skip(fold).step_by(t.folds) {
             let p = model.predict(f);
             held_back.push((p.probability, p.kind, *kind));
@@ -461,8 +456,22 @@ pub fn train(examples: &[Example], t: &Training) -> (Model, Validation) {
     (model, validation)
 }
 
+/// For each of `t.folds` folds (fold `f` holds the examples `i` with
+/// `i % folds == f`), a model fitted on the other folds, with `threshold`.
+pub fn fold_models(examples: &[Example], t: &Training, threshold: f32) -> Vec<Model> {
+    (0..t.folds)
+        .map(|fold| {
+            let rest: Vec<Example> = (0..examples.len())
+                .filter(|i| i % t.folds != fold)
+                .map(|i| examples[i].clone())
+                .collect();
+            fit(&rest, t, threshold)
+        })
+        .collect()
+}
+
 /// One fit on all of `examples`, with `threshold` (no cross-validation).
-pub fn fit(examples: &[Example], t: &Training, threshold: f32) -> Model {
+fn fit(examples: &[Example], t: &Training, threshold: f32) -> Model {
     let c = t.c;
     let mut df: BTreeMap<&str, usize> = BTreeMap::new();
     for (f, _) in examples {
