@@ -199,11 +199,7 @@ pub struct Imap {
 
 impl Imap {
     pub fn credentials(&self) -> Credentials {
-        Credentials {
-            username: self.username.clone(),
-            password_file: self.password_file.clone(),
-            password_command: self.password_command.clone(),
-        }
+        Credentials::of(&self.username, &self.password_file, &self.password_command)
     }
 }
 
@@ -225,11 +221,7 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn credentials(&self) -> Credentials {
-        Credentials {
-            username: self.username.clone(),
-            password_file: self.password_file.clone(),
-            password_command: self.password_command.clone(),
-        }
+        Credentials::of(&self.username, &self.password_file, &self.password_command)
     }
 }
 
@@ -666,6 +658,18 @@ fn password_path(file: Option<&Path>, base: &Path) -> Result<Option<PathBuf>> {
 }
 
 impl Credentials {
+    /// The credentials of [imap] or [smtp], from the section's keys.
+    fn of(
+        username: &str,
+        password_file: &Option<PathBuf>,
+        password_command: &Option<Vec<String>>,
+    ) -> Credentials {
+        Credentials {
+            username: username.to_string(),
+            password_file: password_file.clone(),
+            password_command: password_command.clone(),
+        }
+    }
     /// Reads the password: the file's first line, or the command's output's first line.
     pub fn password(&self) -> Result<String> {
         let text = match (&self.password_file, &self.password_command) {
