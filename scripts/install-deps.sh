@@ -78,21 +78,23 @@ if [ ! -f "$openpgpjs/node_modules/openpgp/package.json" ]; then
   npm ci --prefix "$openpgpjs" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
-# Babel, pinned, from PyPI: its copy of the Unicode CLDR gives the State names
-# of rules/states.toml (rules/make_states.py; tests/classify.rs checks the
-# committed file against it).
-if ! python3 -c 'import babel, sys; sys.exit(babel.__version__ != "2.19.0")' 2>/dev/null; then
-  echo "install-deps: installing Babel 2.19.0 (CLDR 49) from PyPI" >&2
-  python3 -m pip install --quiet --disable-pip-version-check 'babel==2.19.0' \
-    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'babel==2.19.0'
-fi
+# A Python package, pinned, from PyPI, so that whichever python3 is first on
+# PATH has it (Debian's python3-* packages serve /usr/bin/python3 only):
+# pypi NAME VERSION WHY.
+pypi() {
+  local installed
+  installed="$(python3 -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true)"
+  if [ "$installed" != "$2" ]; then
+    echo "install-deps: installing $1 $2 from PyPI ($3)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "$1==$2" \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$1==$2"
+  fi
+}
 
-# Prometheus's own Python client, pinned, from PyPI: its strict OpenMetrics
-# parser reads the gateway's /metrics as a scraper would (tests/e2e/scenarios.py,
-# operations). PyPI's, as for Babel, so that any python3 on PATH has it.
-if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null \
-    || [ "$(python3 -c 'import importlib.metadata as m; print(m.version("prometheus-client"))' 2>/dev/null)" != "0.26.0" ]; then
-  echo "install-deps: installing prometheus-client 0.26.0 from PyPI" >&2
-  python3 -m pip install --quiet --disable-pip-version-check 'prometheus-client==0.26.0' \
-    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'prometheus-client==0.26.0'
-fi
+# Babel: its copy of the Unicode CLDR gives the State names of
+# rules/states.toml (rules/make_states.py; tests/classify.rs checks the
+# committed file against it).
+pypi babel 2.19.0 "CLDR 49"
+# Prometheus's own Python client: its strict OpenMetrics parser reads the
+# gateway's /metrics as a scraper would (tests/e2e/scenarios.py, operations).
+pypi prometheus-client 0.26.0 "OpenMetrics parser"
