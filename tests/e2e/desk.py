@@ -72,9 +72,9 @@ def cases_follow_requests_and_replies() -> None:
               "a request to no State is not owed by the Secretariat")
 
         net.send(net.mail_from("AT", f"AW: {asked} Conteneurs frigorifiques", ANSWER))
-        net.wait_rows("SELECT id FROM inbound WHERE verdict = 'accepted'", 3)
-        net.send(net.mail_from("FR", f"RE: {asked} Conteneurs frigorifiques", THANKS))
         net.wait_rows("SELECT id FROM inbound WHERE verdict = 'accepted'", 4)
+        net.send(net.mail_from("FR", f"RE: {asked} Conteneurs frigorifiques", THANKS))
+        net.wait_rows("SELECT id FROM inbound WHERE verdict = 'accepted'", 5)
         [(answer,), (thanks,)] = net.rows("SELECT reference FROM inbound WHERE id > 3 ORDER BY id")
         [(state, answered_by)] = net.rows("SELECT state, answer FROM request_case WHERE reference = ?", asked)
         check((state, answered_by) == ("answered", answer), f"{asked}: {state} by {answered_by!r}")
