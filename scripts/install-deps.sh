@@ -95,6 +95,9 @@ pypi() {
 # rules/states.toml (rules/make_states.py; tests/classify.rs checks the
 # committed file against it).
 pypi babel 2.19.0 "CLDR 49"
+# pycountry: ISO 3166-1's official names of the States and their
+# translations (Debian's iso-codes data), the second source of rules/states.toml.
+pypi pycountry 26.2.16 "ISO 3166-1 names"
 # Prometheus's own Python client: its strict OpenMetrics parser reads the
 # gateway's /metrics as a scraper would (tests/e2e/scenarios.py, operations).
 pypi prometheus-client 0.26.0 "OpenMetrics parser"

@@ -278,6 +278,33 @@ fn targets_from_a_salutation_to_colleagues() {
     }
 }
 
+/// Official letters name a State by its official name, which the CLDR
+/// lacks and ISO 3166-1 gives ("Эстонская Республика", "République
+/// française"), declined and with the small letters the name itself has; a
+/// name's first word is still capitalised, and no other word may be small
+/// where the name writes it with a capital.
+#[test]
+fn targets_by_a_state_s_official_name() {
+    for (from, text, state) in [
+        ("LV", "Кому: НКТ Эстонской Республики (Департамент полиции и погранохраны)\n\nУважаемые коллеги,\n\nпросим сообщить, как у вас организована пограничная процедура по ходатайствам об убежище.\n", "EE"),
+        ("BE", "À l'attention du PCN de la République française\n\nMadame, Monsieur,\n\nPourriez-vous nous indiquer combien de refus d'entrée vous avez prononcés en 2025 ?\n", "FR"),
+        ("KZ", "Для НКЦ Российской Федерации\n\nУважаемые коллеги!\n\nПросим сообщить, сколько пунктов пропуска работает круглосуточно.\n", "RU"),
+        ("AT", "An die Nationale Kontaktstelle der Kirgisischen Republik\n\nSehr geehrte Damen und Herren,\n\nwir bitten um Auskunft, wie viele Grenzübergänge im Winter geöffnet sind.\n", "KG"),
+    ] {
+        let c = read(from, None, text);
+        assert_kind(&c, Kind::InformationRequest);
+        assert_eq!(c.target.as_deref(), Some(state), "{}", c.why);
+    }
+    for text in [
+        // The name's capitals written small: no name.
+        "À l'attention du PCN de la république française\n\nPourriez-vous nous indiquer combien de refus d'entrée vous avez prononcés ?\n",
+        "Кому: НКТ эстонской республики\n\nПросим сообщить, как у вас организована пограничная процедура.\n",
+    ] {
+        let c = read("LV", None, text);
+        assert_eq!(c.target, None, "{text}: {}", c.why);
+    }
+}
+
 /// An address block: the focal point on one line, the State on the next.
 /// Not after a salutation, where the next line is the letter.
 #[test]
@@ -301,9 +328,9 @@ fn targets_from_an_address_over_two_lines() {
 }
 
 /// An addressee line that joins two States gives no target, even when the
-/// rules know only one of the names ("Кыргызской Республики" is no CLDR
-/// name); a conjunction before the name, inside it, or in the subject's
-/// matter is no second addressee. "НКЦ" is the focal point in Russian too.
+/// rules know only one of the names ("Кыргызской Республики" is neither
+/// the CLDR's nor ISO 3166-1's name); a conjunction before the name, inside
+/// it, or in the subject's matter is no second addressee. "НКЦ" is the focal point in Russian too.
 #[test]
 fn an_addressee_line_that_joins_two_states_gives_no_target() {
     for (from, subject, text) in [
@@ -478,9 +505,9 @@ fn held_out_language_floor(language: nfp_gateway::classify::Language) -> f64 {
 }
 
 /// rules/states.toml is what rules/make_states.py makes from the pinned
-/// CLDR (Babel), not typed by hand.
+/// CLDR (Babel) and ISO 3166-1 (pycountry), not typed by hand.
 #[test]
-fn the_state_names_are_the_cldr_s() {
+fn the_state_names_are_the_cldr_s_and_iso_s() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = std::process::Command::new("python3")
         .arg(root.join("rules/make_states.py"))
@@ -488,7 +515,7 @@ fn the_state_names_are_the_cldr_s() {
         .expect("python3 runs");
     assert!(
         out.status.success(),
-        "rules/make_states.py failed (scripts/install-deps.sh installs Babel): {}",
+        "rules/make_states.py failed (scripts/install-deps.sh installs Babel and pycountry): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let committed = std::fs::read(root.join("rules/states.toml")).unwrap();

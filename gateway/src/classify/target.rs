@@ -165,12 +165,7 @@ impl Line {
         });
         let named = names
             .into_iter()
-            .filter(|h| {
-                // Names are capitalised: "груз" (cargo) is not Грузия.
-                reading.words[h.start..=h.end]
-                    .iter()
-                    .all(|w| capitalised(w) || w.raw.chars().count() <= 3)
-            })
+            .filter(|h| written_as_a_name(reading, h, &rules.phrases[h.phrase].source))
             .filter_map(|h| match rules.phrases[h.phrase].what {
                 Use::State(s) => Some(rules.states[s].clone()),
                 _ => None,
@@ -182,6 +177,23 @@ impl Line {
             words: count,
         })
     }
+}
+
+/// Names are capitalised: "груз" (cargo) is not Грузия. A name's first
+/// word must be, and its other words too, except as many as the name itself
+/// writes in small letters ("République française", "Repubblica italiana")
+/// and short words ("of", "и").
+fn written_as_a_name(reading: &Reading<'_>, hit: &Hit, name: &str) -> bool {
+    let long_and_small =
+        |w: &str| w.chars().count() > 3 && !w.chars().next().is_some_and(char::is_uppercase);
+    let words = &reading.words[hit.start..=hit.end];
+    let small = words.iter().filter(|w| long_and_small(w.raw)).count();
+    capitalised(&words[0])
+        && small
+            <= name
+                .split_whitespace()
+                .filter(|w| long_and_small(w))
+                .count()
 }
 
 /// Whether a word is written with a capital, as names are.
