@@ -214,7 +214,8 @@ fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &st
             }
         }
         let (lead, overrule, agree) = (e.clear_lead, e.overrule, e.agree);
-        let (mut right, mut wrong, mut left) = (0, 0, Vec::<(String, String)>::new());
+        let (mut right, mut wrong, mut left) =
+            (0, Vec::<String>::new(), Vec::<(String, String)>::new());
         for (i, m) in tuning.iter().enumerate() {
             let c = corpus::classify_one_with(m, &r, &models[i % folds], &dir);
             if c.kind == m.kind {
@@ -222,20 +223,28 @@ fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &st
             } else if c.kind == Kind::Unclassified {
                 left.push((m.id.clone(), c.why.clone()));
             } else {
-                wrong += 1;
+                wrong.push(format!(
+                    "{} ({} read as {})",
+                    m.id,
+                    m.kind.code(),
+                    c.kind.code()
+                ));
             }
         }
         let n = tuning.len() as f64;
         println!(
             "| {lead} | {overrule} | {agree} | {:.1} % | {:.1} % | {} ({:.1} %) |",
             100.0 * right as f64 / n,
-            100.0 * wrong as f64 / n,
+            100.0 * wrong.len() as f64 / n,
             left.len(),
             100.0 * left.len() as f64 / n
         );
         if std::env::var_os("NFP_CLASSIFY_CV_DECIDE_LIST").is_some() {
             for (id, why) in &left {
                 eprintln!("cv unclassified {setting} {id}: {why}");
+            }
+            for w in &wrong {
+                eprintln!("cv wrong {setting} {w}");
             }
         }
     }
