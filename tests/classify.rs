@@ -277,8 +277,9 @@ fn targets_from_the_addressee_line_only() {
 }
 
 /// A salutation to a State's people names it when its name follows at
-/// once ("Dear colleagues from Poland"); a State in the same line's
-/// sentence does not, nor do two States.
+/// once ("Dear colleagues from Poland"), or ends the salutation after the
+/// name of its service; a State in the same line's sentence does not, nor
+/// do two States or two services.
 #[test]
 fn targets_from_a_salutation_to_colleagues() {
     for (from, text, state) in [
@@ -286,6 +287,9 @@ fn targets_from_a_salutation_to_colleagues() {
         ("LV", "Dear colleagues from Poland,\n\nwe would like to know how your border guards handle asylum requests at the border.\n", "PL"),
         ("SI", "Cari colleghi della Croazia,\n\nvi chiediamo cortesemente di indicarci quali controlli effettuate sui furgoni in uscita.\n", "HR"),
         ("MD", "Уважаемые коллеги из НКТ Украины,\n\nпросим вас сообщить среднее время пересечения для грузовых ТС.\n", "UA"),
+        // The State's service between, the State's name ending the salutation.
+        ("MD", "Добрый день уважаемые коллеги из Государственной пограничной службы Украины,\n\nпросим сообщить, сколько человек обычно в наряде при совместном патрулировании.\n", "UA"),
+        ("IE", "Dear colleagues from the National Police Directorate of Norway,\n\nwe would like to know how long you keep the API data of air passengers.\n", "NO"),
     ] {
         let c = read(from, None, text);
         assert_kind(&c, Kind::InformationRequest);
@@ -295,6 +299,7 @@ fn targets_from_a_salutation_to_colleagues() {
         "Dear colleagues, as in Poland last year, we would like to know how you handle asylum requests.\n",
         "Dear colleagues from Poland and Lithuania,\n\nwe would like to know how your border guards handle asylum requests.\n",
         "Уважаемые коллеги из ГПС и ГТК Азербайджана,\n\nхотели бы узнать, как у вас организована работа кинологов.\n",
+        "Dear colleagues from the border police, as in Poland,\n\nwe would like to know how you handle asylum requests.\n",
     ] {
         let c = read("LV", None, text);
         assert_eq!(c.target, None, "{text}: {}", c.why);

@@ -39,6 +39,11 @@ const JOINED_WITHIN: usize = 3;
 /// из Республики Узбекистан": the name's own first word).
 const COLLEAGUES_WITHIN: usize = 2;
 
+/// How far after "colleagues from" the State's name may start when it ends
+/// the salutation, the name of a service before it ("коллеги из
+/// Государственной пограничной службы Украины,").
+const SERVICE_WITHIN: usize = 6;
+
 /// The longest line that continues an addressee line, in words.
 const CONTINUATION_WORDS: usize = 10;
 
@@ -142,11 +147,30 @@ impl Line {
         // "Уважаемые коллеги из Монголии", "Cari colleghi della Croazia": the
         // State's name right after "colleagues from", written together
         // ("colleagues, as in Poland" is no salutation).
+        // Or a salutation that ends with the State's name, its service in
+        // between ("коллеги из Государственной пограничной службы Украины,"),
+        // with no conjunction (two services, "ГПС и ГТК", are no one's) and
+        // no comma ("colleagues from the border police, as in Poland,").
+        let salutation = line.text.trim_end().ends_with([',', ':', '!']);
+        let last = first + count - 1;
+        let conjunction_in = |from: usize, to: usize| {
+            is(|u| *u == Use::Conjunction).any(|j| j.start > from && j.start < to)
+        };
         let colleagues_of = is(|u| *u == Use::Colleagues).any(|c| {
             c.end == c.start + 1
-                && names
-                    .iter()
-                    .any(|n| n.start > c.end && n.start <= c.end + COLLEAGUES_WITHIN)
+                && names.iter().any(|n| {
+                    n.start > c.end
+                        && (n.start <= c.end + COLLEAGUES_WITHIN
+                            || (salutation
+                                && n.end == last
+                                && n.start <= c.end + SERVICE_WITHIN
+                                && !conjunction_in(c.end, n.start)
+                                && unbroken(
+                                    line.text,
+                                    &reading.words[c.end],
+                                    &reading.words[n.start],
+                                )))
+                })
         });
         let addressed = is(|u| *u == Use::Addressee).any(|h| h.start < first + CUE_WITHIN)
             && (is(|u| *u == Use::FocalPoint).next().is_some()
@@ -194,6 +218,19 @@ fn written_as_a_name(reading: &Reading<'_>, hit: &Hit, name: &str) -> bool {
                 .split_whitespace()
                 .filter(|w| long_and_small(w))
                 .count()
+}
+
+/// Whether no punctuation stands between two words of a line (`a` before
+/// `b`): one phrase, not a clause added.
+fn unbroken(line: &str, a: &Word<'_>, b: &Word<'_>) -> bool {
+    let offset = |w: &Word<'_>| (w.raw.as_ptr() as usize).checked_sub(line.as_ptr() as usize);
+    match (offset(a), offset(b)) {
+        (Some(from), Some(to)) if from + a.raw.len() <= to && to <= line.len() => line
+            [from + a.raw.len()..to]
+            .chars()
+            .all(|c| c.is_alphanumeric() || c.is_whitespace() || c == '-' || c == '\''),
+        _ => false,
+    }
 }
 
 /// Whether a word is written with a capital, as names are.
