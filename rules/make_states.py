@@ -21,10 +21,9 @@ installed (scripts/install-deps.sh installs it).
 
 from __future__ import annotations
 
-import sys
-
 import gettext
 import importlib.metadata
+import sys
 
 import babel
 import pycountry

@@ -4,10 +4,11 @@
 //! starts with an addressee cue ("Attn:", "To the", "À l'attention de",
 //! "Для", "Dear") and names the network's focal point ("NFP", "PCN", "НКП"),
 //! a State's code in parentheses or the State's people ("Dear colleagues
-//! from Poland", "Уважаемые коллеги из Монголии": the name right after),
-//! and a State: by its name (from the
-//! CLDR, capitalised as names are written, in any case of its language) or
-//! by that code. Exactly one State, other than the sender's own, must be
+//! from Poland", "Уважаемые коллеги из Монголии": the name right after, or
+//! ending the salutation after the name of the State's service), and a
+//! State: by its name (the CLDR's, or ISO 3166-1's official name,
+//! "Эстонской Республики"; capitalised as names are written, in any case of
+//! its language) or by that code. Exactly one State, other than the sender's own, must be
 //! named on all addressee lines together: two States, or a State named only
 //! in a sentence ("as France did last year"), give no target. An addressee
 //! line that names no State may go on on the next short line, which does
