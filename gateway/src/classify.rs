@@ -87,21 +87,17 @@ pub fn classify(
     directory: &Directory,
     own_address: &str,
 ) -> Classification {
-    classify_with(
-        input,
-        rules,
-        model::Model::builtin(),
-        directory,
-        own_address,
-    )
+    classify_with(input, rules, None, directory, own_address)
 }
 
 /// [`classify`] with another model than the shipped one (the benchmark's
-/// cross-validation of the whole decision trains one per fold).
+/// cross-validation of the whole decision trains one per fold); `None`,
+/// the shipped one, read only when the words decide (a tagged message never
+/// loads it).
 pub fn classify_with(
     input: &Input<'_>,
     rules: &Rules,
-    model: &model::Model,
+    model: Option<&model::Model>,
     directory: &Directory,
     own_address: &str,
 ) -> Classification {
@@ -306,11 +302,15 @@ pub fn model_features(
 fn decide(
     weighed: &evidence::Weighed,
     rules: &Rules,
-    model: &model::Model,
+    model: Option<&model::Model>,
     reading: &text::Reading<'_>,
     language: Language,
     with_subject: bool,
 ) -> (Kind, String) {
+    let model: &model::Model = match model {
+        Some(m) => m,
+        None => model::Model::builtin(),
+    };
     let ByRules {
         kind: by_rules,
         why: rules_why,

@@ -178,7 +178,13 @@ pub fn classify_one_with(
         sender_kind: sender.kind,
         sender_language: m.language,
     };
-    classify::classify_with(&input, rules, model, dir, "gateway@secretariat.example")
+    classify::classify_with(
+        &input,
+        rules,
+        Some(model),
+        dir,
+        "gateway@secretariat.example",
+    )
 }
 
 /// A kind's place in [`KINDS`] (a circular after them).
