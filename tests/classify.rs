@@ -358,7 +358,8 @@ fn targets_from_an_address_over_two_lines() {
 /// An addressee line that joins two States gives no target, even when the
 /// rules know only one of the names ("Кыргызской Республики" is neither
 /// the CLDR's nor ISO 3166-1's name); a conjunction before the name, inside
-/// it, or in the subject's matter is no second addressee. "НКЦ" is the focal point in Russian too.
+/// it, or in the subject's matter is no second addressee. "НКЦ" is the focal
+/// point in Russian too.
 #[test]
 fn an_addressee_line_that_joins_two_states_gives_no_target() {
     for (from, subject, text) in [
