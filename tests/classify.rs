@@ -157,6 +157,34 @@ fn an_acknowledgement_of_receipt_is_no_reply() {
     assert_kind(&c, Kind::InformationReply);
 }
 
+/// A message that only promises the answer for later names the request by
+/// its reference: it answers nothing yet, so it is no reply (batch 15: "unsere
+/// Antwort zu BSM-… kommt leider erst nächste Woche"). A partial answer that
+/// promises the rest is still a reply.
+#[test]
+fn an_answer_promised_for_later_is_no_reply() {
+    let subject = "RE: BSM-2026-000163 Questionnaire on drones at the green border";
+    for (from, text) in [
+        ("IE", "Dear Ms Brandstetter,\n\nJust a short note: our reply will follow early next week, as the Garda\nunit concerned is still compiling the figures.\n"),
+        ("MC", "Madame,\n\nJe vous informe que notre réponse vous parviendra la semaine prochaine, la\nDirection de la Sûreté publique devant encore valider les données.\n"),
+        ("LI", "Sehr geehrte Frau Brandstetter,\n\nleider verzögert sich unsere Rückmeldung; die Stellungnahme der Landespolizei\nwird nachgereicht.\n"),
+        ("VA", "Gentile dottoressa,\n\nil nostro contributo è quasi pronto: lo trasmettiamo la settimana prossima,\ndopo la firma del direttore.\n"),
+        ("BY", "Уважаемые коллеги,\n\nинформация по Вашему запросу будет представлена дополнительно, после\nсогласования с ГКПВ.\n"),
+        ("ES", "Estimada Sra. Brandstetter:\n\nLe informamos de que la respuesta llegará la semana que viene; estamos a la\nespera de los datos de la Guardia Civil.\n"),
+    ] {
+        let c = read(from, Some(subject), text);
+        assert_kind(&c, Kind::Unclassified);
+        assert!(c.why.contains("acknowledgement of receipt"), "{}", c.why);
+        assert_eq!(c.cited_reference.as_deref(), Some("BSM-2026-000163"));
+    }
+    let c = read(
+        "IE",
+        Some(subject),
+        "Dear Ms Brandstetter,\n\nPlease find below our answers to questions 1 and 2; the answer to question 3\nwill follow next week.\n\n1. The Garda Síochána operates four drones along the border with Northern Ireland.\n2. They are used at night and on request of the local station.\n",
+    );
+    assert_kind(&c, Kind::InformationReply);
+}
+
 /// An acknowledgement whose subject echoes the request's reference and tags
 /// is not a reply (it answers nothing yet) nor the request it echoes; an
 /// automatic reply is nothing, whatever its subject echoes. A real reply with
@@ -504,11 +532,10 @@ fn the_corpus_keeps_its_numbers() {
             "{split}: a wrong target sends one State's mail to another"
         );
     }
-    // The goal of issue 14 is at least 95 % in every language, held out
-    // (see held_out_language_floor for Russian).
+    // The goal of issue 14: at least 95 % in every language, held out.
     for language in nfp_gateway::classify::Language::ALL {
         let right = h.accuracy(language);
-        let floor = held_out_language_floor(language);
+        let floor = HELD_OUT_LANGUAGE_FLOOR;
         assert!(
             right >= floor,
             "held-out, {}: kind accuracy {right:.3} < {floor}",
@@ -519,21 +546,12 @@ fn the_corpus_keeps_its_numbers() {
 
 /// Kind accuracy, all languages together, below which the corpus test fails.
 const TUNING_FLOOR: f64 = 0.995;
-const HELD_OUT_FLOOR: f64 = 0.965;
-/// Kind accuracy of each language on the held-out split: the goal, 0.95,
-/// but for Russian. Batch 12 (session 12) brought 14 fresh Russian
-/// messages to the held-out split, of which 13 are read right (Russian
-/// 0.948, 127/134), and the decision's settings chosen by cross-validation
-/// lost one more (0.940, 126/134; bench/RESULTS.md). Batch 13 (session
-/// 13) brought 14 more, all read right, and the model retrained with it
-/// lost one older message (0.939, 139/148): Russian's floor is the
-/// measured value, not the goal.
-fn held_out_language_floor(language: nfp_gateway::classify::Language) -> f64 {
-    match language {
-        nfp_gateway::classify::Language::Ru => 0.935,
-        _ => 0.95,
-    }
-}
+const HELD_OUT_FLOOR: f64 = 0.97;
+/// Kind accuracy of each language on the held-out split: the goal of
+/// issue 14. Russian stood below it from session 12 to session 13 (0.939,
+/// 139/148); batch 15 (session 14) brought 58 Russian tuning messages and
+/// 14 held out, and the model retrained with it reads 155/162 (0.957).
+const HELD_OUT_LANGUAGE_FLOOR: f64 = 0.95;
 
 /// rules/states.toml is what rules/make_states.py makes from the pinned
 /// CLDR (Babel) and ISO 3166-1 (pycountry), not typed by hand.

@@ -163,7 +163,7 @@ pub fn classify_with(
     } else if let (Some(_), Some(line)) = (&tag_reference, receipt_line) {
         // The subject it echoes names the request it acknowledges; its
         // tags are the request's, not this message's.
-        let (kind, why) = decide(&weighed, rules, model, &reading, language, false);
+        let (kind, why) = decide(&weighed, rules, model, &reading, language, true);
         (
             kind,
             format!(
@@ -173,7 +173,7 @@ pub fn classify_with(
     } else if tag_reference.is_some() {
         // A reference in the subject is a reply's, unless the words ask
         // again: a reminder of an unanswered request, follow-up questions.
-        match decide(&weighed, rules, model, &reading, language, true) {
+        match decide(&weighed, rules, model, &reading, language, false) {
             (Kind::InformationRequest, why) => (
                 Kind::InformationRequest,
                 format!("{tag_source} cites a reference number, and the words ask (a reminder or a follow-up request): {why}"),
@@ -186,7 +186,7 @@ pub fn classify_with(
     } else if let (Some(_), true) = (tagged_kind, generic_tag) {
         // "RE: [ЗАПРОС] …": the tag is the request's that this answers.
         let reply = input.protected_subject.is_some_and(is_reply_or_forward);
-        match decide(&weighed, rules, model, &reading, language, receipt_line.is_none()) {
+        match decide(&weighed, rules, model, &reading, language, receipt_line.is_some()) {
             (Kind::InformationRequest, why) => (
                 Kind::InformationRequest,
                 format!("a request tag in {tag_source} that names no kind, and the words ask for information: {why}"),
@@ -211,7 +211,7 @@ pub fn classify_with(
             model,
             &reading,
             language,
-            receipt_line.is_none(),
+            receipt_line.is_some(),
         )
     };
 
@@ -296,16 +296,18 @@ pub fn model_features(
 /// kind clearly (a lead of `clear-lead`) and the model is below `overrule`;
 /// when it is not sure, its kind still if it reaches `agree` and the rules'
 /// first kind, however weak, is the same; else the rules' kind if the model
-/// ranks it among its two first; else `unclassified`. The
-/// subject is read only `with_subject` (an acknowledgement of receipt
-/// echoes the request's).
+/// ranks it among its two first; else `unclassified`. In an
+/// acknowledgement of receipt (`receipt`: it may also promise the answer
+/// for later) the subject is not read (it echoes the request's), and the
+/// model alone, however sure, makes no reply: it reads "your request" as
+/// a reply's words, and a reply there needs the rules' phrases too.
 fn decide(
     weighed: &evidence::Weighed,
     rules: &Rules,
     model: Option<&model::Model>,
     reading: &text::Reading<'_>,
     language: Language,
-    with_subject: bool,
+    receipt: bool,
 ) -> (Kind, String) {
     let model: &model::Model = match model {
         Some(m) => m,
@@ -317,7 +319,7 @@ fn decide(
         lead,
         first,
     } = decide_by_rules(weighed, rules);
-    let p = model.predict_text(reading, language, with_subject);
+    let p = model.predict_text(reading, language, !receipt);
     let evidence: Vec<String> = p.evidence.iter().map(|f| format!("\"{f}\"")).collect();
     let read = format!(
         "the model reads {} p {:.2} ({})",
@@ -342,10 +344,19 @@ fn decide(
                 rules.evidence.clear_lead, rules.evidence.overrule
             ),
         )
-    } else if p.probability >= t {
+    } else if p.probability >= t && !(receipt && p.kind == Kind::InformationReply) {
         (
             p.kind,
             format!("{read}, sure enough (p >= {t:.2}); the rules: {rules_why}"),
+        )
+    } else if receipt
+        && p.kind == Kind::InformationReply
+        && p.probability >= t
+        && first != Some(Kind::InformationReply)
+    {
+        (
+            Kind::Unclassified,
+            format!("{read}, but in an acknowledgement of receipt no reply without the rules' words: {rules_why}"),
         )
     } else if p.kind != Kind::Unclassified
         && p.probability >= rules.evidence.agree

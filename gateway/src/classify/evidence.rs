@@ -199,7 +199,9 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
         };
         match phrase.what {
             Use::Kind(kind, weight) | Use::Offer(kind, weight) => {
-                if negated(reading, hits, rules, h) {
+                if negated(reading, hits, rules, h)
+                    || (kind == Kind::InformationReply && in_receipt(reading, hits, rules, h))
+                {
                     continue;
                 }
                 let offer = matches!(phrase.what, Use::Offer(..));
@@ -238,6 +240,15 @@ fn negated(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit) -> bool 
             && reading.words[n.start].sentence == sentence
             && ((n.end < h.start && h.start - n.end <= window)
                 || (n.start > h.start && n.end < h.end))
+    })
+}
+
+/// A receipt cue in the phrase's sentence: "the information on your request
+/// will be sent later" names the request and answers nothing.
+fn in_receipt(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit) -> bool {
+    let sentence = reading.words[h.start].sentence;
+    hits.iter().any(|r| {
+        rules.phrases[r.phrase].what == Use::Receipt && reading.words[r.start].sentence == sentence
     })
 }
 
