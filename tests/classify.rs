@@ -157,6 +157,47 @@ fn an_acknowledgement_of_receipt_is_no_reply() {
     assert_kind(&c, Kind::InformationReply);
 }
 
+/// When the model reads no kind at all, and barely, a lower lead of the
+/// rules is clear (`clear-lead-none`, `overrule-none`): a phrase of one kind
+/// in the opening lines decides. A model a little surer of "no kind" keeps
+/// the message unclassified, and without the setting so would this one.
+#[test]
+fn a_clear_phrase_outweighs_a_model_barely_reading_no_kind() {
+    // A model that knows no word: its reading is its bias, "no kind" at
+    // p = e^x / (e^x + 4.718) for the bias x of `unclassified`.
+    let model = |unclassified_bias: f32| {
+        nfp_gateway::classify::model::Model::parse(&format!(
+            "@classes\tassistance_request\tbest_practice\tcontact_update\tinformation_request\tinformation_reply\tunclassified\n\
+             @threshold\t0.9\n\
+             @bias\t-1\t0.3\t0\t0\t0\t{unclassified_bias}\n\
+             zzqx\t1\t0\t0\t0\t0\t0\t0\n"
+        ))
+        .unwrap()
+    };
+    let barely = model(1.2285); // p 0.42
+    let surer = model(1.4714); // p 0.48
+    let m = corpus::Message {
+        id: "test".into(),
+        language: nfp_gateway::classify::Language::En,
+        from: "GB".into(),
+        kind: Kind::Unclassified,
+        topics: Vec::new(),
+        target: None,
+        subject: None,
+        text: "Dear colleagues,\n\nThe Home Office would like to request assistance with the courses of the new\nmaritime border unit in Dover.\n".into(),
+        held_out: false,
+    };
+    let c = corpus::classify_one_with(&m, rules(), &barely, directory());
+    assert_kind(&c, Kind::AssistanceRequest);
+    assert!(c.why.contains("a clear lead (>= 3.0)"), "{}", c.why);
+    let c = corpus::classify_one_with(&m, rules(), &surer, directory());
+    assert_kind(&c, Kind::Unclassified);
+    let mut without = rules().clone();
+    without.evidence.clear_lead_none = f32::INFINITY;
+    let c = corpus::classify_one_with(&m, &without, &barely, directory());
+    assert_kind(&c, Kind::Unclassified);
+}
+
 /// A message that only promises the answer for later names the request by
 /// its reference: it answers nothing yet, so it is no reply (batch 15: "unsere
 /// Antwort zu BSM-… kommt leider erst nächste Woche"). A partial answer that

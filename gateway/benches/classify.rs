@@ -197,9 +197,9 @@ fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &st
         tuning.len()
     );
     println!(
-        "| clear-lead | overrule | agree | kind right | wrong kinds | word kinds left unclassified |"
+        "| clear-lead | overrule | agree | clear-lead-none | overrule-none | kind right | wrong kinds | word kinds left unclassified |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for setting in grid.split(',') {
         let mut values = setting.split(':');
         let mut r = rules.clone();
@@ -208,12 +208,15 @@ fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &st
             (&mut e.clear_lead, "clear-lead"),
             (&mut e.overrule, "overrule"),
             (&mut e.agree, "agree"),
+            (&mut e.clear_lead_none, "clear-lead-none"),
+            (&mut e.overrule_none, "overrule-none"),
         ] {
             if let Some(v) = values.next() {
                 *value = v.parse().unwrap_or_else(|_| panic!("{setting}: {name}"));
             }
         }
         let (lead, overrule, agree) = (e.clear_lead, e.overrule, e.agree);
+        let (lead_none, overrule_none) = (e.clear_lead_none, e.overrule_none);
         let (mut right, mut wrong, mut left) =
             (0, Vec::<String>::new(), Vec::<(String, String)>::new());
         for (i, m) in tuning.iter().enumerate() {
@@ -233,7 +236,7 @@ fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &st
         }
         let n = tuning.len() as f64;
         println!(
-            "| {lead} | {overrule} | {agree} | {:.1} % | {:.1} % | {} ({:.1} %) |",
+            "| {lead} | {overrule} | {agree} | {lead_none} | {overrule_none} | {:.1} % | {:.1} % | {} ({:.1} %) |",
             100.0 * right as f64 / n,
             100.0 * wrong.len() as f64 / n,
             left.len(),

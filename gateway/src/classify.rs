@@ -331,17 +331,28 @@ fn decide(
         }
     );
     let t = model.threshold;
+    // The rules' lead is clear against the model's other kind below
+    // `overrule`, or, lower, against its barely sure reading of no kind.
+    let e = &rules.evidence;
+    let clear_against = if by_rules == Kind::Unclassified {
+        None
+    } else if lead >= e.clear_lead && p.probability < e.overrule {
+        Some((e.clear_lead, e.overrule))
+    } else if p.kind == Kind::Unclassified
+        && lead >= e.clear_lead_none
+        && p.probability < e.overrule_none
+    {
+        Some((e.clear_lead_none, e.overrule_none))
+    } else {
+        None
+    };
     if p.kind == by_rules {
         (p.kind, format!("{read}, and the rules agree: {rules_why}"))
-    } else if by_rules != Kind::Unclassified
-        && lead >= rules.evidence.clear_lead
-        && p.probability < rules.evidence.overrule
-    {
+    } else if let Some((clear, overrule)) = clear_against {
         (
             by_rules,
             format!(
-                "{rules_why}, a clear lead (>= {:.1}); the model, not sure enough to overrule it (p < {:.2}): {read}",
-                rules.evidence.clear_lead, rules.evidence.overrule
+                "{rules_why}, a clear lead (>= {clear:.1}); the model, not sure enough to overrule it (p < {overrule:.2}): {read}"
             ),
         )
     } else if p.probability >= t && !(receipt && p.kind == Kind::InformationReply) {

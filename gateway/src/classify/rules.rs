@@ -58,10 +58,18 @@ struct RawEvidence {
     overrule: f32,
     #[serde(default = "certain")]
     agree: f32,
+    #[serde(default = "never")]
+    clear_lead_none: f32,
+    #[serde(default = "nothing")]
+    overrule_none: f32,
 }
 
 fn never() -> f32 {
     f32::INFINITY
+}
+
+fn nothing() -> f32 {
+    0.0
 }
 
 fn certain() -> f32 {
@@ -179,6 +187,10 @@ pub struct Evidence {
     /// The probability, below the model's threshold, from which its kind is
     /// taken when the rules' first kind, however weak, is the same.
     pub agree: f32,
+    /// A lead that is clear when the model reads no kind at all and is
+    /// below `overrule_none`.
+    pub clear_lead_none: f32,
+    pub overrule_none: f32,
 }
 
 /// The longest line a closing formula starts, in words.
@@ -552,9 +564,11 @@ impl Rules {
         if e.clear_lead <= 0.0
             || !(0.0..=1.0).contains(&e.overrule)
             || !(0.0..=1.0).contains(&e.agree)
+            || e.clear_lead_none <= 0.0
+            || !(0.0..=1.0).contains(&e.overrule_none)
         {
             bail!(
-                "[evidence] clear-lead must be positive, overrule and agree probabilities (0 to 1)"
+                "[evidence] clear-lead and clear-lead-none must be positive, overrule, agree and overrule-none probabilities (0 to 1)"
             );
         }
         Ok(Rules {
@@ -572,6 +586,8 @@ impl Rules {
                 clear_lead: e.clear_lead,
                 overrule: e.overrule,
                 agree: e.agree,
+                clear_lead_none: e.clear_lead_none,
+                overrule_none: e.overrule_none,
             },
             text: TextCues {
                 closings: raw
