@@ -17,9 +17,9 @@ fn directory() -> &'static nfp_gateway::directory::Directory {
     D.get_or_init(corpus::directory)
 }
 
-/// The gateway's reading of a text from `from` (a State's NFP).
-fn read(from: &str, subject: Option<&str>, text: &str) -> Classification {
-    let m = corpus::Message {
+/// A text from `from` (a State's NFP), unlabelled.
+fn message(from: &str, subject: Option<&str>, text: &str) -> corpus::Message {
+    corpus::Message {
         id: "test".into(),
         language: nfp_gateway::classify::Language::En,
         from: from.into(),
@@ -29,8 +29,20 @@ fn read(from: &str, subject: Option<&str>, text: &str) -> Classification {
         subject: subject.map(str::to_string),
         text: text.into(),
         held_out: false,
-    };
-    corpus::classify_one(&m, rules(), directory())
+    }
+}
+
+/// The gateway's reading of a text from `from` (a State's NFP).
+fn read(from: &str, subject: Option<&str>, text: &str) -> Classification {
+    corpus::classify_one(&message(from, subject, text), rules(), directory())
+}
+
+/// An acknowledgement of receipt of the request `reference`: no reply.
+#[track_caller]
+fn assert_acknowledges(c: &Classification, reference: &str) {
+    assert_kind(c, Kind::Unclassified);
+    assert!(c.why.contains("acknowledgement of receipt"), "{}", c.why);
+    assert_eq!(c.cited_reference.as_deref(), Some(reference));
 }
 
 #[track_caller]
@@ -143,10 +155,7 @@ fn an_acknowledgement_of_receipt_is_no_reply() {
         ("TJ", "Уважаемые коллеги,\n\nПодтверждаем получение Вашего письма BSM-2026-000512. Письмо передано в\nпрофильное подразделение.\n"),
         ("AD", "Estimados colegas:\n\nAcusamos recibo de su solicitud BSM-2026-000512, que hemos trasladado al\nservicio competente.\n"),
     ] {
-        let c = read(from, None, text);
-        assert_kind(&c, Kind::Unclassified);
-        assert!(c.why.contains("acknowledgement of receipt"), "{}", c.why);
-        assert_eq!(c.cited_reference.as_deref(), Some("BSM-2026-000512"));
+        assert_acknowledges(&read(from, None, text), "BSM-2026-000512");
     }
     // The same opening, then the answer: a reply.
     let c = read(
@@ -176,17 +185,11 @@ fn a_clear_phrase_outweighs_a_model_barely_reading_no_kind() {
     };
     let barely = model(1.2285); // p 0.42
     let surer = model(1.4714); // p 0.48
-    let m = corpus::Message {
-        id: "test".into(),
-        language: nfp_gateway::classify::Language::En,
-        from: "GB".into(),
-        kind: Kind::Unclassified,
-        topics: Vec::new(),
-        target: None,
-        subject: None,
-        text: "Dear colleagues,\n\nThe Home Office would like to request assistance with the courses of the new\nmaritime border unit in Dover.\n".into(),
-        held_out: false,
-    };
+    let m = message(
+        "GB",
+        None,
+        "Dear colleagues,\n\nThe Home Office would like to request assistance with the courses of the new\nmaritime border unit in Dover.\n",
+    );
     let c = corpus::classify_one_with(&m, rules(), &barely, directory());
     assert_kind(&c, Kind::AssistanceRequest);
     assert!(c.why.contains("a clear lead (>= 3.0)"), "{}", c.why);
@@ -213,10 +216,7 @@ fn an_answer_promised_for_later_is_no_reply() {
         ("BY", "Уважаемые коллеги,\n\nинформация по Вашему запросу будет представлена дополнительно, после\nсогласования с ГКПВ.\n"),
         ("ES", "Estimada Sra. Brandstetter:\n\nLe informamos de que la respuesta llegará la semana que viene; estamos a la\nespera de los datos de la Guardia Civil.\n"),
     ] {
-        let c = read(from, Some(subject), text);
-        assert_kind(&c, Kind::Unclassified);
-        assert!(c.why.contains("acknowledgement of receipt"), "{}", c.why);
-        assert_eq!(c.cited_reference.as_deref(), Some("BSM-2026-000163"));
+        assert_acknowledges(&read(from, Some(subject), text), "BSM-2026-000163");
     }
     let c = read(
         "IE",
@@ -243,10 +243,7 @@ fn acknowledgements_and_automatic_replies_echo_a_subject() {
         ("TM", "Уважаемые коллеги,\nВаше письмо получено и передано в соответствующее подразделение Государственной пограничной службы для рассмотрения.\n"),
         ("AD", "Estimados colegas:\n\nAcusamos recibo de su solicitud; la respuesta se remitirá en breve.\n"),
     ] {
-        let c = read(from, Some(subject), text);
-        assert_kind(&c, Kind::Unclassified);
-        assert!(c.why.contains("acknowledgement of receipt"), "{}", c.why);
-        assert_eq!(c.cited_reference.as_deref(), Some("BSM-2026-000512"));
+        assert_acknowledges(&read(from, Some(subject), text), "BSM-2026-000512");
     }
     for (from, subject) in [
         (

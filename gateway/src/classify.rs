@@ -331,6 +331,9 @@ fn decide(
         }
     );
     let t = model.threshold;
+    let sure = p.probability >= t;
+    // In an acknowledgement, the model's reply needs the rules' words.
+    let reply_in_receipt = receipt && p.kind == Kind::InformationReply;
     // The rules' lead is clear against the model's other kind below
     // `overrule`, or, lower, against its barely sure reading of no kind.
     let e = &rules.evidence;
@@ -355,16 +358,12 @@ fn decide(
                 "{rules_why}, a clear lead (>= {clear:.1}); the model, not sure enough to overrule it (p < {overrule:.2}): {read}"
             ),
         )
-    } else if p.probability >= t && !(receipt && p.kind == Kind::InformationReply) {
+    } else if sure && !reply_in_receipt {
         (
             p.kind,
             format!("{read}, sure enough (p >= {t:.2}); the rules: {rules_why}"),
         )
-    } else if receipt
-        && p.kind == Kind::InformationReply
-        && p.probability >= t
-        && first != Some(Kind::InformationReply)
-    {
+    } else if sure && reply_in_receipt && first != Some(Kind::InformationReply) {
         (
             Kind::Unclassified,
             format!("{read}, but in an acknowledgement of receipt no reply without the rules' words: {rules_why}"),

@@ -231,33 +231,37 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
     w
 }
 
+/// The hits of cues of one use in the sentence of the phrase `h`.
+fn cues_in_sentence<'h>(
+    reading: &'h Reading<'_>,
+    hits: &'h [Hit],
+    rules: &'h Rules,
+    h: &Hit,
+    what: Use,
+) -> impl Iterator<Item = &'h Hit> {
+    let sentence = reading.words[h.start].sentence;
+    hits.iter().filter(move |c| {
+        rules.phrases[c.phrase].what == what && reading.words[c.start].sentence == sentence
+    })
+}
+
 /// A negation cue just before the phrase, or inside it, in its sentence.
 fn negated(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit) -> bool {
-    let sentence = reading.words[h.start].sentence;
     let window = rules.evidence.negation_window;
-    hits.iter().any(|n| {
-        rules.phrases[n.phrase].what == Use::Negation
-            && reading.words[n.start].sentence == sentence
-            && ((n.end < h.start && h.start - n.end <= window)
-                || (n.start > h.start && n.end < h.end))
+    cues_in_sentence(reading, hits, rules, h, Use::Negation).any(|n| {
+        (n.end < h.start && h.start - n.end <= window) || (n.start > h.start && n.end < h.end)
     })
 }
 
 /// A receipt cue in the phrase's sentence: "the information on your request
 /// will be sent later" names the request and answers nothing.
 fn in_receipt(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit) -> bool {
-    let sentence = reading.words[h.start].sentence;
-    hits.iter().any(|r| {
-        rules.phrases[r.phrase].what == Use::Receipt && reading.words[r.start].sentence == sentence
-    })
+    cues_in_sentence(reading, hits, rules, h, Use::Receipt)
+        .next()
+        .is_some()
 }
 
 /// A request cue before the phrase in its sentence.
 fn asked_for(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit) -> bool {
-    let sentence = reading.words[h.start].sentence;
-    hits.iter().any(|r| {
-        rules.phrases[r.phrase].what == Use::Request
-            && reading.words[r.start].sentence == sentence
-            && r.end < h.start
-    })
+    cues_in_sentence(reading, hits, rules, h, Use::Request).any(|r| r.end < h.start)
 }
