@@ -50,6 +50,19 @@ fn assert_kind(c: &Classification, kind: Kind) {
     assert_eq!(c.kind, kind, "{}", c.why);
 }
 
+/// A short English message that letter trigrams take for French: its
+/// stop words say English, and the English rules read it.
+#[test]
+fn a_short_english_message_is_read_in_english() {
+    let c = read(
+        "GE",
+        None,
+        "Dear colleagues,\n\nWe request assistance in training our new maritime border unit.\n",
+    );
+    assert_eq!(c.language, nfp_gateway::classify::Language::En);
+    assert_kind(&c, Kind::AssistanceRequest);
+}
+
 /// Inflection, person, tense and synonyms: the rule's words by their stems.
 #[test]
 fn requests_for_assistance_in_other_words_and_persons() {

@@ -637,7 +637,63 @@ fn detect_language(content: &str, tags: &[String]) -> Option<Language> {
     if text.split_whitespace().count() < 4 {
         return None;
     }
-    Language::from_whatlang(info.lang())
+    let guess = Language::from_whatlang(info.lang())?;
+    if info.is_reliable() {
+        return Some(guess);
+    }
+    // Letter trigrams take a short English text full of Latin words
+    // ("We request assistance for our new maritime border unit.") for
+    // French; its grammatical words say English. An unreliable guess gives
+    // way to the language with strictly more of them.
+    let counts = stop_word_counts(&text);
+    let count = |l: Language| {
+        Language::ALL
+            .iter()
+            .position(|x| *x == l)
+            .map_or(0, |i| counts[i])
+    };
+    let most = Language::ALL
+        .into_iter()
+        .max_by_key(|l| count(*l))
+        .unwrap_or(guess);
+    Some(if count(most) > count(guess) {
+        most
+    } else {
+        guess
+    })
+}
+
+/// How many of the text's words are stop words of each language, in the
+/// order of [`Language::ALL`]; a word that is a stop word of two of them
+/// ("de", "la", "a", "in") tells them apart no better than a letter's
+/// trigrams do and counts for none.
+fn stop_word_counts(text: &str) -> [usize; 6] {
+    static OWNER: std::sync::OnceLock<std::collections::HashMap<&'static str, Option<usize>>> =
+        std::sync::OnceLock::new();
+    let owner = OWNER.get_or_init(|| {
+        let mut owner = std::collections::HashMap::new();
+        for (i, l) in Language::ALL.iter().enumerate() {
+            for word in stop_words::get(l.code()) {
+                owner
+                    .entry(*word)
+                    .and_modify(|o: &mut Option<usize>| {
+                        if *o != Some(i) {
+                            *o = None;
+                        }
+                    })
+                    .or_insert(Some(i));
+            }
+        }
+        owner
+    });
+    let lower = text.to_lowercase();
+    let mut counts = [0; 6];
+    for word in lower.split(|c: char| !c.is_alphanumeric()) {
+        if let Some(Some(i)) = owner.get(word) {
+            counts[*i] += 1;
+        }
+    }
+    counts
 }
 
 #[cfg(test)]
@@ -685,5 +741,23 @@ mod tests {
         for (lang, text) in samples {
             assert_eq!(detect_language(text, &[]), Some(lang), "{text}");
         }
+    }
+
+    /// whatlang reads these short English texts as French, unreliably; their
+    /// stop words decide.
+    #[test]
+    fn an_unreliable_guess_gives_way_to_stop_words() {
+        for text in [
+            "Dear colleagues,\n\nWe request assistance for our new maritime border unit.",
+            "Our new phone number is +43 1 531 37 123.",
+        ] {
+            assert_eq!(detect_language(text, &[]), Some(Language::En), "{text}");
+        }
+        // "a", "de" and "la" are Spanish and Italian stop words too: they
+        // do not outweigh a French guess.
+        assert_eq!(
+            detect_language("Bonjour a tous, petite mise a jour de la liste :", &[]),
+            Some(Language::Fr)
+        );
     }
 }
