@@ -231,6 +231,13 @@ fn an_answer_promised_for_later_is_no_reply() {
     ] {
         assert_acknowledges(&read(from, Some(subject), text), "BSM-2026-000163");
     }
+    // The reference between the promise's words is one word of the gap.
+    let c = read(
+        "NO",
+        Some("SV: BSM-2026-000163"),
+        "Thanks, noted. The figures are still with the Police Directorate; our reply to\nBSM-2026-000163 will come before the end of the month.\n\nKari\n",
+    );
+    assert_acknowledges(&c, "BSM-2026-000163");
     let c = read(
         "IE",
         Some(subject),

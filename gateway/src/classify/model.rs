@@ -72,6 +72,7 @@ fn each_feature(
         // with its context (an acknowledgement of receipt cites one too).
         if w.raw.chars().all(|c| c.is_numeric())
             || w.raw.eq_ignore_ascii_case("bsm")
+            || super::text::is_reference(w.raw)
             || (subject && !with_subject)
         {
             previous = None;

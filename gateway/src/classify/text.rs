@@ -182,11 +182,32 @@ fn words<'a>(lines: &[Line<'a>]) -> Vec<Word<'a>> {
         let mut start = None;
         // The word just before the character at hand ends, if it ends there.
         let mut just_ended: Option<&str> = None;
+        // The end of a reference number read as one word.
+        let mut skip_to = 0;
         let bytes = text.as_bytes();
         for (i, c) in text
             .char_indices()
             .chain(std::iter::once((text.len(), ' ')))
         {
+            if i < skip_to {
+                continue;
+            }
+            if start.is_none() {
+                // "our answer to BSM-2026-000131 will follow": one word, not
+                // three, between a phrase's words.
+                if let Some(len) = reference_len(&text[i..]) {
+                    let raw = &text[i..i + len];
+                    just_ended = Some(raw);
+                    out.push(Word {
+                        line: index,
+                        sentence,
+                        raw,
+                        bracketed: false,
+                    });
+                    skip_to = i + len;
+                    continue;
+                }
+            }
             if c.is_alphanumeric() {
                 start.get_or_insert(i);
                 continue;
@@ -234,6 +255,33 @@ fn words<'a>(lines: &[Line<'a>]) -> Vec<Word<'a>> {
     out
 }
 
+/// The length of the reference number `s` starts with (`BSM-2026-000131`,
+/// `bsm-at-2026-000007`), as [`super::find_reference`] finds them.
+fn reference_len(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    if b.len() < 15 || !b[..4].eq_ignore_ascii_case(b"bsm-") {
+        return None;
+    }
+    let mut i = 4;
+    if b[i].is_ascii_alphabetic() && b[i + 1].is_ascii_alphabetic() && b[i + 2] == b'-' {
+        i += 3;
+    }
+    let digits = |from: usize, n: usize| {
+        b.get(from..from + n)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    if !(digits(i, 4) && b.get(i + 4) == Some(&b'-') && digits(i + 5, 6)) {
+        return None;
+    }
+    let end = i + 11;
+    (!s[end..].chars().next().is_some_and(char::is_alphanumeric)).then_some(end)
+}
+
+/// Whether a word is a reference number read as one ([`reference_len`]).
+pub fn is_reference(word: &str) -> bool {
+    reference_len(word) == Some(word.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +319,40 @@ mod tests {
             roles("Ответ ниже.\n\n3 окт. 2026 г., в 10:12, Анна пишет:\n> Просим"),
             [Opening, Opening, Quoted, Quoted]
         );
+    }
+
+    #[test]
+    fn a_reference_number_is_one_word() {
+        let rules = Rules::builtin();
+        let r = read(
+            None,
+            "Our answer to BSM-2026-000131 will follow; see also bsm-at-2026-000007.\nNot BSM-2026-00013 nor XBSM-2026-000131.",
+            rules.text_cues(),
+        );
+        let raw: Vec<&str> = r.words.iter().map(|w| w.raw).collect();
+        assert_eq!(
+            raw,
+            [
+                "Our",
+                "answer",
+                "to",
+                "BSM-2026-000131",
+                "will",
+                "follow",
+                "see",
+                "also",
+                "bsm-at-2026-000007",
+                "Not",
+                "BSM",
+                "2026",
+                "00013",
+                "nor",
+                "XBSM",
+                "2026",
+                "000131"
+            ]
+        );
+        assert!(is_reference("BSM-2026-000131") && !is_reference("BSM"));
     }
 
     #[test]
