@@ -334,6 +334,11 @@ fn decide(
     let sure = p.probability >= t;
     // In an acknowledgement, the model's reply needs the rules' words.
     let reply_in_receipt = receipt && p.kind == Kind::InformationReply;
+    // In thanks for a course or a visit held, its words are no request:
+    // the model's assistance request needs the rules' kind.
+    let thanked = weighed
+        .thanks
+        .filter(|_| p.kind == Kind::AssistanceRequest && by_rules != Kind::AssistanceRequest);
     // The rules' lead is clear against the model's other kind below
     // `overrule`, or, lower, against its barely sure reading of no kind.
     let e = &rules.evidence;
@@ -357,6 +362,11 @@ fn decide(
             format!(
                 "{rules_why}, a clear lead (>= {clear:.1}); the model, not sure enough to overrule it (p < {overrule:.2}): {read}"
             ),
+        )
+    } else if let Some(line) = thanked {
+        (
+            Kind::Unclassified,
+            format!("{read}, but in thanks for what was done (line {line}) no assistance request without the rules' words: {rules_why}"),
         )
     } else if sure && !reply_in_receipt {
         (

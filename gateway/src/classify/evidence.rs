@@ -139,6 +139,8 @@ impl<T: PartialEq + Copy> Tally<T> {
 pub struct Weighed {
     pub kinds: Vec<Tally<Kind>>,
     pub topics: Vec<Tally<Topic>>,
+    /// The line of the first thanks for what was done (a `thanks` cue).
+    pub thanks: Option<usize>,
 }
 
 impl Weighed {
@@ -215,6 +217,9 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
                     (kind, reason(weight * factor, None))
                 };
                 Tally::add(&mut w.kinds, kind, h.phrase, reason, &mut seen_kinds);
+            }
+            Use::Thanks => {
+                w.thanks.get_or_insert(line.number);
             }
             Use::Topic(topic, weight) => {
                 Tally::add(

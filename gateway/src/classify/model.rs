@@ -370,7 +370,7 @@ pub struct Training {
 impl Default for Training {
     fn default() -> Training {
         Training {
-            c: 30.0,
+            c: 100.0,
             folds: 5,
             min_documents: 3,
             wrong_kinds: 0.01,

@@ -93,6 +93,8 @@ struct RawCues {
     negation: PerLanguage,
     request: PerLanguage,
     receipt: PerLanguage,
+    #[serde(default)]
+    thanks: PerLanguage,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +133,9 @@ pub enum Use {
     Request,
     /// An acknowledgement of receipt: a reference it cites is no reply.
     Receipt,
+    /// Thanks for what was done ("our sincere gratitude for the course
+    /// held in Bishkek"): the event's words are no request.
+    Thanks,
     Addressee,
     FocalPoint,
     /// "and", "или": an addressee line that joins two addressees.
@@ -522,6 +527,7 @@ impl Rules {
         b.add(&raw.cues.negation, Use::Negation)?;
         b.add(&raw.cues.request, Use::Request)?;
         b.add(&raw.cues.receipt, Use::Receipt)?;
+        b.add(&raw.cues.thanks, Use::Thanks)?;
         b.add(&raw.target.addressee, Use::Addressee)?;
         b.add(&raw.target.focal_point, Use::FocalPoint)?;
         b.add(&raw.target.conjunction, Use::Conjunction)?;
