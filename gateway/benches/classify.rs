@@ -16,6 +16,8 @@
 //! batch before anything is trained or tuned on it;
 //! NFP_CLASSIFY_AUDIT=FILE writes the held-out messages of a word kind that
 //! were left unclassified, one file name per line, for a person to judge;
+//! NFP_CLASSIFY_LANGUAGES=1 measures language detection on each tuning
+//! message's first 4 to 20 words, with and without the stop words;
 //! NFP_CLASSIFY_CV="10,30,100:2,3" cross-validates the model alone on the
 //! tuning split for each C and each minimum of messages per feature, by
 //! language; NFP_CLASSIFY_CV_MISSES=ru lists that language's messages the
@@ -77,6 +79,9 @@ fn main() {
         {
             println!("- {id}: {what}");
         }
+    }
+    if std::env::var_os("NFP_CLASSIFY_LANGUAGES").is_some() {
+        languages(&tuning, &rules);
     }
     if let Ok(grid) = std::env::var("NFP_CLASSIFY_CV") {
         cross_validate(&tuning, &rules, &grid);
@@ -185,6 +190,56 @@ fn cross_validate(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
 /// the messages is classified by the rules and by a model trained on the
 /// other four fifths (the shipped threshold), for each
 /// `clear-lead:overrule[:agree]` setting of the grid.
+/// Language detection on the first words of each tuning message (a short
+/// message's worth), by whatlang alone and with the stop words' say when
+/// its guess is unreliable: right, wrong, and too short to tell (fewer
+/// than four words, or whatlang has no guess; the sender's language then).
+fn languages(tuning: &[&corpus::Message], rules: &Rules) {
+    println!(
+        "### Language detection on the first words ({} tuning messages)
+",
+        tuning.len()
+    );
+    println!("| first words | whatlang alone: right | wrong | with stop words: right | wrong | too short |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for k in [4, 6, 8, 12, 20, usize::MAX] {
+        let mut counts = [0usize; 5];
+        for m in tuning {
+            let text = m
+                .text
+                .split_whitespace()
+                .take(k)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let alone = nfp_gateway::classify::language_of(&text, rules, false);
+            let both = nfp_gateway::classify::language_of(&text, rules, true);
+            match (alone, both) {
+                (Some(a), Some(b)) => {
+                    counts[usize::from(a != m.language)] += 1;
+                    counts[2 + usize::from(b != m.language)] += 1;
+                }
+                _ => counts[4] += 1,
+            }
+        }
+        let n = (counts[0] + counts[1]).max(1) as f64;
+        let pct = |c: usize| format!("{c} ({:.1} %)", 100.0 * c as f64 / n);
+        let words = if k == usize::MAX {
+            "all".to_string()
+        } else {
+            k.to_string()
+        };
+        println!(
+            "| {words} | {} | {} | {} | {} | {} |",
+            pct(counts[0]),
+            counts[1],
+            pct(counts[2]),
+            counts[3],
+            counts[4]
+        );
+    }
+    println!();
+}
+
 fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
     use nfp_gateway::classify::{model, Kind};
     let examples = examples(tuning, rules);

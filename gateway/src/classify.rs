@@ -627,8 +627,21 @@ fn plus_target(recipients: &[String], own_address: &str, directory: &Directory) 
     })
 }
 
+/// The language [`classify`] reads a text in (the sender's own new text),
+/// or `None` when it is too short to tell (the sender's language then);
+/// `stop_words: false` for whatlang's guess alone, as before session 15:
+/// the benchmark compares the two.
+pub fn language_of(text: &str, rules: &Rules, stop_words: bool) -> Option<Language> {
+    let reading = text::read(None, text, rules.text_cues());
+    detect(&new_text(&reading), &[], stop_words)
+}
+
 /// The language of the text, with whatlang restricted to the six languages.
 fn detect_language(content: &str, tags: &[String]) -> Option<Language> {
+    detect(content, tags, true)
+}
+
+fn detect(content: &str, tags: &[String], stop_words: bool) -> Option<Language> {
     // A few paragraphs tell the language as surely as the whole letter.
     let mut text = prefix(content, MAX_LANGUAGE_BYTES).to_string();
     for t in tags {
@@ -648,7 +661,7 @@ fn detect_language(content: &str, tags: &[String]) -> Option<Language> {
         return None;
     }
     let guess = Language::from_whatlang(info.lang())?;
-    if info.is_reliable() {
+    if info.is_reliable() || !stop_words {
         return Some(guess);
     }
     // Letter trigrams take a short English text full of Latin words
