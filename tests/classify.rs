@@ -630,7 +630,7 @@ fn the_corpus_keeps_its_numbers() {
 }
 
 /// Kind accuracy, all languages together, below which the corpus test fails
-/// (held out: 0.969, 708/731, in session 15).
+/// (held out: 0.966, 720/745, in session 15).
 const TUNING_FLOOR: f64 = 0.995;
 const HELD_OUT_FLOOR: f64 = 0.965;
 /// Kind accuracy of each language on the held-out split: the goal of
@@ -638,13 +638,13 @@ const HELD_OUT_FLOOR: f64 = 0.965;
 /// 139/148); batch 15 (session 14) brought 58 Russian tuning messages and
 /// 14 held out, and the model retrained with it reads 156/162 (0.963).
 const HELD_OUT_LANGUAGE_FLOOR: f64 = 0.95;
-/// Russian again misses the goal, by one message: with batches 16 and 17
-/// (session 15) its held-out split has 174 messages, all 12 new ones read
-/// right, but the session's changes (model retrained on 3013 messages with
-/// C 100, thanks) read three older ones wrong that session 14 read right,
-/// and none right that it read wrong: 165/174 (0.948), against 168/174.
-/// In the other languages they mend five and break none. A floor, not the
-/// goal.
+/// Russian again misses the goal, by one message: with batches 16 to 18
+/// (session 15) its held-out split has 188 messages, all 26 new ones read
+/// right when they came, but the session's changes (thanks; the model
+/// retrained on 3071 messages with C 100) read four older ones wrong that
+/// session 14 read right, and none right that it read wrong: 178/188
+/// (0.947). Each retraining moves a message or two either way (179/188
+/// before the last). A floor, not the goal.
 const HELD_OUT_RUSSIAN_FLOOR: f64 = 0.945;
 
 /// rules/states.toml is what rules/make_states.py makes from the pinned
