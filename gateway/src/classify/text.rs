@@ -287,13 +287,13 @@ mod tests {
     use super::*;
     use crate::classify::rules::Rules;
 
+    /// The text read with the shipped rules' cues.
+    fn reading(text: &str) -> Reading<'_> {
+        read(None, text, Rules::builtin().text_cues())
+    }
+
     fn roles(text: &str) -> Vec<Role> {
-        let rules = Rules::builtin();
-        read(None, text, rules.text_cues())
-            .lines
-            .iter()
-            .map(|l| l.role)
-            .collect()
+        reading(text).lines.iter().map(|l| l.role).collect()
     }
 
     #[test]
@@ -323,11 +323,8 @@ mod tests {
 
     #[test]
     fn a_reference_number_is_one_word() {
-        let rules = Rules::builtin();
-        let r = read(
-            None,
+        let r = reading(
             "Our answer to BSM-2026-000131 will follow; see also bsm-at-2026-000007.\nNot BSM-2026-00013 nor XBSM-2026-000131.",
-            rules.text_cues(),
         );
         let raw: Vec<&str> = r.words.iter().map(|w| w.raw).collect();
         assert_eq!(
@@ -357,11 +354,8 @@ mod tests {
 
     #[test]
     fn sentences_end_at_punctuation_and_short_lines() {
-        let rules = Rules::builtin();
-        let r = read(
-            None,
+        let r = reading(
             "Dear colleagues,\nwe ask for help. The 3.5 tonnes of cigarettes were seized\nat the border (PL).",
-            rules.text_cues(),
         );
         let s = |w: &str| {
             r.words
@@ -376,10 +370,8 @@ mod tests {
         assert_eq!(s("tonnes"), s("border"));
         assert!(r.words.iter().find(|x| x.raw == "PL").unwrap().bracketed);
         // An ordinal's dot ends no sentence; a number's at the line's end does.
-        let r = read(
-            None,
+        let r = reading(
             "wie von Ihnen am 22. Mai erbeten, senden wir die Zahlen von 2025 und 26.\nDanach",
-            rules.text_cues(),
         );
         let s = |w: &str| r.words.iter().find(|x| x.raw == w).unwrap().sentence;
         assert_eq!(s("am"), s("Mai"));
