@@ -380,17 +380,21 @@ fn text_of(e: &VCardEntry) -> String {
 }
 
 fn read_card(card: &VCard, u: &mut Update) -> Result<(), String> {
-    // Property names as the directory knows them: upper case, no group.
-    let props: Vec<(String, &VCardEntry)> = card
+    // Property names as the directory knows them (upper case, no group),
+    // each with its value as text, read once.
+    let props: Vec<(String, &VCardEntry, String)> = card
         .entries
         .iter()
-        .map(|e| (e.name.as_str().to_ascii_uppercase(), e))
+        .map(|e| {
+            let text = text_of(e).trim().to_string();
+            (e.name.as_str().to_ascii_uppercase(), e, text)
+        })
         .collect();
     let get = |n: &str| {
         props
             .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, e)| text_of(e).trim().to_string())
+            .find(|(k, _, _)| k == n)
+            .map(|(_, _, text)| text.clone())
     };
     if let Some(target) = get("X-NFP-PARTY") {
         let target = clean(&target);
@@ -406,9 +410,8 @@ fn read_card(card: &VCard, u: &mut Update) -> Result<(), String> {
         emails: vec![],
         phones: vec![],
     };
-    for (name, entry) in &props {
-        let value = text_of(entry);
-        let value = value.trim();
+    for (name, entry, value) in &props {
+        let value = value.as_str();
         match name.as_str() {
             "FN" | "KIND" | "X-NFP-PARTY" | "ORG" => {}
             "TITLE" | "ROLE" => {
