@@ -602,15 +602,38 @@ pub fn bracket_tags(line: &str) -> Vec<String> {
     tags
 }
 
-/// The first reference in a line: `BSM-YYYY-NNNNNN` (the Secretariat's) or
-/// `BSM-XX-YYYY-NNNNNN` (a national gateway's).
+/// A reference: `BSM-YYYY-NNNNNN` (the Secretariat's) or
+/// `BSM-XX-YYYY-NNNNNN` (a national gateway's), in upper case.
+const REFERENCE_PATTERN: &str = r"BSM-(?:[A-Z]{2}-)?\d{4}-\d{6}\b";
+
+/// [`REFERENCE_PATTERN`] anywhere after a word boundary, and at the start.
+fn reference_regexes() -> &'static (regex::Regex, regex::Regex) {
+    static RE: std::sync::OnceLock<(regex::Regex, regex::Regex)> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        let re = |p: String| regex::Regex::new(&p).expect("valid regex");
+        (re(format!(r"\b{REFERENCE_PATTERN}")), re(format!("^{REFERENCE_PATTERN}")))
+    })
+}
+
+/// The first reference in a line.
 pub fn find_reference(line: &str) -> Option<String> {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| {
-        regex::Regex::new(r"\bBSM-(?:[A-Z]{2}-)?\d{4}-\d{6}\b").expect("valid regex")
-    });
-    re.find(&line.to_ascii_uppercase())
+    reference_regexes()
+        .0
+        .find(&line.to_ascii_uppercase())
         .map(|m| m.as_str().to_string())
+}
+
+/// The length of the reference `s` starts with, if it starts with one.
+pub(crate) fn reference_at(s: &str) -> Option<usize> {
+    // Most words of a text are no reference: only those that start so are
+    // matched (18 bytes at most, and the character after for the boundary).
+    if s.len() < 15 || !s.as_bytes()[..4].eq_ignore_ascii_case(b"bsm-") {
+        return None;
+    }
+    reference_regexes()
+        .1
+        .find(&prefix(s, 24).to_ascii_uppercase())
+        .map(|m| m.end())
 }
 
 /// `gateway+fr@domain` in the protected recipients names the NFP of FR.
@@ -669,17 +692,11 @@ fn detect(content: &str, tags: &[String], stop_words: bool) -> Option<Language> 
     // French; its grammatical words say English. An unreliable guess gives
     // way to the language with strictly more of them.
     let counts = stop_word_counts(&text);
-    let count = |l: Language| {
-        Language::ALL
-            .iter()
-            .position(|x| *x == l)
-            .map_or(0, |i| counts[i])
-    };
     let most = Language::ALL
         .into_iter()
-        .max_by_key(|l| count(*l))
+        .max_by_key(|l| counts[*l as usize])
         .unwrap_or(guess);
-    Some(if count(most) > count(guess) {
+    Some(if counts[most as usize] > counts[guess as usize] {
         most
     } else {
         guess

@@ -195,7 +195,7 @@ fn words<'a>(lines: &[Line<'a>]) -> Vec<Word<'a>> {
             if start.is_none() {
                 // "our answer to BSM-2026-000131 will follow": one word, not
                 // three, between a phrase's words.
-                if let Some(len) = reference_len(&text[i..]) {
+                if let Some(len) = super::reference_at(&text[i..]) {
                     let raw = &text[i..i + len];
                     just_ended = Some(raw);
                     out.push(Word {
@@ -255,31 +255,9 @@ fn words<'a>(lines: &[Line<'a>]) -> Vec<Word<'a>> {
     out
 }
 
-/// The length of the reference number `s` starts with (`BSM-2026-000131`,
-/// `bsm-at-2026-000007`), as [`super::find_reference`] finds them.
-fn reference_len(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    if b.len() < 15 || !b[..4].eq_ignore_ascii_case(b"bsm-") {
-        return None;
-    }
-    let mut i = 4;
-    if b[i].is_ascii_alphabetic() && b[i + 1].is_ascii_alphabetic() && b[i + 2] == b'-' {
-        i += 3;
-    }
-    let digits = |from: usize, n: usize| {
-        b.get(from..from + n)
-            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
-    };
-    if !(digits(i, 4) && b.get(i + 4) == Some(&b'-') && digits(i + 5, 6)) {
-        return None;
-    }
-    let end = i + 11;
-    (!s[end..].chars().next().is_some_and(char::is_alphanumeric)).then_some(end)
-}
-
-/// Whether a word is a reference number read as one ([`reference_len`]).
+/// Whether a word is a reference number read as one ([`super::reference_at`]).
 pub fn is_reference(word: &str) -> bool {
-    reference_len(word) == Some(word.len())
+    super::reference_at(word) == Some(word.len())
 }
 
 #[cfg(test)]
