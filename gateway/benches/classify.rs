@@ -12,7 +12,8 @@
 //! NFP_CLASSIFY_RULES reads other rules than the shipped ones (tuning them
 //! needs no build); NFP_CLASSIFY_MISSES=fr lists one language's misses;
 //! NFP_CLASSIFY_BATCH=5 reports one batch (files 401-499; or a range of
-//! files, NFP_CLASSIFY_BATCH=901-1044), to measure a new
+//! files, NFP_CLASSIFY_BATCH=901-1044, of some languages only with
+//! NFP_CLASSIFY_BATCH=1429-1452:en,fr), to measure a new
 //! batch before anything is trained or tuned on it;
 //! NFP_CLASSIFY_AUDIT=FILE writes the held-out messages of a word kind that
 //! were left unclassified, one file name per line, for a person to judge;
@@ -33,7 +34,15 @@ use nfp_gateway::classify::rules::Rules;
 fn main() {
     let mut messages = corpus::load();
     if let Ok(batch) = std::env::var("NFP_CLASSIFY_BATCH") {
-        // A batch's number (5: files 401-499), or its files' range (901-1044).
+        // A batch's number (5: files 401-499), or its files' range (901-1044),
+        // then perhaps the languages (":en,fr").
+        let (batch, languages) = match batch.split_once(':') {
+            Some((b, l)) => (
+                b.to_string(),
+                Some(l.split(',').map(str::to_string).collect::<Vec<_>>()),
+            ),
+            None => (batch, None),
+        };
         let (first, last) = match batch.split_once('-') {
             Some((a, b)) => (a.parse().ok(), b.parse().ok()),
             None => {
@@ -45,6 +54,9 @@ fn main() {
             panic!("NFP_CLASSIFY_BATCH is a batch number or FIRST-LAST")
         };
         messages.retain(|m| (first..=last).contains(&m.id[3..].parse::<usize>().unwrap()));
+        if let Some(languages) = languages {
+            messages.retain(|m| languages.iter().any(|l| m.id.starts_with(&format!("{l}/"))));
+        }
     }
     let rules = match std::env::var_os("NFP_CLASSIFY_RULES") {
         Some(path) => Rules::load(std::path::Path::new(&path)).unwrap_or_else(|e| {

@@ -611,7 +611,10 @@ fn reference_regexes() -> &'static (regex::Regex, regex::Regex) {
     static RE: std::sync::OnceLock<(regex::Regex, regex::Regex)> = std::sync::OnceLock::new();
     RE.get_or_init(|| {
         let re = |p: String| regex::Regex::new(&p).expect("valid regex");
-        (re(format!(r"\b{REFERENCE_PATTERN}")), re(format!("^{REFERENCE_PATTERN}")))
+        (
+            re(format!(r"\b{REFERENCE_PATTERN}")),
+            re(format!("^{REFERENCE_PATTERN}")),
+        )
     })
 }
 
