@@ -342,6 +342,46 @@ fn asking_to_share_experience_is_not_a_best_practice() {
     assert_kind(&c, Kind::BestPractice);
 }
 
+/// Material of the Secretariat's asked for, a workshop's report or a
+/// seminar's presentations, is a request for information; the same
+/// material given ("please find attached the report") is none.
+#[test]
+fn material_asked_for_is_a_request_for_information() {
+    for (from, text) in [
+        ("IE", "Hi Marta,\n\nCould you send us the presentations from the seminar on trafficking in human beings\nin February? Two of our participants never received them.\n\nThanks,\nSeán\n"),
+        ("BE", "Bonjour,\n\nSerait-il possible de recevoir les présentations du séminaire de Vienne sur l'analyse\nde risque ? Nos participants n'ont pas pu les télécharger.\n\nMerci,\nKoen\n"),
+        ("AT", "Liebe Kolleginnen und Kollegen,\n\ndürften wir Sie bitten, uns den Abschlussbericht des Workshops zur Risikoanalyse an der\ngrünen Grenze zu übermitteln? Er ist bei uns nie eingelangt.\n\nDanke, lg\nMarkus\n"),
+        ("SI", "Cara Anna,\n\nti pregherei di mandarci il rapporto della riunione di esperti sulla frontiera verde e\nanche le presentazioni, se le avete.\n\nGrazie,\nTomaž\n"),
+        ("AZ", "Не могли бы вы выслать итоговый отчет и презентации семинара по контролю\nпрекурсоров в Душанбе? Наши участники материалы так и не получили.\n\nР. Мамедов\n"),
+        ("AD", "Hola Katharina,\n\nmi compañero me pregunta si nos podéis enviar las presentaciones del seminario de\nViena sobre análisis de riesgos. ¡Mil gracias!\n\nMarc\n"),
+    ] {
+        let c = read(from, None, text);
+        assert_kind(&c, Kind::InformationRequest);
+        assert!(c.why.contains("asked for"), "{}", c.why);
+    }
+    let c = read(
+        "SE",
+        None,
+        "Dear colleagues,\n\nPlease find attached the report of the workshop on risk analysis we hosted in\nStockholm in March, with the presentations of the speakers.\n\nBest regards,\nAnna\n",
+    );
+    assert_ne!(c.kind, Kind::InformationRequest, "{}", c.why);
+    assert!(!c.why.contains("asked for"), "{}", c.why);
+    // The reference of the questionnaire whose answers are asked for names
+    // that request: no evidence of a reply.
+    let c = read(
+        "CZ",
+        None,
+        "Guten Tag, könnten Sie uns bitte die Zusammenfassung der Antworten zum Fragebogen über\ngefälschte Visa (BSM-2026-000098) schicken?\n\nDanke, T. Hrubý\n",
+    );
+    assert_ne!(c.kind, Kind::InformationReply, "{}", c.why);
+    assert!(
+        c.why
+            .contains("names the request whose material is asked for"),
+        "{}",
+        c.why
+    );
+}
+
 /// A negation cancels the phrase it stands before.
 #[test]
 fn a_negated_phrase_does_not_count() {
@@ -617,35 +657,25 @@ fn the_corpus_keeps_its_numbers() {
     // The goal of issue 14: at least 95 % in every language, held out.
     for language in nfp_gateway::classify::Language::ALL {
         let right = h.accuracy(language);
-        let floor = match language {
-            nfp_gateway::classify::Language::Ru => HELD_OUT_RUSSIAN_FLOOR,
-            _ => HELD_OUT_LANGUAGE_FLOOR,
-        };
         assert!(
-            right >= floor,
-            "held-out, {}: kind accuracy {right:.3} < {floor}",
+            right >= HELD_OUT_LANGUAGE_FLOOR,
+            "held-out, {}: kind accuracy {right:.3} < {HELD_OUT_LANGUAGE_FLOOR}",
             language.code()
         );
     }
 }
 
 /// Kind accuracy, all languages together, below which the corpus test fails
-/// (held out: 0.966, 720/745, in session 15).
+/// (held out: 0.973, 763/784, in session 16).
 const TUNING_FLOOR: f64 = 0.995;
-const HELD_OUT_FLOOR: f64 = 0.965;
+const HELD_OUT_FLOOR: f64 = 0.97;
 /// Kind accuracy of each language on the held-out split: the goal of
-/// issue 14. Russian stood below it from session 12 to session 13 (0.939,
-/// 139/148); batch 15 (session 14) brought 58 Russian tuning messages and
-/// 14 held out, and the model retrained with it reads 156/162 (0.963).
+/// issue 14. Russian stood below it in sessions 12-13 (0.939, 139/148) and
+/// 15 (0.947, 178/188); with batch 19 (session 16: 14 more Russian messages
+/// held out, all read right when they came) and the model retrained on it,
+/// Russian reads 195/202 (0.965); the lowest language is French,
+/// 104/108 (0.963).
 const HELD_OUT_LANGUAGE_FLOOR: f64 = 0.95;
-/// Russian again misses the goal, by one message: with batches 16 to 18
-/// (session 15) its held-out split has 188 messages, all 26 new ones read
-/// right when they came, but the session's changes (thanks; the model
-/// retrained on 3071 messages with C 100) read four older ones wrong that
-/// session 14 read right, and none right that it read wrong: 178/188
-/// (0.947). Each retraining moves a message or two either way (179/188
-/// before the last). A floor, not the goal.
-const HELD_OUT_RUSSIAN_FLOOR: f64 = 0.945;
 
 /// rules/states.toml is what rules/make_states.py makes from the pinned
 /// CLDR (Babel) and ISO 3166-1 (pycountry), not typed by hand.

@@ -294,10 +294,11 @@ fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &st
                 left.push((m.id.clone(), c.why.clone()));
             } else {
                 wrong.push(format!(
-                    "{} ({} read as {})",
+                    "{} ({} read as {}): {}",
                     m.id,
                     m.kind.code(),
-                    c.kind.code()
+                    c.kind.code(),
+                    c.why
                 ));
             }
         }

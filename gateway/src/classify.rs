@@ -133,21 +133,29 @@ pub fn classify_with(
     let language = detect_language(&new_text(&reading), &tags).unwrap_or(input.sender_language);
     let hits = evidence::hits(&reading, rules, language);
     let mut weighed = evidence::weigh(&reading, &hits, rules);
-    let mut receipt_why = None;
+    let mut unreplied_why = None;
     // "We acknowledge receipt of your request BSM-…": the reference says
     // which request, not that this answers it.
     let receipt_line = receipt(&reading, &hits, rules);
     let cited = match &tag_reference {
         Some(r) => Some(r.clone()),
         None => cited_reference(&reading, rules).map(|(r, reason)| {
-            match receipt_line {
-                Some(line) => {
-                    receipt_why = Some(format!(
+            match (receipt_line, weighed.asked) {
+                (Some(line), _) => {
+                    unreplied_why = Some(format!(
                         "the reference on line {} is in an acknowledgement of receipt (line {line}): no evidence of a reply",
                         reason.line
                     ));
                 }
-                None => weighed.add_kind(Kind::InformationReply, reason),
+                // "Could you send us the compilation of the answers to
+                // BSM-…?": it names the request whose material is asked.
+                (None, Some(line)) => {
+                    unreplied_why = Some(format!(
+                        "the reference on line {} names the request whose material is asked for (line {line}): no evidence of a reply",
+                        reason.line
+                    ));
+                }
+                (None, None) => weighed.add_kind(Kind::InformationReply, reason),
             }
             r
         }),
@@ -252,7 +260,7 @@ pub fn classify_with(
     };
 
     let mut why = why;
-    if let Some(r) = receipt_why {
+    if let Some(r) = unreplied_why {
         why.push_str(&format!("; {r}"));
     }
     if !topic_why.is_empty() {

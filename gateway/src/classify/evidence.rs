@@ -141,6 +141,9 @@ pub struct Weighed {
     pub topics: Vec<Tally<Topic>>,
     /// The line of the first thanks for what was done (a `thanks` cue).
     pub thanks: Option<usize>,
+    /// The line of the first material asked for (an `asked` phrase that
+    /// counted).
+    pub asked: Option<usize>,
 }
 
 impl Weighed {
@@ -166,8 +169,11 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
     let mut seen_kinds = Vec::new();
     let mut seen_topics = Vec::new();
     let e = &rules.evidence;
+    // An offer asked for is a request for information ("could you send us
+    // the materials": the offer's words and the material asked share them).
     let kind_of = |h: &Hit| match rules.phrases[h.phrase].what {
-        Use::Kind(k, _) | Use::Offer(k, _) => Some(k),
+        Use::Offer(_, _) if asked_for(reading, hits, rules, h) => Some(Kind::InformationRequest),
+        Use::Kind(k, _) | Use::Offer(k, _) | Use::Asked(k, _) => Some(k),
         _ => None,
     };
     // A word says one thing: where phrases of two kinds share words ("in
@@ -216,6 +222,18 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
                 } else {
                     (kind, reason(weight * factor, None))
                 };
+                Tally::add(&mut w.kinds, kind, h.phrase, reason, &mut seen_kinds);
+            }
+            Use::Asked(kind, weight) => {
+                let cue = |what| cues_in_sentence(reading, hits, rules, h, what).next();
+                if negated(reading, hits, rules, h)
+                    || cue(Use::Request).is_none()
+                    || cue(Use::Given).is_some()
+                {
+                    continue;
+                }
+                w.asked.get_or_insert(line.number);
+                let reason = reason(weight * factor, Some("asked for"));
                 Tally::add(&mut w.kinds, kind, h.phrase, reason, &mut seen_kinds);
             }
             Use::Thanks => {

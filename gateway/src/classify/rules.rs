@@ -39,6 +39,8 @@ struct RawKind {
     hints: PerLanguage,
     #[serde(default)]
     offers: PerLanguage,
+    #[serde(default)]
+    asked: PerLanguage,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +97,8 @@ struct RawCues {
     receipt: PerLanguage,
     #[serde(default)]
     thanks: PerLanguage,
+    #[serde(default)]
+    given: PerLanguage,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +132,10 @@ pub enum Use {
     /// A kind, as an offer: a request cue before it in its sentence makes
     /// it a request for information instead ("we ask you to share").
     Offer(Kind, f32),
+    /// A kind only when asked for: a request cue anywhere in its sentence
+    /// ("could you send us the workshop's report?"); without one it says
+    /// nothing ("the report of the workshop is attached").
+    Asked(Kind, f32),
     Topic(Topic, f32),
     Negation,
     Request,
@@ -136,6 +144,9 @@ pub enum Use {
     /// Thanks for what was done ("our sincere gratitude for the course
     /// held in Bishkek"): the event's words are no request.
     Thanks,
+    /// Material given, not asked for ("please find attached the report"):
+    /// in its sentence, what is `Asked` says nothing.
+    Given,
     Addressee,
     FocalPoint,
     /// "and", "или": an addressee line that joins two addressees.
@@ -509,6 +520,7 @@ impl Rules {
             b.add(&e.phrases, Use::Kind(kind, PHRASE))?;
             b.add(&e.hints, Use::Kind(kind, HINT))?;
             b.add(&e.offers, Use::Offer(kind, PHRASE))?;
+            b.add(&e.asked, Use::Asked(kind, PHRASE))?;
         }
         let mut topic_tags = Vec::new();
         for (name, e) in &raw.topics {
@@ -517,8 +529,8 @@ impl Rules {
             topic_tags.push((topic, tags(&e.tags)));
             b.add(&e.phrases, Use::Topic(topic, TOPIC))?;
             b.add(&e.hints, Use::Topic(topic, TOPIC / 2.0))?;
-            if !e.offers.is_empty() {
-                bail!("[topics.{name}] has no offers");
+            if !(e.offers.is_empty() && e.asked.is_empty()) {
+                bail!("[topics.{name}] has no offers and nothing asked");
             }
         }
         if kind_tags.iter().all(|(_, t)| t.is_empty()) {
@@ -528,6 +540,7 @@ impl Rules {
         b.add(&raw.cues.request, Use::Request)?;
         b.add(&raw.cues.receipt, Use::Receipt)?;
         b.add(&raw.cues.thanks, Use::Thanks)?;
+        b.add(&raw.cues.given, Use::Given)?;
         b.add(&raw.target.addressee, Use::Addressee)?;
         b.add(&raw.target.focal_point, Use::FocalPoint)?;
         b.add(&raw.target.conjunction, Use::Conjunction)?;
