@@ -382,6 +382,32 @@ fn material_asked_for_is_a_request_for_information() {
     );
 }
 
+/// A forward with a short cover note says what it forwards: the
+/// forwarded text is read as the sender's (a reply's quote never is).
+#[test]
+fn a_forward_is_read_by_what_it_forwards() {
+    let c = read(
+        "TJ",
+        Some("FW: письмо Главного управления - оснащение застав"),
+        "Уважаемые коллеги,\n\nпо поручению начальника направляю Вам письмо ниже.\n\nС уважением,\nЗарина\n\n-----\nУважаемый господин руководитель Отдела,\n\nГлавное управление Пограничных войск обращается к Вам с просьбой о содействии в\nукреплении технического оснащения пограничных застав на таджикско-афганском участке\nгосударственной границы: просим рассмотреть возможность поставки тепловизоров.\n\nС уважением,\nначальник Главного управления\n",
+    );
+    assert_kind(&c, Kind::AssistanceRequest);
+    let c = read(
+        "MT",
+        Some("I: Nuova procedura di identificazione allo sbarco"),
+        "Per conoscenza della rete, vi inoltro la nota qui sotto. Saluti, J. Camilleri\n\n-----Original Message-----\nFrom: Immigration Police\nSent: Monday, 13 April 2026 14:22\nTo: NFP Malta\nSubject: Nuova procedura\n\nLa Polizia dell'Immigrazione ha sperimentato da gennaio una nuova procedura allo sbarco,\ngià applicata a 1.340 persone, e desidera condividere con gli altri Stati partecipanti\nle lezioni apprese e i buoni risultati ottenuti, che potrebbero essere utili ad altre\namministrazioni.\n\nCordiali saluti,\nPolicy and Planning\n",
+    );
+    assert_kind(&c, Kind::BestPractice);
+    // The same request below a reply is the request answered, not this
+    // message's kind.
+    let c = read(
+        "TJ",
+        Some("RE: письмо Главного управления - оснащение застав"),
+        "Уважаемые коллеги,\n\nблагодарим, письмо получили.\n\nС уважением,\nЗарина\n\n-----Original Message-----\nFrom: NFP\nSent: Monday\n\nГлавное управление Пограничных войск обращается к Вам с просьбой о содействии в\nукреплении технического оснащения пограничных застав: просим рассмотреть возможность\nпоставки тепловизоров.\n",
+    );
+    assert_ne!(c.kind, Kind::AssistanceRequest, "{}", c.why);
+}
+
 /// A negation cancels the phrase it stands before.
 #[test]
 fn a_negated_phrase_does_not_count() {
@@ -666,15 +692,14 @@ fn the_corpus_keeps_its_numbers() {
 }
 
 /// Kind accuracy, all languages together, below which the corpus test fails
-/// (held out: 0.973, 763/784, in session 16).
+/// (held out: 0.971, 761/784, in session 16).
 const TUNING_FLOOR: f64 = 0.995;
 const HELD_OUT_FLOOR: f64 = 0.97;
 /// Kind accuracy of each language on the held-out split: the goal of
 /// issue 14. Russian stood below it in sessions 12-13 (0.939, 139/148) and
 /// 15 (0.947, 178/188); with batch 19 (session 16: 14 more Russian messages
 /// held out, all read right when they came) and the model retrained on it,
-/// Russian reads 195/202 (0.965); the lowest language is French,
-/// 104/108 (0.963).
+/// Russian reads 193/202 (0.955), the lowest of the six.
 const HELD_OUT_LANGUAGE_FLOOR: f64 = 0.95;
 
 /// rules/states.toml is what rules/make_states.py makes from the pinned

@@ -80,6 +80,17 @@ pub fn is_reply_or_forward(subject: &str) -> bool {
     re.is_match(subject)
 }
 
+/// Whether a subject is a forward's ("FW:", "WG:", "TR:", "I:", "RV:",
+/// "Пересл:"), not a reply's.
+pub fn is_forward(subject: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"(?i)^\s*(fw|fwd|wg|tr|rv|i|enc|пересл)\s*(\[\d+\]|\(\d+\))?\s*:")
+            .expect("valid regex")
+    });
+    re.is_match(subject)
+}
+
 /// Classifies an authenticated message.
 pub fn classify(
     input: &Input<'_>,

@@ -68,7 +68,26 @@ pub const MAX_WORDS_BYTES: usize = 4 * 1024;
 /// How many non-blank lines of new text are its opening.
 pub const OPENING_LINES: usize = 6;
 
-/// Reads the subject and the signed text.
+/// How many words of the sender's own a forward's cover note may have for
+/// the forwarded text to be read as the message ("FYI, below the request
+/// of our customs service"); a longer note says itself what it is.
+pub const MAX_COVER_WORDS: usize = 60;
+
+/// Where a line stands in a forward's forwarded text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forwarded {
+    /// Not in one.
+    No,
+    /// Its separator and header block ("From:", "Sent:", "Subject:").
+    Header,
+    /// Its text, read as the sender's.
+    Text,
+}
+
+/// Reads the subject and the signed text. In a forward (`forward`: its
+/// subject says so) whose cover note is short, the forwarded message's
+/// text, below its header block and down to its closing or a quote inside
+/// it, is read as the sender's own: forwarding it is what the sender says.
 pub fn read<'a>(subject: Option<&'a str>, text: &'a str, cues: &TextCues) -> Reading<'a> {
     let mut lines = Vec::new();
     if let Some(s) = subject {
@@ -78,26 +97,57 @@ pub fn read<'a>(subject: Option<&'a str>, text: &'a str, cues: &TextCues) -> Rea
             role: Role::Subject,
         });
     }
+    let forward = subject.is_some_and(super::is_forward);
     let text = super::prefix(text, MAX_LINES_BYTES);
     let mut quoted_below = false;
     let mut signature = false;
     let mut opening_left = OPENING_LINES;
     let mut new_lines = 0;
+    let mut cover_words = 0;
+    let mut forwarded = Forwarded::No;
+    let mut forwarded_lines = 0;
     let all: Vec<&str> = text.lines().collect();
     for (i, raw) in all.iter().enumerate() {
         let trimmed = raw.trim();
-        if !quoted_below
-            && starts_quoted_block(
+        let starts = !quoted_below
+            && (starts_quoted_block(
                 trimmed,
                 all.get(i + 1..(i + 4).min(all.len())),
-                new_lines > 0,
+                new_lines > 0 || forward,
                 cues,
-            )
-        {
-            quoted_below = true;
+            ) || (forward && trimmed.len() >= 5 && trimmed.bytes().all(|b| b == b'-')));
+        match forwarded {
+            Forwarded::No if starts => {
+                if forward && cover_words <= MAX_COVER_WORDS {
+                    forwarded = Forwarded::Header;
+                    signature = false;
+                } else {
+                    quoted_below = true;
+                }
+            }
+            // Its end: a quote inside it, or its own closing.
+            Forwarded::Text
+                if starts
+                    || trimmed == "--"
+                    || (forwarded_lines > 0 && cues.is_closing(trimmed)) =>
+            {
+                forwarded = Forwarded::No;
+                quoted_below = true;
+            }
+            Forwarded::Header
+                if !(trimmed.is_empty() || header_field(trimmed).is_some() || starts) =>
+            {
+                forwarded = Forwarded::Text;
+            }
+            _ => {}
         }
-        let role = if quoted_below || trimmed.starts_with('>') {
+        let role = if quoted_below || trimmed.starts_with('>') || forwarded == Forwarded::Header {
             Role::Quoted
+        } else if forwarded == Forwarded::Text {
+            if !trimmed.is_empty() {
+                forwarded_lines += 1;
+            }
+            Role::Body
         } else if signature || trimmed == "--" || (new_lines > 0 && cues.is_closing(trimmed)) {
             signature = true;
             Role::Signature
@@ -109,8 +159,9 @@ pub fn read<'a>(subject: Option<&'a str>, text: &'a str, cues: &TextCues) -> Rea
         } else {
             Role::Body
         };
-        if role.is_new() && !trimmed.is_empty() {
+        if role.is_new() && !trimmed.is_empty() && forwarded == Forwarded::No {
             new_lines += 1;
+            cover_words += trimmed.split_whitespace().count();
         }
         lines.push(Line {
             number: i + 1,
@@ -297,6 +348,47 @@ mod tests {
             roles("Ответ ниже.\n\n3 окт. 2026 г., в 10:12, Анна пишет:\n> Просим"),
             [Opening, Opening, Quoted, Quoted]
         );
+    }
+
+    #[test]
+    fn a_forward_s_text_is_read_below_a_short_cover_note() {
+        use Role::*;
+        let rules = Rules::builtin();
+        let cues = rules.text_cues();
+        let text = "FYI, below.\n\nBest regards,\nAnna\n\n-----Original Message-----\nFrom: Customs\nSent: Monday\nSubject: training\n\nDear colleagues,\nwe request a course.\n\nKind regards,\nJan\n";
+        let roles = |subject| -> Vec<Role> {
+            read(Some(subject), text, cues)
+                .lines
+                .iter()
+                .map(|l| l.role)
+                .collect()
+        };
+        assert_eq!(
+            roles("FW: training"),
+            [
+                Subject, Opening, Opening, Signature, Signature, Signature, Quoted, Quoted, Quoted,
+                Quoted, Quoted, Body, Body, Body, Quoted, Quoted
+            ]
+        );
+        // A reply's quote is the request answered; a long cover note says
+        // itself what the message is.
+        let quoted_below = |roles: Vec<Role>| roles[6..].iter().all(|r| *r == Quoted);
+        assert!(quoted_below(roles("RE: training")));
+        let long = format!("{}\n{}", "word ".repeat(MAX_COVER_WORDS + 1), &text[12..]);
+        let r = read(Some("FW: training"), &long, cues);
+        assert!(r
+            .lines
+            .iter()
+            .skip(7)
+            .all(|l| l.role == Quoted || l.role == Signature));
+        // A bare line of dashes separates a forward's text too.
+        let r = read(
+            Some("Пересл: письмо"),
+            "Направляю письмо ниже.\n-----\nУважаемые коллеги,\nпросим оказать содействие.\n",
+            cues,
+        );
+        let roles: Vec<Role> = r.lines.iter().map(|l| l.role).collect();
+        assert_eq!(roles, [Subject, Opening, Quoted, Body, Body]);
     }
 
     #[test]
