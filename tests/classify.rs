@@ -50,6 +50,15 @@ fn assert_kind(c: &Classification, kind: Kind) {
     assert_eq!(c.kind, kind, "{}", c.why);
 }
 
+/// A text without a subject read as `kind`, by evidence whose explanation
+/// holds `evidence` (a rule's words, a note).
+#[track_caller]
+fn assert_read_by(from: &str, text: &str, kind: Kind, evidence: &str) {
+    let c = read(from, None, text);
+    assert_kind(&c, kind);
+    assert!(c.why.contains(evidence), "{}", c.why);
+}
+
 /// A short English message that letter trigrams take for French: its
 /// stop words say English, and the English rules read it.
 #[test]
@@ -150,20 +159,18 @@ fn replies_in_words_and_references_below_the_first_line() {
 /// project. Each read by its phrase.
 #[test]
 fn russian_replies_in_order_and_requests_to_support() {
-    let c = read(
+    assert_read_by(
         "GE",
-        None,
         "Арман, здравствуйте,\n\nотвечаем по порядку:\n\n1. Электронная виза проверяется на пункте пропуска автоматически.\n2. За 2025 год по электронным визам въехали 4 870 иностранцев.\n",
+        Kind::InformationReply,
+        "по порядку",
     );
-    assert_kind(&c, Kind::InformationReply);
-    assert!(c.why.contains("по порядку"), "{}", c.why);
-    let c = read(
+    assert_read_by(
         "TJ",
-        None,
         "Уважаемые коллеги!\n\nХотим открыть в аэропорту консультационную стойку для трудовых мигрантов. Просим поддержать такой пилотный проект: печать материалов и обучение консультантов.\n",
+        Kind::AssistanceRequest,
+        "поддержать",
     );
-    assert_kind(&c, Kind::AssistanceRequest);
-    assert!(c.why.contains("поддержать"), "{}", c.why);
 }
 
 /// A reference cited only in the quoted header below a reply.
@@ -355,9 +362,7 @@ fn material_asked_for_is_a_request_for_information() {
         ("AZ", "Не могли бы вы выслать итоговый отчет и презентации семинара по контролю\nпрекурсоров в Душанбе? Наши участники материалы так и не получили.\n\nР. Мамедов\n"),
         ("AD", "Hola Katharina,\n\nmi compañero me pregunta si nos podéis enviar las presentaciones del seminario de\nViena sobre análisis de riesgos. ¡Mil gracias!\n\nMarc\n"),
     ] {
-        let c = read(from, None, text);
-        assert_kind(&c, Kind::InformationRequest);
-        assert!(c.why.contains("asked for"), "{}", c.why);
+        assert_read_by(from, text, Kind::InformationRequest, "asked for");
     }
     let c = read(
         "SE",

@@ -5,7 +5,9 @@
 //!
 //! Quoted text is the request being answered and a signature is the sender's
 //! unit: neither says what this message is, so neither gives a kind or a
-//! topic. Quoted headers are still read for the reference they cite.
+//! topic. Quoted headers are still read for the reference they cite. A
+//! forward's forwarded text, below a short cover note, is the exception: it
+//! is what the sender sends.
 
 use super::rules::TextCues;
 
@@ -161,7 +163,10 @@ pub fn read<'a>(subject: Option<&'a str>, text: &'a str, cues: &TextCues) -> Rea
         };
         if role.is_new() && !trimmed.is_empty() && forwarded == Forwarded::No {
             new_lines += 1;
-            cover_words += trimmed.split_whitespace().count();
+            // Counted only where it matters: a cover note not yet too long.
+            if forward && cover_words <= MAX_COVER_WORDS {
+                cover_words += trimmed.split_whitespace().count();
+            }
         }
         lines.push(Line {
             number: i + 1,
