@@ -403,6 +403,14 @@ fn a_forward_is_read_by_what_it_forwards() {
         "Per conoscenza della rete, vi inoltro la nota qui sotto. Saluti, J. Camilleri\n\n-----Original Message-----\nFrom: Immigration Police\nSent: Monday, 13 April 2026 14:22\nTo: NFP Malta\nSubject: Nuova procedura\n\nLa Polizia dell'Immigrazione ha sperimentato da gennaio una nuova procedura allo sbarco,\ngià applicata a 1.340 persone, e desidera condividere con gli altri Stati partecipanti\nle lezioni apprese e i buoni risultati ottenuti, che potrebbero essere utili ad altre\namministrazioni.\n\nCordiali saluti,\nPolicy and Planning\n",
     );
     assert_kind(&c, Kind::BestPractice);
+    for (from, subject, text, kind) in [
+        ("IE", "FW: maritime surveillance course", "Forwarded on behalf of our Coast Guard, for your attention.\n\nRegards,\nSeán\n\n-----Original Message-----\nFrom: Coast Guard Operations\nSent: Tuesday, 3 March 2026 09:12\nTo: NFP Ireland\nSubject: maritime surveillance course\n\nDear colleagues,\n\nThe Irish Coast Guard requests the assistance of the OSCE Secretariat in organising a training\ncourse on maritime surveillance for twenty officers, with experts from participating States,\nin the autumn.\n\nKind regards,\nCoast Guard Operations\n", Kind::AssistanceRequest),
+        ("BE", "TR: note de la douane", "Ci-dessous, la note de notre douane.\n\nCordialement,\nKoen\n\n---------- Message transféré ---------\nDe : Douane – Cellule internationale\nDate : lundi 2 mars 2026\nObjet : contrôle des colis postaux\n\nMadame, Monsieur,\n\nLa douane belge souhaite partager avec les autres États participants son expérience du\nciblage des colis postaux : les enseignements tirés de deux ans de pratique et les bons\nrésultats obtenus pourraient être utiles à d'autres administrations.\n\nCordialement,\nCellule internationale\n", Kind::BestPractice),
+        ("AT", "WG: Umfrage Grenzkontrollen", "Zur Weiterleitung an alle NKS, siehe unten.\n\nLG\nAnna\n\n-----Ursprüngliche Nachricht-----\nVon: Grenzpolizei Wien\nGesendet: Montag, 2. März 2026 10:02\nAn: NKS Österreich\nBetreff: Umfrage Grenzkontrollen\n\nLiebe Kolleginnen und Kollegen,\n\nwir wären für Informationen dankbar, wie Ihre Grenzpolizeien die Kontrollen an den\nBinnengrenzen organisieren: Welche Dienststellen sind zuständig, und gibt es bei Ihnen\ngemeinsame Streifen?\n\nMit freundlichen Grüßen\nGrenzpolizei Wien\n", Kind::InformationRequest),
+        ("ES", "RV: comunicación", "Os reenvío la comunicación de nuestra Dirección.\n\nUn saludo,\nLucía\n\n-----Mensaje original-----\nDe: Dirección General\nEnviado el: lunes, 2 de marzo de 2026 11:40\nPara: PFN España\nAsunto: nuevo jefe del Punto Focal\n\nEstimados colegas:\n\nA partir del 1 de abril, el nuevo jefe del Punto Focal Nacional de España es el Comisario\nD. Javier Ruiz Martín. Nuevo teléfono: +34 91 322 75 00; nueva dirección de correo:\npfn.jefe@interior.es.example. Les rogamos actualicen sus listas de contactos.\n\nAtentamente,\nDirección General\n", Kind::ContactUpdate),
+    ] {
+        assert_kind(&read(from, Some(subject), text), kind);
+    }
     // The same request below a reply is the request answered, not this
     // message's kind.
     let c = read(
@@ -697,14 +705,14 @@ fn the_corpus_keeps_its_numbers() {
 }
 
 /// Kind accuracy, all languages together, below which the corpus test fails
-/// (held out: 0.971, 761/784, in session 16).
+/// (held out: 0.972, 791/814, in session 16).
 const TUNING_FLOOR: f64 = 0.995;
 const HELD_OUT_FLOOR: f64 = 0.97;
 /// Kind accuracy of each language on the held-out split: the goal of
 /// issue 14. Russian stood below it in sessions 12-13 (0.939, 139/148) and
-/// 15 (0.947, 178/188); with batch 19 (session 16: 14 more Russian messages
-/// held out, all read right when they came) and the model retrained on it,
-/// Russian reads 193/202 (0.955), the lowest of the six.
+/// 15 (0.947, 178/188); with batches 19 and 20 (session 16: 19 more Russian
+/// messages held out, all read right when they came) and the model retrained
+/// on them, Russian reads 198/207 (0.957), the lowest of the six.
 const HELD_OUT_LANGUAGE_FLOOR: f64 = 0.95;
 
 /// rules/states.toml is what rules/make_states.py makes from the pinned
