@@ -399,10 +399,10 @@ fn a_forward_is_read_by_what_it_forwards() {
     assert_kind(&c, Kind::AssistanceRequest);
     let c = read(
         "MT",
-        Some("I: Nuova procedura di identificazione allo sbarco"),
-        "Per conoscenza della rete, vi inoltro la nota qui sotto. Saluti, J. Camilleri\n\n-----Original Message-----\nFrom: Immigration Police\nSent: Monday, 13 April 2026 14:22\nTo: NFP Malta\nSubject: Nuova procedura\n\nLa Polizia dell'Immigrazione ha sperimentato da gennaio una nuova procedura allo sbarco,\ngià applicata a 1.340 persone, e desidera condividere con gli altri Stati partecipanti\nle lezioni apprese e i buoni risultati ottenuti, che potrebbero essere utili ad altre\namministrazioni.\n\nCordiali saluti,\nPolicy and Planning\n",
+        Some("I: minori non accompagnati"),
+        "Vi inoltro il messaggio qui sotto. Saluti, J. Camilleri\n\n-----Original Message-----\nFrom: Immigration Police\nSent: Monday, 13 April 2026 14:22\nTo: NFP Malta\nSubject: minori non accompagnati\n\nGentili colleghi,\n\nvorremmo sapere come i vostri servizi di frontiera gestiscono negli aeroporti l'identificazione\ndei minori non accompagnati: quali verifiche fate e chi avvisate? Vi saremmo grati per ogni\ninformazione.\n\nCordiali saluti,\nPolicy and Planning\n",
     );
-    assert_kind(&c, Kind::BestPractice);
+    assert_kind(&c, Kind::InformationRequest);
     for (from, subject, text, kind) in [
         ("IE", "FW: maritime surveillance course", "Forwarded on behalf of our Coast Guard, for your attention.\n\nRegards,\nSeán\n\n-----Original Message-----\nFrom: Coast Guard Operations\nSent: Tuesday, 3 March 2026 09:12\nTo: NFP Ireland\nSubject: maritime surveillance course\n\nDear colleagues,\n\nThe Irish Coast Guard requests the assistance of the OSCE Secretariat in organising a training\ncourse on maritime surveillance for twenty officers, with experts from participating States,\nin the autumn.\n\nKind regards,\nCoast Guard Operations\n", Kind::AssistanceRequest),
         ("BE", "TR: note de la douane", "Ci-dessous, la note de notre douane.\n\nCordialement,\nKoen\n\n---------- Message transféré ---------\nDe : Douane – Cellule internationale\nDate : lundi 2 mars 2026\nObjet : contrôle des colis postaux\n\nMadame, Monsieur,\n\nLa douane belge souhaite partager avec les autres États participants son expérience du\nciblage des colis postaux : les enseignements tirés de deux ans de pratique et les bons\nrésultats obtenus pourraient être utiles à d'autres administrations.\n\nCordialement,\nCellule internationale\n", Kind::BestPractice),
