@@ -198,18 +198,13 @@ fn cross_validate(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
     }
 }
 
-/// The whole decision, cross-validated on the tuning split: each fifth of
-/// the messages is classified by the rules and by a model trained on the
-/// other four fifths (the shipped threshold), for each
-/// `clear-lead:overrule[:agree]` setting of the grid.
 /// Language detection on the first words of each tuning message (a short
 /// message's worth), by whatlang alone and with the stop words' say when
 /// its guess is unreliable: right, wrong, and too short to tell (fewer
 /// than four words, or whatlang has no guess; the sender's language then).
 fn languages(tuning: &[&corpus::Message], rules: &Rules) {
     println!(
-        "### Language detection on the first words ({} tuning messages)
-",
+        "### Language detection on the first words ({} tuning messages)\n",
         tuning.len()
     );
     println!("| first words | whatlang alone: right | wrong | with stop words: right | wrong | too short |");
@@ -252,6 +247,10 @@ fn languages(tuning: &[&corpus::Message], rules: &Rules) {
     println!();
 }
 
+/// The whole decision, cross-validated on the tuning split: each fifth of
+/// the messages is classified by the rules and by a model trained on the
+/// other four fifths (the shipped threshold), for each
+/// `clear-lead:overrule[:agree]` setting of the grid.
 fn cross_validate_decision(tuning: &[&corpus::Message], rules: &Rules, grid: &str) {
     use nfp_gateway::classify::{model, Kind};
     let examples = examples(tuning, rules);

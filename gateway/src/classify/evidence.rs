@@ -169,29 +169,41 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
     let mut seen_kinds = Vec::new();
     let mut seen_topics = Vec::new();
     let e = &rules.evidence;
+    // Whether each offer is asked for ("we ask you to share"), read once:
+    // the overlap below and the weighing both need it.
+    let asked: Vec<bool> = hits
+        .iter()
+        .map(|h| {
+            matches!(rules.phrases[h.phrase].what, Use::Offer(..))
+                && asked_for(reading, hits, rules, h)
+        })
+        .collect();
     // An offer asked for is a request for information ("could you send us
     // the materials": the offer's words and the material asked share them).
-    let kind_of = |h: &Hit| match rules.phrases[h.phrase].what {
-        Use::Offer(_, _) if asked_for(reading, hits, rules, h) => Some(Kind::InformationRequest),
+    let kind_of = |i: usize| match rules.phrases[hits[i].phrase].what {
+        Use::Offer(_, _) if asked[i] => Some(Kind::InformationRequest),
         Use::Kind(k, _) | Use::Offer(k, _) | Use::Asked(k, _) => Some(k),
         _ => None,
     };
     // A word says one thing: where phrases of two kinds share words ("in
     // reply to your request for information"), the one read first keeps
     // them (hits come in reading order).
-    let mut kept: Vec<&Hit> = Vec::new();
-    for h in hits {
-        if let Some(k) = kind_of(h) {
-            let overlaps = kept.iter().any(|o| {
-                kind_of(o).is_some_and(|ok| ok != k) && o.start <= h.end && h.start <= o.end
+    let mut kept: Vec<usize> = Vec::new();
+    for (i, h) in hits.iter().enumerate() {
+        if let Some(k) = kind_of(i) {
+            let overlaps = kept.iter().any(|&o| {
+                kind_of(o).is_some_and(|ok| ok != k)
+                    && hits[o].start <= h.end
+                    && h.start <= hits[o].end
             });
             if overlaps {
                 continue;
             }
         }
-        kept.push(h);
+        kept.push(i);
     }
-    for h in kept {
+    for i in kept {
+        let h = &hits[i];
         let phrase = &rules.phrases[h.phrase];
         let word = &reading.words[h.start];
         let line = &reading.lines[word.line];
@@ -208,12 +220,12 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
         match phrase.what {
             Use::Kind(kind, weight) | Use::Offer(kind, weight) => {
                 if negated(reading, hits, rules, h)
-                    || (kind == Kind::InformationReply && in_receipt(reading, hits, rules, h))
+                    || (kind == Kind::InformationReply
+                        && cue_in_sentence(reading, hits, rules, h, Use::Receipt))
                 {
                     continue;
                 }
-                let offer = matches!(phrase.what, Use::Offer(..));
-                let (kind, reason) = if offer && asked_for(reading, hits, rules, h) {
+                let (kind, reason) = if asked[i] {
                     let note = Some("asked for, not offered");
                     (
                         Kind::InformationRequest,
@@ -225,11 +237,8 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
                 Tally::add(&mut w.kinds, kind, h.phrase, reason, &mut seen_kinds);
             }
             Use::Asked(kind, weight) => {
-                let cue = |what| cues_in_sentence(reading, hits, rules, h, what).next();
-                if negated(reading, hits, rules, h)
-                    || cue(Use::Request).is_none()
-                    || cue(Use::Given).is_some()
-                {
+                let cue = |what| cue_in_sentence(reading, hits, rules, h, what);
+                if negated(reading, hits, rules, h) || !cue(Use::Request) || cue(Use::Given) {
                     continue;
                 }
                 w.asked.get_or_insert(line.number);
@@ -276,10 +285,11 @@ fn negated(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit) -> bool 
     })
 }
 
-/// A receipt cue in the phrase's sentence: "the information on your request
-/// will be sent later" names the request and answers nothing.
-fn in_receipt(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit) -> bool {
-    cues_in_sentence(reading, hits, rules, h, Use::Receipt)
+/// A cue of one use anywhere in the phrase's sentence: a receipt cue ("the
+/// information on your request will be sent later" names the request and
+/// answers nothing), a request or a `given` cue beside material asked for.
+fn cue_in_sentence(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit, what: Use) -> bool {
+    cues_in_sentence(reading, hits, rules, h, what)
         .next()
         .is_some()
 }

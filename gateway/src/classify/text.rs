@@ -327,7 +327,16 @@ mod tests {
     }
 
     fn roles(text: &str) -> Vec<Role> {
-        reading(text).lines.iter().map(|l| l.role).collect()
+        roles_under(None, text)
+    }
+
+    /// The roles of the subject's line (if any) and the text's lines.
+    fn roles_under(subject: Option<&str>, text: &str) -> Vec<Role> {
+        read(subject, text, Rules::builtin().text_cues())
+            .lines
+            .iter()
+            .map(|l| l.role)
+            .collect()
     }
 
     #[test]
@@ -358,16 +367,8 @@ mod tests {
     #[test]
     fn a_forward_s_text_is_read_below_a_short_cover_note() {
         use Role::*;
-        let rules = Rules::builtin();
-        let cues = rules.text_cues();
         let text = "FYI, below.\n\nBest regards,\nAnna\n\n-----Original Message-----\nFrom: Customs\nSent: Monday\nSubject: training\n\nDear colleagues,\nwe request a course.\n\nKind regards,\nJan\n";
-        let roles = |subject| -> Vec<Role> {
-            read(Some(subject), text, cues)
-                .lines
-                .iter()
-                .map(|l| l.role)
-                .collect()
-        };
+        let roles = |subject| roles_under(Some(subject), text);
         assert_eq!(
             roles("FW: training"),
             [
@@ -380,20 +381,18 @@ mod tests {
         let quoted_below = |roles: Vec<Role>| roles[6..].iter().all(|r| *r == Quoted);
         assert!(quoted_below(roles("RE: training")));
         let long = format!("{}\n{}", "word ".repeat(MAX_COVER_WORDS + 1), &text[12..]);
-        let r = read(Some("FW: training"), &long, cues);
-        assert!(r
-            .lines
+        assert!(roles_under(Some("FW: training"), &long)
             .iter()
             .skip(7)
-            .all(|l| l.role == Quoted || l.role == Signature));
+            .all(|r| *r == Quoted || *r == Signature));
         // A bare line of dashes separates a forward's text too.
-        let r = read(
-            Some("Пересл: письмо"),
-            "Направляю письмо ниже.\n-----\nУважаемые коллеги,\nпросим оказать содействие.\n",
-            cues,
+        assert_eq!(
+            roles_under(
+                Some("Пересл: письмо"),
+                "Направляю письмо ниже.\n-----\nУважаемые коллеги,\nпросим оказать содействие.\n",
+            ),
+            [Subject, Opening, Quoted, Body, Body]
         );
-        let roles: Vec<Role> = r.lines.iter().map(|l| l.role).collect();
-        assert_eq!(roles, [Subject, Opening, Quoted, Body, Body]);
     }
 
     #[test]
