@@ -15,10 +15,11 @@
 //! retrains and requires the very same file, so it cannot drift from the
 //! corpus and the code that reads it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
+use foldhash::{HashMap, HashMapExt as _};
 use anyhow::{anyhow, bail, Result};
 use rust_stemmers::Stemmer;
 

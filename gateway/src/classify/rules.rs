@@ -10,9 +10,10 @@
 //! `a|b` offers alternatives for one word; up to `gap` other words may stand
 //! between two words of a phrase, within one sentence.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use foldhash::{HashMap, HashMapExt as _};
 use anyhow::{bail, Context, Result};
 use rust_stemmers::{Algorithm, Stemmer};
 use serde::Deserialize;
