@@ -95,6 +95,48 @@ fn thanks_for_a_course_held_are_no_request() {
     assert_kind(&c, Kind::AssistanceRequest);
 }
 
+/// A request for a workshop's material in the official register ("we
+/// would be grateful to the Secretariat for providing us with its report")
+/// that closes with thanks for the OSCE's support, courses and equipment:
+/// the thanks ask for none of these, and take the model's assistance
+/// request away; the rules' request for information, the model's second
+/// reading, stands. Before, the rules read the thanks' words as an
+/// assistance request, or a close call, and the message was left
+/// unclassified or read as an assistance request.
+#[test]
+fn thanks_closing_a_request_for_material_leave_the_request() {
+    for (from, text) in [
+        ("MD", "Dear Sir/Madam,\n\nThe Border Police of the Republic of Moldova, acting as National Focal Point, presents its\ncompliments to the OSCE Secretariat.\n\nOur representative could attend only the first day of the Regional Workshop on Countering Trafficking\nof Firearms held in Vienna in November 2025. We would be grateful to the Secretariat for\nproviding us with the final report of the workshop and, if possible, the presentations of the\nspeakers, for further dissemination to our regional units.\n\nThe materials can be sent to the e-mail of the NFP: nfp@border.gov.md.\n\nTaking this opportunity, we would like to express our gratitude for the continuous support of\nthe OSCE, for the training courses, the expert visits and the equipment provided to our\nservice over the years.\n\nSincerely,\nHead of International Cooperation Directorate\n"),
+        ("GE", "Dear colleagues,\n\nThe Border Police of Georgia expresses its respect to the OSCE Secretariat. Our analysts could\nnot attend the seminar on risk analysis in Tbilisi; we would be grateful to the Secretariat for\nproviding us with its report and the presentations of the speakers. The materials can be sent\nto nfp@bpg.gov.ge.\n\nWe take this opportunity to express our deep gratitude to the OSCE for the support, the training\nand the equipment provided to our service, which our officers greatly appreciate.\n\nSincerely,\nNino\n"),
+    ] {
+        assert_read_by(from, text, Kind::InformationRequest, "the rules' kind is the model's second");
+    }
+}
+
+/// A reply that recalls the acknowledgement sent before it ("further to
+/// our acknowledgement of 7 April, here is our answer") acknowledges
+/// nothing now: it is read as the reply it is. A text that acknowledges
+/// receipt still is no reply.
+#[test]
+fn a_reply_that_recalls_its_acknowledgement_is_a_reply() {
+    for (from, subject, text) in [
+        ("IE", "RE: BSM-2026-000311 refusals of entry at sea ports", "Dear colleagues,\n\nFurther to our acknowledgement of 7 April, please find below the information requested.\n\n1. In 2025 the Garda National Immigration Bureau refused entry to 212 passengers at Dublin\nand Rosslare ports, mostly for lack of a valid visa.\n2. Refused passengers are returned on the same ferry operator's next sailing.\n\nKind regards,\nAoife\n"),
+        ("LU", "RE: BSM-2026-000287 - contrôles des autocars", "Bonjour,\n\nSuite à notre accusé de réception du 3 mars, voici les éléments de réponse de la Police\ngrand-ducale : les autocars en provenance de pays tiers sont contrôlés de manière ciblée sur\nl'A3, sur la base d'analyses de risque ; 640 autocars ont été contrôlés en 2025.\n\nCordialement,\nPaul\n"),
+        ("SM", "R: BSM-2026-000245 permessi di soggiorno", "Gentili colleghi,\n\nfacendo seguito alla nostra e-mail del 3 marzo, con la quale vi avevamo confermato la\nricezione della vostra richiesta, vi trasmettiamo i dati richiesti: al 31 dicembre 2025\nrisultavano validi 1.142 permessi di soggiorno rilasciati a cittadini di Paesi terzi.\n\nCordiali saluti,\nLuca\n"),
+        ("AM", "Re: BSM-2026-000198 отказы во въезде", "Уважаемые коллеги,\n\nв дополнение к нашему письму от 7 апреля, которым мы подтвердили получение запроса,\nнаправляем запрошенные сведения: в 2025 году на пунктах пропуска Республики Армения\nвынесено 1 517 решений об отказе во въезде.\n\nС уважением,\nА. Саркисян\n"),
+    ] {
+        let c = read(from, Some(subject), text);
+        assert_kind(&c, Kind::InformationReply);
+        assert!(!c.why.contains("acknowledgement of receipt"), "{}", c.why);
+    }
+    let c = read(
+        "IE",
+        Some("RE: BSM-2026-000311 refusals of entry at sea ports"),
+        "Dear colleagues,\n\nWe acknowledge receipt of your request of 3 April; our answer will follow next week.\n\nKind regards,\nAoife\n",
+    );
+    assert_acknowledges(&c, "BSM-2026-000311");
+}
+
 /// Inflection, person, tense and synonyms: the rule's words by their stems.
 #[test]
 fn requests_for_assistance_in_other_words_and_persons() {

@@ -383,10 +383,19 @@ fn decide(
             ),
         )
     } else if let Some(line) = thanked {
-        (
-            Kind::Unclassified,
-            format!("{read}, but in thanks for what was done (line {line}) no assistance request without the rules' words: {rules_why}"),
-        )
+        // The thanks take the model's assistance request away; the rules'
+        // kind stands when the model ranks it second.
+        if by_rules != Kind::Unclassified && p.ranks_among_two(by_rules) {
+            (
+                by_rules,
+                format!("{read}, but in thanks for what was done (line {line}) no assistance request without the rules' words, and the rules' kind is the model's second: {rules_why}"),
+            )
+        } else {
+            (
+                Kind::Unclassified,
+                format!("{read}, but in thanks for what was done (line {line}) no assistance request without the rules' words: {rules_why}"),
+            )
+        }
     } else if sure && !reply_in_receipt {
         (
             p.kind,
@@ -571,7 +580,10 @@ fn cited_reference(
 /// The line of an acknowledgement of receipt in the new text, if any.
 fn receipt(reading: &text::Reading<'_>, hits: &[evidence::Hit], rules: &Rules) -> Option<usize> {
     hits.iter()
-        .find(|h| rules.phrases[h.phrase].what == rules::Use::Receipt)
+        .find(|h| {
+            rules.phrases[h.phrase].what == rules::Use::Receipt
+                && evidence::acknowledged(reading, hits, rules, h)
+        })
         .map(|h| reading.lines[reading.words[h.start].line].number)
 }
 

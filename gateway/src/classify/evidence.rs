@@ -219,9 +219,12 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
         };
         match phrase.what {
             Use::Kind(kind, weight) | Use::Offer(kind, weight) => {
+                let cue = |what| cue_in_sentence(reading, hits, rules, h, what);
+                // Thanks for the support, the courses and the equipment
+                // given ask for none of them, unless the sentence asks too.
                 if negated(reading, hits, rules, h)
-                    || (kind == Kind::InformationReply
-                        && cue_in_sentence(reading, hits, rules, h, Use::Receipt))
+                    || (kind == Kind::InformationReply && acknowledged(reading, hits, rules, h))
+                    || (kind == Kind::AssistanceRequest && cue(Use::Thanks) && !cue(Use::Request))
                 {
                     continue;
                 }
@@ -292,6 +295,14 @@ fn cue_in_sentence(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit, 
     cues_in_sentence(reading, hits, rules, h, what)
         .next()
         .is_some()
+}
+
+/// Whether the sentence of `h` acknowledges receipt: a receipt cue in it
+/// that no recalled message before it makes past ("further to our e-mail
+/// of 3 March, which confirmed receipt of your request, here are ...").
+pub fn acknowledged(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit) -> bool {
+    cues_in_sentence(reading, hits, rules, h, Use::Receipt)
+        .any(|r| !cues_in_sentence(reading, hits, rules, r, Use::Earlier).any(|e| e.end < r.start))
 }
 
 /// A request cue before the phrase in its sentence.

@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use foldhash::{HashMap, HashMapExt as _};
 use anyhow::{anyhow, bail, Result};
+use foldhash::{HashMap, HashMapExt as _};
 use rust_stemmers::Stemmer;
 
 use super::rules::fold_word;

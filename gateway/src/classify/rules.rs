@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use foldhash::{HashMap, HashMapExt as _};
 use anyhow::{bail, Context, Result};
+use foldhash::{HashMap, HashMapExt as _};
 use rust_stemmers::{Algorithm, Stemmer};
 use serde::Deserialize;
 
@@ -100,6 +100,8 @@ struct RawCues {
     thanks: PerLanguage,
     #[serde(default)]
     given: PerLanguage,
+    #[serde(default)]
+    earlier: PerLanguage,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +144,10 @@ pub enum Use {
     Request,
     /// An acknowledgement of receipt: a reference it cites is no reply.
     Receipt,
+    /// A message sent before, recalled ("further to our acknowledgement
+    /// of 7 April"): a receipt cue after it in its sentence acknowledges
+    /// nothing now.
+    Earlier,
     /// Thanks for what was done ("our sincere gratitude for the course
     /// held in Bishkek"): the event's words are no request.
     Thanks,
@@ -542,6 +548,7 @@ impl Rules {
         b.add(&raw.cues.receipt, Use::Receipt)?;
         b.add(&raw.cues.thanks, Use::Thanks)?;
         b.add(&raw.cues.given, Use::Given)?;
+        b.add(&raw.cues.earlier, Use::Earlier)?;
         b.add(&raw.target.addressee, Use::Addressee)?;
         b.add(&raw.target.focal_point, Use::FocalPoint)?;
         b.add(&raw.target.conjunction, Use::Conjunction)?;
