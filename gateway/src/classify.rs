@@ -601,7 +601,7 @@ fn new_text(reading: &text::Reading<'_>) -> String {
 }
 
 /// How much of it language detection reads.
-const MAX_LANGUAGE_BYTES: usize = 2 * 1024;
+const MAX_LANGUAGE_BYTES: usize = 1024;
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 fn prefix(s: &str, max: usize) -> &str {
