@@ -71,24 +71,33 @@ const GENERIC_REQUEST_TAGS: [&str; 6] = [
 /// as Re[2]:).
 pub fn is_reply_or_forward(subject: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| {
-        regex::Regex::new(
-            r"(?i)^\s*(re|aw|fw|fwd|wg|tr|rv|r|i|ris|rif|res|sv|vs|odp|odg|antw|ynt|отв|ответ|пересл)\s*(\[\d+\]|\(\d+\))?\s*:",
-        )
-        .expect("valid regex")
-    });
-    re.is_match(subject)
+    starts_with_prefix(
+        &RE,
+        "re|aw|fw|fwd|wg|tr|rv|r|i|ris|rif|res|sv|vs|odp|odg|antw|ynt|отв|ответ|пересл",
+        subject,
+    )
 }
 
 /// Whether a subject is a forward's ("FW:", "WG:", "TR:", "I:", "RV:",
 /// "Пересл:"), not a reply's.
 pub fn is_forward(subject: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| {
-        regex::Regex::new(r"(?i)^\s*(fw|fwd|wg|tr|rv|i|enc|пересл)\s*(\[\d+\]|\(\d+\))?\s*:")
+    starts_with_prefix(&RE, "fw|fwd|wg|tr|rv|i|enc|пересл", subject)
+}
+
+/// Whether `subject` starts with one of `prefixes` ("re|aw|..."), in any
+/// case, with a count such as Re[2]: or Re(2):; the regex is compiled once
+/// into `cell`.
+fn starts_with_prefix(
+    cell: &std::sync::OnceLock<regex::Regex>,
+    prefixes: &str,
+    subject: &str,
+) -> bool {
+    cell.get_or_init(|| {
+        regex::Regex::new(&format!(r"(?i)^\s*({prefixes})\s*(\[\d+\]|\(\d+\))?\s*:"))
             .expect("valid regex")
-    });
-    re.is_match(subject)
+    })
+    .is_match(subject)
 }
 
 /// Classifies an authenticated message.
@@ -385,16 +394,14 @@ fn decide(
     } else if let Some(line) = thanked {
         // The thanks take the model's assistance request away; the rules'
         // kind stands when the model ranks it second.
+        let why = format!("{read}, but in thanks for what was done (line {line}) no assistance request without the rules' words");
         if by_rules != Kind::Unclassified && p.ranks_among_two(by_rules) {
             (
                 by_rules,
-                format!("{read}, but in thanks for what was done (line {line}) no assistance request without the rules' words, and the rules' kind is the model's second: {rules_why}"),
+                format!("{why}, and the rules' kind is the model's second: {rules_why}"),
             )
         } else {
-            (
-                Kind::Unclassified,
-                format!("{read}, but in thanks for what was done (line {line}) no assistance request without the rules' words: {rules_why}"),
-            )
+            (Kind::Unclassified, format!("{why}: {rules_why}"))
         }
     } else if sure && !reply_in_receipt {
         (

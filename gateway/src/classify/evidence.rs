@@ -217,9 +217,9 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
             weight,
             note,
         };
+        let cue = |what| cue_in_sentence(reading, hits, rules, h, what);
         match phrase.what {
             Use::Kind(kind, weight) | Use::Offer(kind, weight) => {
-                let cue = |what| cue_in_sentence(reading, hits, rules, h, what);
                 // Thanks for the support, the courses and the equipment
                 // given ask for none of them, unless the sentence asks too.
                 if negated(reading, hits, rules, h)
@@ -240,7 +240,6 @@ pub fn weigh(reading: &Reading<'_>, hits: &[Hit], rules: &Rules) -> Weighed {
                 Tally::add(&mut w.kinds, kind, h.phrase, reason, &mut seen_kinds);
             }
             Use::Asked(kind, weight) => {
-                let cue = |what| cue_in_sentence(reading, hits, rules, h, what);
                 if negated(reading, hits, rules, h) || !cue(Use::Request) || cue(Use::Given) {
                     continue;
                 }
@@ -288,9 +287,9 @@ fn negated(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit) -> bool 
     })
 }
 
-/// A cue of one use anywhere in the phrase's sentence: a receipt cue ("the
-/// information on your request will be sent later" names the request and
-/// answers nothing), a request or a `given` cue beside material asked for.
+/// A cue of one use anywhere in the phrase's sentence: thanks without a
+/// request beside an assistance request's words, a request or a `given`
+/// cue beside material asked for.
 fn cue_in_sentence(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit, what: Use) -> bool {
     cues_in_sentence(reading, hits, rules, h, what)
         .next()
@@ -298,8 +297,10 @@ fn cue_in_sentence(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit, 
 }
 
 /// Whether the sentence of `h` acknowledges receipt: a receipt cue in it
-/// that no recalled message before it makes past ("further to our e-mail
-/// of 3 March, which confirmed receipt of your request, here are ...").
+/// ("the information on your request will be sent later" names the request
+/// and answers nothing) that no recalled message before it makes past
+/// ("further to our e-mail of 3 March, which confirmed receipt of your
+/// request, here are ...").
 pub fn acknowledged(reading: &Reading<'_>, hits: &[Hit], rules: &Rules, h: &Hit) -> bool {
     cues_in_sentence(reading, hits, rules, h, Use::Receipt)
         .any(|r| !cues_in_sentence(reading, hits, rules, r, Use::Earlier).any(|e| e.end < r.start))
