@@ -455,14 +455,15 @@ fn judge_inner(
         verdict: Verdict::Accepted,
         reason: None,
         detail: format!(
-            "signed by {} ({}); {}{}",
+            "signed by {} ({}); {}{}{}",
             party.id,
             signer.cert,
             c.why,
             repairs
                 .iter()
                 .map(|r| format!("; repaired: {}", r.description()))
-                .collect::<String>()
+                .collect::<String>(),
+            unprotected_names(&content.attachments)
         ),
         sender: Some(SenderInfo::of(party, &signer)),
         signed_at: Some(rfc3339(signer.signed_at)),
@@ -565,6 +566,22 @@ fn desk_command(
 /// attachment signed at another time belongs to another message.
 const SEPARATE_SIGNATURES_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
+/// What the detail says of attachment names read outside the encryption.
+fn unprotected_names(attachments: &[inner::Attachment]) -> String {
+    let names: Vec<&str> = attachments
+        .iter()
+        .filter(|a| a.name_unprotected)
+        .map(|a| a.name.as_str())
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; the name of {} is given outside the encryption (its content is signed)",
+        names.join(", ")
+    )
+}
+
 /// The attachments of a GpgOL "PGP/Inline" message, each decrypted and
 /// verified on its own: each must be signed inside its encryption by the
 /// text's signing certificate, within [`SEPARATE_SIGNATURES_WINDOW`] of the
@@ -583,6 +600,7 @@ fn separately_signed(
     use crate::outbound::mime::{Body, Entity};
     let mut total = text.len();
     let mut digests = Vec::new();
+    let mut unprotected = Vec::new();
     let mut parts = vec![Entity {
         headers: vec![
             ("Content-Type".into(), "text/plain; charset=utf-8".into()),
@@ -632,6 +650,16 @@ fn separately_signed(
                 "the decrypted attachment is itself an OpenPGP message",
             )));
         }
+        // GpgOL names the attachment outside the encryption; the name the
+        // sender's software wrote inside it, when there is one, is the one
+        // no one on the way could have changed.
+        let name = match d.literal_name.as_deref().map(String::from_utf8_lossy) {
+            Some(inside) if inside != "_CONSOLE" => crate::mime::sanitize_filename(&inside),
+            _ => {
+                unprotected.push(a.name.clone());
+                a.name.clone()
+            }
+        };
         digests.push(s.signature_digest);
         total += d.plaintext.len();
         if total > v.max_plaintext {
@@ -640,7 +668,7 @@ fn separately_signed(
                 format!("decrypted content exceeds {} bytes", v.max_plaintext),
             );
         }
-        let name = a.name.replace(['"', '\\'], "_");
+        let name = name.replace(['"', '\\'], "_");
         parts.push(Entity {
             headers: vec![
                 (
@@ -660,10 +688,13 @@ fn separately_signed(
         });
     }
     let entity = Entity::multipart("multipart/mixed", parts).to_bytes();
-    let content = {
+    let mut content = {
         let msg = inner::parse_entity(&entity, &gw.config.limits)?;
         inner::mime_content(&msg)?
     };
+    for listed in &mut content.attachments {
+        listed.name_unprotected = unprotected.contains(&listed.name);
+    }
     Ok((content, entity, digests))
 }
 

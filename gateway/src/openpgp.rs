@@ -25,11 +25,11 @@ use openpgp::parse::stream::{
     DecryptionHelper, DecryptorBuilder, DetachedVerifierBuilder, GoodChecksum, MessageLayer,
     MessageStructure, VerificationError, VerificationHelper,
 };
-use openpgp::parse::Parse;
+use openpgp::parse::{PacketParser, Parse};
 use openpgp::policy::Policy;
 use openpgp::serialize::MarshalInto;
 use openpgp::types::{HashAlgorithm, RevocationStatus, SymmetricAlgorithm};
-use openpgp::{Cert, Fingerprint, KeyHandle};
+use openpgp::{Cert, Fingerprint, KeyHandle, Packet};
 use sequoia_openpgp as openpgp;
 
 use crate::directory::Directory;
@@ -235,6 +235,10 @@ pub struct Signer {
 pub struct Decrypted {
     pub plaintext: Vec<u8>,
     pub signer: Option<Signer>,
+    /// The file name in the literal data packet, when the sender's
+    /// software wrote one: inside the encryption, so no one on the way can
+    /// change it (a v4 signature does not cover it).
+    pub literal_name: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +259,7 @@ struct Helper<'v, 'a> {
     opened: &'v Opened,
     outcome: Option<Result<Option<Signer>, Rejection>>,
     expect_encryption: bool,
+    literal_name: Option<Vec<u8>>,
 }
 
 /// Decrypts and verifies an OpenPGP message (armored or binary).
@@ -450,6 +455,7 @@ fn decrypt_unguarded(
         opened,
         outcome: None,
         expect_encryption: true,
+        literal_name: None,
     };
     // Signatures are checked for liveness at this time; the exact window is
     // enforced on the creation time afterwards.
@@ -497,7 +503,11 @@ fn decrypt_unguarded(
     }
     let helper = decryptor.into_helper();
     match helper.outcome {
-        Some(Ok(signer)) => Ok(Decrypted { plaintext, signer }),
+        Some(Ok(signer)) => Ok(Decrypted {
+            plaintext,
+            signer,
+            literal_name: helper.literal_name.filter(|n| !n.is_empty()),
+        }),
         Some(Err(rejection)) => Err(rejection),
         None => reject(
             Reason::Malformed,
@@ -520,6 +530,7 @@ pub fn verify_detached(
         opened: &opened,
         outcome: None,
         expect_encryption: false,
+        literal_name: None,
     };
     let horizon = v.now + v.max_future;
     let mut verifier = DetachedVerifierBuilder::from_bytes(signature)
@@ -635,6 +646,13 @@ impl VerificationHelper for Helper<'_, '_> {
         // verdict must not cut the plaintext short in a way that looks
         // like a transport error.
         self.outcome = Some(self.judge_structure(structure));
+        Ok(())
+    }
+
+    fn inspect(&mut self, pp: &PacketParser<'_>) -> openpgp::Result<()> {
+        if let Packet::Literal(literal) = &pp.packet {
+            self.literal_name = literal.filename().map(<[u8]>::to_vec);
+        }
         Ok(())
     }
 }

@@ -54,6 +54,8 @@ pub struct AttachmentView {
     #[serde(rename = "type")]
     pub content_type: String,
     pub size: usize,
+    /// The name was read outside the encryption (GpgOL): the forward says so.
+    pub name_unprotected: bool,
 }
 
 /// `forward_<kind>`: an accepted message forwarded to one recipient.

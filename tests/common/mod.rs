@@ -142,7 +142,8 @@ pub fn case_failure(fx: &Fixtures, case: &Value) -> Option<String> {
 }
 
 /// The value a manifest key is compared with: `sender` is the party id,
-/// `route` the list of party ids, `attachments` name and type.
+/// `route` the list of party ids, `attachments` name and type (and
+/// `name_unprotected` when the name was read outside the encryption).
 fn project(decision: &Value, key: &str) -> Value {
     match key {
         "sender" => decision["sender"]["party"].clone(),
@@ -159,7 +160,13 @@ fn project(decision: &Value, key: &str) -> Value {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|a| serde_json::json!({"name": a["name"], "type": a["type"]}))
+                .map(|a| {
+                    let mut seen = serde_json::json!({"name": a["name"], "type": a["type"]});
+                    if a["name_unprotected"] == true {
+                        seen["name_unprotected"] = true.into();
+                    }
+                    seen
+                })
                 .collect(),
         ),
         other => decision[other].clone(),

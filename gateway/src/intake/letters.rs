@@ -228,6 +228,7 @@ pub(super) fn forward_mail(
                 name: clean_line(&a.name, 100),
                 content_type: clean_line(&a.content_type, 100),
                 size: a.size,
+                name_unprotected: a.name_unprotected,
             })
             .collect(),
         why: hop.why.clone(),

@@ -33,6 +33,11 @@ pub struct Attachment {
     pub content_type: String,
     /// Decoded size in bytes.
     pub size: usize,
+    /// The name was read outside the encryption, where anyone on the way
+    /// could have changed it: a GpgOL attachment whose OpenPGP message
+    /// carries no file name of its own. Its content is signed all the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub name_unprotected: bool,
 }
 
 /// What the signed content says.
@@ -219,6 +224,7 @@ pub fn mime_content(msg: &Message<'_>) -> Result<Content, Rejection> {
             name: sanitize_filename(name),
             content_type,
             size: part.contents().len(),
+            name_unprotected: false,
         });
     }
     Ok(Content {

@@ -308,6 +308,38 @@ mod tests {
         }
     }
 
+    /// A GpgOL attachment whose name was read outside the encryption is
+    /// marked so in every forward, in every language; a name from inside
+    /// the encryption is not.
+    #[test]
+    fn an_unprotected_attachment_name_is_marked_in_every_forward() {
+        let t = Templates::load(None).unwrap();
+        for lang in Language::ALL {
+            for name in NAMES.iter().filter(|n| n.starts_with("forward_")) {
+                let (mut data, _) = sample(name);
+                let line = |data: &serde_json::Value, file: &str| {
+                    let body = t.render(name, lang, data).unwrap().body;
+                    let line = body.lines().find(|l| l.contains(file)).map(str::to_string);
+                    line.unwrap_or_else(|| panic!("{}/{name}: no {file}", lang.code()))
+                };
+                let marked = line(&data, "lagebild.pdf");
+                let inside = line(&data, "bericht.pdf");
+                assert!(
+                    marked.len() > inside.len() + 20,
+                    "{}/{name}: {marked}",
+                    lang.code()
+                );
+                data["attachments"][1]["name_unprotected"] = false.into();
+                let unmarked = line(&data, "lagebild.pdf");
+                assert!(
+                    unmarked.len() + 20 < marked.len(),
+                    "{}/{name}: {unmarked}",
+                    lang.code()
+                );
+            }
+        }
+    }
+
     /// The key-expiry report names the gateway's own key, with what keys
     /// check found, in every language; only when there is something.
     #[test]

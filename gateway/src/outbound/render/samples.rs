@@ -333,11 +333,20 @@ pub fn sample(name: &str) -> (serde_json::Value, &'static str) {
                 language: "de".into(),
                 target: Some(party("FR", "Ministère de l'Intérieur")),
                 cited_reference: Some("BSM-2026-000007".into()),
-                attachments: vec![AttachmentView {
-                    name: "bericht.pdf".into(),
-                    content_type: "application/pdf".into(),
-                    size: 615,
-                }],
+                attachments: vec![
+                    AttachmentView {
+                        name: "bericht.pdf".into(),
+                        content_type: "application/pdf".into(),
+                        size: 615,
+                        name_unprotected: false,
+                    },
+                    AttachmentView {
+                        name: "lagebild.pdf".into(),
+                        content_type: "application/pdf".into(),
+                        size: 1210,
+                        name_unprotected: true,
+                    },
+                ],
                 why: "assistance requests go to the Secretariat".into(),
                 original_name: "original-BSM-2026-000042.eml".into(),
                 contact_update: Some(UpdateNote {
