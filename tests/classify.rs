@@ -113,6 +113,36 @@ fn thanks_closing_a_request_for_material_leave_the_request() {
     }
 }
 
+/// Chasing an unanswered request, between colleagues, without a word
+/// meaning "reminder": coming back to it, asking for news, saying the data
+/// are still missing. Each is read by the rules' words for it.
+#[test]
+fn chasing_an_unanswered_request_is_a_request_for_information() {
+    for (from, text, evidence) in [
+        ("LT", "Hi Marta,\n\nSorry, chasing again: any news on the overstayer figures for 2025? Even a rough\nnumber per airport would do, our minister wants it on Friday.\n\nCheers,\nTomas\n", "any news"),
+        ("BE", "Salut Luc,\n\nJe reviens vers toi avec ma demande de mars sur les cartes de séjour falsifiées : il me\nmanque toujours vos chiffres pour 2025, et notre note pour le cabinet part lundi.\n\nBises,\nSophie\n", "reviens"),
+        ("AT", "Hallo Jan,\n\nich hake nochmal nach wegen der Zahlen zu den Zurückweisungen am Flughafen: gibt es schon\nNeuigkeiten? Ein grober Wert pro Quartal würde reichen, unser Lagebericht geht Ende Mai raus.\n\nLG\nMarkus\n", "hake"),
+        ("SI", "Ciao Paolo,\n\ntorno sulla mia richiesta di febbraio sui sequestri di tabacco al porto di Capodistria.\nCi servono solo i totali per mese, il resto può aspettare.\n\nUn abbraccio,\nMaja\n", "torno"),
+        ("PT", "Hola Javier:\n\nPerdona que insista: ¿alguna novedad sobre las denegaciones de entrada en Barajas? El\ninforme sale el jueves y es lo único que me falta.\n\nUn abrazo,\nJoana\n", "insista"),
+        ("KG", "Айгуль, привет!\n\nВозвращаюсь к моему запросу по статистике задержаний на участке Кызыл-Кия. Пока так и\nне получили данные, а отчет сдаем в пятницу. Хватит даже цифр за год.\n\nСпасибо!\nБакыт\n", "не получили"),
+    ] {
+        assert_read_by(from, text, Kind::InformationRequest, evidence);
+    }
+}
+
+/// An assistance request asked as a question after thanks for a course
+/// held ("could you consider the possibility of organising a second
+/// module?"): the thanks are no request, the question is.
+#[test]
+fn an_assistance_request_asked_after_thanks_for_a_course() {
+    assert_read_by(
+        "UZ",
+        "Уважаемый Андрей!\n\nПозвольте выразить искреннюю благодарность Секретариату ОБСЕ за проведение в марте\nкурса по выявлению поддельных документов для наших пограничников.\n\nНе могли бы Вы рассмотреть возможность организовать в 2026 году такой же курс для\nсотрудников пунктов пропуска в Ферганской долине? Помещение и перевод мы обеспечим.\n\nС уважением,\nДильшод\n",
+        Kind::AssistanceRequest,
+        "рассмотреть",
+    );
+}
+
 /// A reply that recalls the acknowledgement sent before it ("further to
 /// our acknowledgement of 7 April, here is our answer") acknowledges
 /// nothing now: it is read as the reply it is. A text that acknowledges
@@ -836,4 +866,18 @@ fn the_model_is_the_one_trained_from_the_tuning_split() {
         shipped.lines().count(),
         rendered.lines().count()
     );
+}
+
+/// What the words of chasing could misread: a colleague chasing the
+/// registrations for a workshop asks for names, not information, and
+/// stays unclassified.
+#[test]
+fn chasing_registrations_for_a_workshop_is_no_request_for_information() {
+    for (from, text) in [
+        ("AT", "Dear colleagues,\n\nJust chasing up the registrations for the workshop on document fraud in Ohrid on 12-14 May:\nthe deadline is this Friday. Please send the names of your participants to\nworkshop@osce.example.\n\nBest regards,\nAnna\n"),
+        ("FR", "Bonjour à tous,\n\nJe reviens vers vous concernant ma demande de noms pour l'atelier de Skopje : les inscriptions\nclosent vendredi. Merci de renvoyer le formulaire rempli.\n\nCordialement,\nMarie\n"),
+        ("RU", "Коллеги,\n\nвозвращаюсь к моему письму о семинаре в Алматы: регистрация участников заканчивается в пятницу.\nПросьба направить заполненные анкеты участников.\n\nС уважением,\nИрина\n"),
+    ] {
+        assert_kind(&read(from, None, text), Kind::Unclassified);
+    }
 }

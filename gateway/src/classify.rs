@@ -370,15 +370,22 @@ fn decide(
     // The rules' lead is clear against the model's other kind below
     // `overrule`, or, lower, against its barely sure reading of no kind.
     let e = &rules.evidence;
+    // In thanks, the model's reading of no kind owes much to the thanks'
+    // words: against the rules' words outside them, it is barely sure
+    // below `overrule`.
+    let none_overrule = match weighed.thanks {
+        Some(_) => e.overrule,
+        None => e.overrule_none,
+    };
     let clear_against = if by_rules == Kind::Unclassified {
         None
     } else if lead >= e.clear_lead && p.probability < e.overrule {
         Some((e.clear_lead, e.overrule))
     } else if p.kind == Kind::Unclassified
         && lead >= e.clear_lead_none
-        && p.probability < e.overrule_none
+        && p.probability < none_overrule
     {
-        Some((e.clear_lead_none, e.overrule_none))
+        Some((e.clear_lead_none, none_overrule))
     } else {
         None
     };
