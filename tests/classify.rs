@@ -135,12 +135,13 @@ fn chasing_an_unanswered_request_is_a_request_for_information() {
 /// module?"): the thanks are no request, the question is.
 #[test]
 fn an_assistance_request_asked_after_thanks_for_a_course() {
-    assert_read_by(
-        "UZ",
-        "Уважаемый Андрей!\n\nПозвольте выразить искреннюю благодарность Секретариату ОБСЕ за проведение в марте\nкурса по выявлению поддельных документов для наших пограничников.\n\nНе могли бы Вы рассмотреть возможность организовать в 2026 году такой же курс для\nсотрудников пунктов пропуска в Ферганской долине? Помещение и перевод мы обеспечим.\n\nС уважением,\nДильшод\n",
-        Kind::AssistanceRequest,
-        "рассмотреть",
-    );
+    for (from, text, evidence) in [
+        ("UZ", "Уважаемый Андрей!\n\nПозвольте выразить искреннюю благодарность Секретариату ОБСЕ за проведение в марте\nкурса по выявлению поддельных документов для наших пограничников.\n\nНе могли бы Вы рассмотреть возможность организовать в 2026 году такой же курс для\nсотрудников пунктов пропуска в Ферганской долине? Помещение и перевод мы обеспечим.\n\nС уважением,\nДильшод\n", "рассмотреть"),
+        ("LU", "Madame,\n\nNous tenons à exprimer notre sincère gratitude au Secrétariat pour l'atelier sur la fraude\ndocumentaire tenu à Luxembourg en avril ; les participants l'ont beaucoup apprécié.\n\nLe Secrétariat pourrait-il envisager l'organisation d'un second module à Esch-sur-Alzette, pour les\nagents de la Police grand-ducale ? Nous mettrions la salle et le transport à disposition.\n\nVeuillez agréer, Madame, l'expression de notre haute considération.\nKarim\n", "envisager"),
+        ("AL", "Gentile dottoressa,\n\ndesideriamo esprimere i nostri più sentiti ringraziamenti per il corso sui controlli di\nfrontiera svoltosi a Durazzo a febbraio, molto apprezzato dai partecipanti.\n\nSarebbe possibile per il Segretariato prendere in considerazione l'organizzazione di un corso\navanzato a Valona in autunno? Da parte nostra metteremmo a disposizione l'aula.\n\nCon osservanza,\nArben\n", "considerazione"),
+    ] {
+        assert_read_by(from, text, Kind::AssistanceRequest, evidence);
+    }
 }
 
 /// A reply that recalls the acknowledgement sent before it ("further to
