@@ -59,6 +59,16 @@ fn assert_read_by(from: &str, text: &str, kind: Kind, evidence: &str) {
     assert!(c.why.contains(evidence), "{}", c.why);
 }
 
+/// A text without a subject read as `kind`, with `words` among the rules'
+/// phrases that weighed (not among the model's features).
+#[track_caller]
+fn assert_read_by_rules(from: &str, text: &str, kind: Kind, words: &str) {
+    let c = read(from, None, text);
+    assert_kind(&c, kind);
+    let rules = c.why.split("words:").skip(1).collect::<String>();
+    assert!(rules.contains(words), "{}", c.why);
+}
+
 /// A short English message that letter trigrams take for French: its
 /// stop words say English, and the English rules read it.
 #[test]
@@ -122,11 +132,11 @@ fn chasing_an_unanswered_request_is_a_request_for_information() {
         ("LT", "Hi Marta,\n\nSorry, chasing again: any news on the overstayer figures for 2025? Even a rough\nnumber per airport would do, our minister wants it on Friday.\n\nCheers,\nTomas\n", "any news"),
         ("BE", "Salut Luc,\n\nJe reviens vers toi avec ma demande de mars sur les cartes de séjour falsifiées : il me\nmanque toujours vos chiffres pour 2025, et notre note pour le cabinet part lundi.\n\nBises,\nSophie\n", "reviens"),
         ("AT", "Hallo Jan,\n\nich hake nochmal nach wegen der Zahlen zu den Zurückweisungen am Flughafen: gibt es schon\nNeuigkeiten? Ein grober Wert pro Quartal würde reichen, unser Lagebericht geht Ende Mai raus.\n\nLG\nMarkus\n", "hake"),
-        ("SI", "Ciao Paolo,\n\ntorno sulla mia richiesta di febbraio sui sequestri di tabacco al porto di Capodistria.\nCi servono solo i totali per mese, il resto può aspettare.\n\nUn abbraccio,\nMaja\n", "torno"),
+        ("SI", "Ciao Paolo,\n\ntorno sulla mia richiesta di febbraio sui sequestri di tabacco al porto di Capodistria:\nci sono novità? Anche solo una stima ci aiuterebbe.\n\nUn abbraccio,\nMaja\n", "torno"),
         ("PT", "Hola Javier:\n\nPerdona que insista: ¿alguna novedad sobre las denegaciones de entrada en Barajas? El\ninforme sale el jueves y es lo único que me falta.\n\nUn abrazo,\nJoana\n", "insista"),
         ("KG", "Айгуль, привет!\n\nВозвращаюсь к моему запросу по статистике задержаний на участке Кызыл-Кия. Пока так и\nне получили данные, а отчет сдаем в пятницу. Хватит даже цифр за год.\n\nСпасибо!\nБакыт\n", "не получили"),
     ] {
-        assert_read_by(from, text, Kind::InformationRequest, evidence);
+        assert_read_by_rules(from, text, Kind::InformationRequest, evidence);
     }
 }
 
@@ -140,7 +150,7 @@ fn an_assistance_request_asked_after_thanks_for_a_course() {
         ("LU", "Madame,\n\nNous tenons à exprimer notre sincère gratitude au Secrétariat pour l'atelier sur la fraude\ndocumentaire tenu à Luxembourg en avril ; les participants l'ont beaucoup apprécié.\n\nLe Secrétariat pourrait-il envisager l'organisation d'un second module à Esch-sur-Alzette, pour les\nagents de la Police grand-ducale ? Nous mettrions la salle et le transport à disposition.\n\nVeuillez agréer, Madame, l'expression de notre haute considération.\nKarim\n", "envisager"),
         ("AL", "Gentile dottoressa,\n\ndesideriamo esprimere i nostri più sentiti ringraziamenti per il corso sui controlli di\nfrontiera svoltosi a Durazzo a febbraio, molto apprezzato dai partecipanti.\n\nSarebbe possibile per il Segretariato prendere in considerazione l'organizzazione di un corso\navanzato a Valona in autunno? Da parte nostra metteremmo a disposizione l'aula.\n\nCon osservanza,\nArben\n", "considerazione"),
     ] {
-        assert_read_by(from, text, Kind::AssistanceRequest, evidence);
+        assert_read_by_rules(from, text, Kind::AssistanceRequest, evidence);
     }
 }
 

@@ -600,7 +600,8 @@ fn separately_signed(
     use crate::outbound::mime::{Body, Entity};
     let mut total = text.len();
     let mut digests = Vec::new();
-    let mut unprotected = Vec::new();
+    // For each block, in order: its name was read outside the encryption.
+    let mut outside = Vec::new();
     let mut parts = vec![Entity {
         headers: vec![
             ("Content-Type".into(), "text/plain; charset=utf-8".into()),
@@ -652,11 +653,14 @@ fn separately_signed(
         }
         // GpgOL names the attachment outside the encryption; the name the
         // sender's software wrote inside it, when there is one, is the one
-        // no one on the way could have changed.
+        // no one on the way without a recipient's key could have changed.
         let name = match d.literal_name.as_deref().map(String::from_utf8_lossy) {
-            Some(inside) if inside != "_CONSOLE" => crate::mime::sanitize_filename(&inside),
+            Some(inside) if inside != "_CONSOLE" => {
+                outside.push(false);
+                crate::mime::sanitize_filename(&inside)
+            }
             _ => {
-                unprotected.push(a.name.clone());
+                outside.push(true);
                 a.name.clone()
             }
         };
@@ -692,8 +696,18 @@ fn separately_signed(
         let msg = inner::parse_entity(&entity, &gw.config.limits)?;
         inner::mime_content(&msg)?
     };
-    for listed in &mut content.attachments {
-        listed.name_unprotected = unprotected.contains(&listed.name);
+    // Marked by position, not by name: a name reads differently once the
+    // entity is parsed again (quotes replaced, encoded words decoded). The
+    // entity lists the blocks in order; should its reading list them
+    // otherwise, every name is marked when any was read outside.
+    if content.attachments.len() == outside.len() {
+        for (listed, outside) in content.attachments.iter_mut().zip(&outside) {
+            listed.name_unprotected = *outside;
+        }
+    } else if outside.contains(&true) {
+        for listed in &mut content.attachments {
+            listed.name_unprotected = true;
+        }
     }
     Ok((content, entity, digests))
 }

@@ -321,7 +321,10 @@ pub fn model_features(
 
 /// The kind the words decide, and why: the model's kind when the rules'
 /// phrases agree or when it is sure enough, unless the rules read another
-/// kind clearly (a lead of `clear-lead`) and the model is below `overrule`;
+/// kind clearly (a lead of `clear-lead`) and the model is below `overrule`
+/// (a lead of `clear-lead-none` against its reading of no kind below
+/// `overrule-none`, or below `overrule` against the rules' assistance
+/// request in a text of thanks);
 /// when it is not sure, its kind still if it reaches `agree` and the rules'
 /// first kind, however weak, is the same; else the rules' kind if the model
 /// ranks it among its two first; else `unclassified`. In an
@@ -371,11 +374,11 @@ fn decide(
     // `overrule`, or, lower, against its barely sure reading of no kind.
     let e = &rules.evidence;
     // In thanks, the model's reading of no kind owes much to the thanks'
-    // words: against the rules' words outside them, it is barely sure
-    // below `overrule`.
+    // words: against the rules' assistance request (whose words in a
+    // sentence of thanks do not count) it is barely sure below `overrule`.
     let none_overrule = match weighed.thanks {
-        Some(_) => e.overrule,
-        None => e.overrule_none,
+        Some(_) if by_rules == Kind::AssistanceRequest => e.overrule,
+        _ => e.overrule_none,
     };
     let clear_against = if by_rules == Kind::Unclassified {
         None

@@ -236,8 +236,9 @@ pub struct Decrypted {
     pub plaintext: Vec<u8>,
     pub signer: Option<Signer>,
     /// The file name in the literal data packet, when the sender's
-    /// software wrote one: inside the encryption, so no one on the way can
-    /// change it (a v4 signature does not cover it).
+    /// software wrote one: inside the encryption, so no one on the way
+    /// without a recipient's key can change it. A v4 signature does not
+    /// cover it: a recipient could decrypt, rename and encrypt again.
     pub literal_name: Option<Vec<u8>>,
 }
 
@@ -259,7 +260,8 @@ struct Helper<'v, 'a> {
     opened: &'v Opened,
     outcome: Option<Result<Option<Signer>, Rejection>>,
     expect_encryption: bool,
-    literal_name: Option<Vec<u8>>,
+    /// The first literal data packet's file name, once one was seen.
+    literal: Option<Option<Vec<u8>>>,
 }
 
 /// Decrypts and verifies an OpenPGP message (armored or binary).
@@ -455,7 +457,7 @@ fn decrypt_unguarded(
         opened,
         outcome: None,
         expect_encryption: true,
-        literal_name: None,
+        literal: None,
     };
     // Signatures are checked for liveness at this time; the exact window is
     // enforced on the creation time afterwards.
@@ -506,7 +508,7 @@ fn decrypt_unguarded(
         Some(Ok(signer)) => Ok(Decrypted {
             plaintext,
             signer,
-            literal_name: helper.literal_name.filter(|n| !n.is_empty()),
+            literal_name: helper.literal.flatten().filter(|n| !n.is_empty()),
         }),
         Some(Err(rejection)) => Err(rejection),
         None => reject(
@@ -530,7 +532,7 @@ pub fn verify_detached(
         opened: &opened,
         outcome: None,
         expect_encryption: false,
-        literal_name: None,
+        literal: None,
     };
     let horizon = v.now + v.max_future;
     let mut verifier = DetachedVerifierBuilder::from_bytes(signature)
@@ -650,8 +652,10 @@ impl VerificationHelper for Helper<'_, '_> {
     }
 
     fn inspect(&mut self, pp: &PacketParser<'_>) -> openpgp::Result<()> {
-        if let Packet::Literal(literal) = &pp.packet {
-            self.literal_name = literal.filename().map(<[u8]>::to_vec);
+        // Sequoia refuses a second literal data packet; the first one's
+        // name is kept all the same, whatever comes after.
+        if let (Packet::Literal(literal), None) = (&pp.packet, &self.literal) {
+            self.literal = Some(literal.filename().map(<[u8]>::to_vec));
         }
         Ok(())
     }
