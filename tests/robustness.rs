@@ -82,15 +82,19 @@ const CRYPTOGRAPHIC: [&str; 9] = [
     "stale_signature",
 ];
 
+/// Whether the decision read a GpgOL message (its attachments encrypted
+/// and signed each on its own).
+fn repaired_as_gpgol(d: &Value) -> bool {
+    d["repairs"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|r| r == "gpgol_inline_attachments"))
+}
+
 /// The attachment whose own signature or encryption refused a GpgOL
 /// message (its detail begins "attachment NAME: ").
 fn refused_attachment(d: &Value) -> Option<String> {
-    let gpgol = d["repairs"]
-        .as_array()?
-        .iter()
-        .any(|r| r == "gpgol_inline_attachments");
     let detail = d["detail"].as_str()?.strip_prefix("attachment ")?;
-    gpgol.then(|| detail.split(": ").next().unwrap().to_string())
+    repaired_as_gpgol(d).then(|| detail.split(": ").next().unwrap().to_string())
 }
 
 #[derive(Debug, Clone)]
@@ -233,10 +237,7 @@ fn every_byte_of_a_gpgol_message_changed_in_turn_leaves_its_authenticated_conten
     let w = world();
     let mut swept = 0;
     for (name, original, before) in &w.messages {
-        let gpgol = before["repairs"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|r| r == "gpgol_inline_attachments"));
-        if before["verdict"] != "accepted" || !gpgol {
+        if before["verdict"] != "accepted" || !repaired_as_gpgol(before) {
             continue;
         }
         for at in 0..original.len() {
